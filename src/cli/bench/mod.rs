@@ -1,0 +1,41 @@
+//! `docseek bench`: benchmarks of each stage, reported as ratios against a reference measured
+//! in the same run (the machines are noisy).
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+pub mod decode;
+pub mod encode;
+pub mod langid;
+pub mod raster;
+
+/// Arguments of `docseek bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: Bench,
+}
+
+/// Which benchmark to run.
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Rasterizer pages/s at 144 dpi, beside `pdftoppm -r 144` when installed.
+    Raster(raster::RasterBenchArgs),
+    /// Vision encoder latency per mode, with peak memory.
+    Encode(encode::EncodeBenchArgs),
+    /// Decoder prefill and decode tokens/s, peak RSS vs weight bytes.
+    Decode(decode::DecodeBenchArgs),
+    /// Language detection throughput (MB/s), beside whatlang alone.
+    Langid(langid::LangidBenchArgs),
+}
+
+/// Runs `docseek bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.which {
+        Bench::Raster(a) => raster::run(a),
+        Bench::Encode(a) => encode::run(a),
+        Bench::Decode(a) => decode::run(a),
+        Bench::Langid(a) => langid::run(a),
+    }
+}

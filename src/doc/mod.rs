@@ -1,0 +1,1 @@
+//! Structured documents: the grounding parser, the document model and its renderers.

@@ -1,0 +1,1 @@
+//! The HTTP service: REST API, async jobs, OpenAI-compatible endpoint, web UI.
