@@ -25,6 +25,7 @@ pub mod normalize;
 pub mod router;
 pub mod script;
 pub mod spans;
+pub mod throughput;
 pub mod training;
 
 pub use detection::{Detection, Span};

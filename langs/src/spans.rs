@@ -10,7 +10,7 @@ use crate::detector::{script_name, LanguageDetector};
 use crate::script::{char_class, HAN, JAPANESE, KOREAN};
 
 /// Runs with at least this many bytes are split into sentences and detected per sentence.
-pub const SENTENCE_SPLIT_MIN_BYTES: usize = 160;
+pub const SENTENCE_SPLIT_MIN_BYTES: usize = 64;
 
 /// Splits `text` into spans (see the module docs) using `detector` for each run.
 pub fn split<D: LanguageDetector + ?Sized>(detector: &D, text: &str) -> Vec<Span> {
@@ -27,10 +27,24 @@ pub fn split<D: LanguageDetector + ?Sized>(detector: &D, text: &str) -> Vec<Span
             confidence: 0.0,
         }];
     }
+    // Per class, the detection of all its runs together: the fallback for a run too short
+    // to decide alone (a Russian word before an inline Greek letter).
+    let mut by_class: Vec<(&'static str, Detection)> = Vec::new();
+    for &(class, _, _) in &runs {
+        if by_class.iter().all(|(k, _)| *k != class) {
+            let joined: Vec<&str> = runs.iter().filter(|r| r.0 == class).map(|r| &text[r.1..r.2]).collect();
+            by_class.push((class, detector.detect(&joined.join(" "))));
+        }
+    }
     let mut spans: Vec<Span> = Vec::new();
     for (class, start, end) in runs {
         let run = &text[start..end];
         let whole = detector.detect(run);
+        let whole = if whole.is_determined() {
+            whole
+        } else {
+            by_class.iter().find(|(k, _)| *k == class).map_or(whole, |(_, d)| d.clone())
+        };
         if run.len() < SENTENCE_SPLIT_MIN_BYTES {
             push_merged(&mut spans, span_of(start, end, &whole, class));
             continue;
