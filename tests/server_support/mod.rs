@@ -25,6 +25,8 @@ pub fn start(engine: FakeEngine, tweak: impl FnOnce(&mut ServerConfig)) -> TestS
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::new(dir.path().to_path_buf());
     config.defaults.mode = docseek::Mode::Tiny;
+    // The test harness is not the docseek binary: PDF workers run the real one.
+    config.raster.worker_exe = Some(env!("CARGO_BIN_EXE_docseek").into());
     tweak(&mut config);
     let state = server::start(std::sync::Arc::new(engine), config).unwrap();
     let app = server::router(state.clone());
