@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText, PageTimings, TokenSink};
 use crate::model::{PageOutcome, Task};
 
+/// Environment variable read by [`FakeEngine::from_env`]: a per-token delay in milliseconds,
+/// honoured only by the fake engine (`--model fake`).
+pub const FAKE_TOKEN_DELAY_ENV: &str = "DOCSEEK_FAKE_TOKEN_DELAY_MS";
+
 /// A fake engine: deterministic text, optional per-token delay, optional scripted output.
 #[derive(Debug, Clone, Default)]
 pub struct FakeEngine {
@@ -21,6 +25,19 @@ impl FakeEngine {
     /// A fake engine with no delay.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fake engine whose per-token delay comes from [`FAKE_TOKEN_DELAY_ENV`] (milliseconds),
+    /// so end-to-end tests of the binary can slow it down; unset means no delay.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut engine = Self::new();
+        if let Ok(ms) = std::env::var(FAKE_TOKEN_DELAY_ENV) {
+            let ms: u64 = ms.trim().parse().map_err(|_| {
+                anyhow::anyhow!("{FAKE_TOKEN_DELAY_ENV} must be a whole number of milliseconds, got '{ms}'")
+            })?;
+            engine.token_delay = Duration::from_millis(ms);
+        }
+        Ok(engine)
     }
 
     /// Builds the fake's answer for a job.

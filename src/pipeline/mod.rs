@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::options::OcrOptions;
 
-// pub mod batch;
+pub mod batch;
 pub mod events;
 pub mod format;
 pub mod report;
