@@ -57,21 +57,23 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A tree with nested images and bad files.
+/// A sample document shipped with the repository (from the rasterizer's `samples/`).
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+}
+
+/// A tree with nested PDFs, images and bad files.
 fn make_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("2024/q1")).unwrap();
+    std::fs::copy(sample("en_tracemonkey_p1-3.pdf"), root.join("2024/q1/paper.pdf")).unwrap();
+    std::fs::copy(sample("ar_right_to_left_01.pdf"), root.join("letter.pdf")).unwrap();
     write_png(&root.join("cover.png"), 64, 48);
     write_png(&root.join("2024/q1/scan.png"), 50, 70);
     write_png(&root.join("2024/q2/photo.jpg.png"), 20, 20);
-    std::fs::write(
-        root.join("2024/q1/corrupt.pdf"),
-        b"%PDF-1.7\nthis is not really a PDF",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("2024/q2/truncated.png"),
-        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
-    )
-    .unwrap();
+    let corrupt: &[u8] = b"%PDF-1.7\nthis is not really a PDF";
+    std::fs::write(root.join("2024/q1/corrupt.pdf"), corrupt).unwrap();
+    let truncated: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    std::fs::write(root.join("2024/q2/truncated.png"), truncated).unwrap();
     std::fs::write(root.join("2024/empty.jpg"), b"").unwrap();
     std::fs::write(root.join("2024/notes.txt"), b"not a document").unwrap();
 }
@@ -82,74 +84,62 @@ fn a_tree_with_bad_files_is_mirrored_and_recorded() {
     let input = tmp.path().join("docs");
     make_tree(&input);
     let out = tmp.path().join("out");
-    let run = docseek(&[
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "raw",
-        "--jobs",
-        "2",
-    ])
-    .output()
-    .unwrap();
+    let (input_arg, out_arg) = (input.to_str().unwrap(), out.to_str().unwrap());
+    // A low dpi keeps the unoptimised test build quick.
+    let args = [input_arg, "--out", out_arg, "--format", "raw", "--jobs", "2", "--dpi", "36"];
+    let run = docseek(&args).output().unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(
-        run.status.code(),
-        Some(3),
-        "partial failure exits with 3: {stderr}"
-    );
+    assert_eq!(run.status.code(), Some(3), "partial failure exits with 3: {stderr}");
     assert!(stderr.contains("FAILED 2024/q1/corrupt.pdf"), "{stderr}");
 
     let files = files_under(&out);
-    assert_eq!(
-        files,
-        [
-            "2024/q1/scan.raw.txt",
-            "2024/q2/photo.jpg.raw.txt",
-            "cover.raw.txt",
-            "manifest.jsonl"
-        ],
-        "outputs mirror the input tree, nothing else (no temporary files)"
-    );
+    let expected = [
+        "2024/q1/paper.raw.txt",
+        "2024/q1/scan.raw.txt",
+        "2024/q2/photo.jpg.raw.txt",
+        "cover.raw.txt",
+        "letter.raw.txt",
+        "manifest.jsonl",
+    ];
+    assert_eq!(files, expected, "outputs mirror the input tree, nothing else (no temporary files)");
     let scan = std::fs::read_to_string(out.join("2024/q1/scan.raw.txt")).unwrap();
     assert!(scan.contains("# Page 50x70"), "{scan}");
+    let paper = std::fs::read_to_string(out.join("2024/q1/paper.raw.txt")).unwrap();
+    assert_eq!(paper.matches("<--- Page Split --->").count(), 2, "three pages: {paper}");
 
     let records = manifest(&out);
-    let mut inputs: Vec<&str> = records
-        .iter()
-        .map(|r| r["input"].as_str().unwrap())
-        .collect();
+    let mut inputs: Vec<&str> = records.iter().map(|r| r["input"].as_str().unwrap()).collect();
     inputs.sort();
-    assert_eq!(
-        inputs,
-        [
-            "2024/empty.jpg",
-            "2024/q1/corrupt.pdf",
-            "2024/q1/scan.png",
-            "2024/q2/photo.jpg.png",
-            "2024/q2/truncated.png",
-            "cover.png"
-        ],
-        "every document is recorded once; notes.txt is not a document"
-    );
+    let expected = [
+        "2024/empty.jpg",
+        "2024/q1/corrupt.pdf",
+        "2024/q1/paper.pdf",
+        "2024/q1/scan.png",
+        "2024/q2/photo.jpg.png",
+        "2024/q2/truncated.png",
+        "cover.png",
+        "letter.pdf",
+    ];
+    assert_eq!(inputs, expected, "every document is recorded once; notes.txt is not a document");
     for r in &records {
         let ok = r["status"] == "ok";
         let name = r["input"].as_str().unwrap();
-        assert_eq!(
-            ok,
-            !name.contains("corrupt") && !name.contains("truncated") && !name.contains("empty"),
-            "{r}"
-        );
+        let bad = ["corrupt", "truncated", "empty"].iter().any(|b| name.contains(b));
+        assert_eq!(ok, !bad, "{r}");
+        if name == "2024/q1/paper.pdf" {
+            assert_eq!(r["page_count"], 3);
+            let pages: Vec<u64> =
+                r["pages"].as_array().unwrap().iter().map(|p| p["page"].as_u64().unwrap()).collect();
+            assert_eq!(pages, [1, 2, 3], "one outcome per page");
+        }
         if ok {
-            assert_eq!(r["pages"][0]["status"], "finished");
-            assert!(r["pages"][0]["generated_tokens"].as_u64().unwrap() > 0);
+            let pages = r["pages"].as_array().unwrap();
+            assert!(pages.iter().all(|p| p["status"] == "finished"), "{r}");
+            assert!(pages.iter().all(|p| p["generated_tokens"].as_u64().unwrap() > 0), "{r}");
             assert_eq!(r["sha256"].as_str().unwrap().len(), 64);
         } else {
-            assert!(
-                !r["error"].as_str().unwrap().is_empty(),
-                "a failure carries its error: {r}"
-            );
+            let error = r["error"].as_str().unwrap();
+            assert!(!error.is_empty(), "a failure carries its error: {r}");
         }
     }
 }

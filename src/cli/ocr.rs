@@ -120,7 +120,7 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("output format {f} is not available in this build");
     }
-    let probe = DocumentRequest::new("-", InputSource::Bytes(Vec::new().into()))
+    let probe = DocumentRequest::new("-", InputSource::bytes(Vec::new()))
         .with_options(args.options.clone());
     probe.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let inputs = discover(

@@ -57,7 +57,7 @@ fn mirrors_records_and_resumes() {
     write_png(&input.join("a.jpg.png"), 31, 20);
     write_png(&input.join("deep/er/b.png"), 32, 20);
     write_png(&input.join("deep/same.png"), 33, 20);
-    std::fs::write(input.join("deep/same.pdf"), b"%PDF-1.4 broken").unwrap();
+    std::fs::write(input.join("deep/same.jpg"), b"plain text, not a JPEG").unwrap();
     std::fs::write(
         input.join("deep/broken.png"),
         b"\x89PNG\r\n\x1a\n truncated",
@@ -89,7 +89,7 @@ fn mirrors_records_and_resumes() {
     let broken = &records["deep/broken.png"];
     assert_eq!(broken.status, DocumentStatus::Failed);
     assert!(
-        broken.error.as_deref().unwrap().contains("corrupt image"),
+        broken.error.as_deref().unwrap().contains("corrupt or unsupported PNG"),
         "{broken:?}"
     );
     let b = &records["deep/er/b.png"];
