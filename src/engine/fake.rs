@@ -12,6 +12,10 @@ use crate::model::{PageOutcome, Task};
 /// honoured only by the fake engine (`--model fake`).
 pub const FAKE_TOKEN_DELAY_ENV: &str = "DOCSEEK_FAKE_TOKEN_DELAY_MS";
 
+/// Environment variable read by [`FakeEngine::from_env`]: a file whose content the fake engine
+/// emits verbatim for every page (same name as `docseek serve` reads).
+pub const FAKE_SCRIPT_ENV: &str = "DOCSEEK_FAKE_SCRIPT_FILE";
+
 /// A fake engine: deterministic text, optional per-token delay, optional scripted output.
 #[derive(Debug, Clone, Default)]
 pub struct FakeEngine {
@@ -27,8 +31,9 @@ impl FakeEngine {
         Self::default()
     }
 
-    /// A fake engine whose per-token delay comes from [`FAKE_TOKEN_DELAY_ENV`] (milliseconds),
-    /// so end-to-end tests of the binary can slow it down; unset means no delay.
+    /// A fake engine whose per-token delay comes from [`FAKE_TOKEN_DELAY_ENV`] (milliseconds)
+    /// and whose output may come from [`FAKE_SCRIPT_ENV`], so end-to-end tests of the binary
+    /// can slow it down or script it; unset means no delay, generated text.
     pub fn from_env() -> anyhow::Result<Self> {
         let mut engine = Self::new();
         if let Ok(ms) = std::env::var(FAKE_TOKEN_DELAY_ENV) {
@@ -36,6 +41,11 @@ impl FakeEngine {
                 anyhow::anyhow!("{FAKE_TOKEN_DELAY_ENV} must be a whole number of milliseconds, got '{ms}'")
             })?;
             engine.token_delay = Duration::from_millis(ms);
+        }
+        if let Ok(path) = std::env::var(FAKE_SCRIPT_ENV) {
+            let script = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read {FAKE_SCRIPT_ENV}={path}: {e}"))?;
+            engine.script = Some(script);
         }
         Ok(engine)
     }
