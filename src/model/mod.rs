@@ -12,11 +12,13 @@ pub mod config;
 pub mod decoder;
 pub mod generation;
 pub mod layers;
+pub mod loader;
 pub mod mla;
 pub mod moe;
 pub mod ngram;
 pub mod prompt;
 pub mod rope;
+pub mod synth;
 pub mod task;
 
 pub use config::{Architecture, DeepseekV2Config, ModelConfig};
