@@ -4,7 +4,8 @@
 //! `~/.cache/huggingface/hub`), with a progress bar on stderr; files already cached are used
 //! without network. `HF_HUB_OFFLINE=1` forbids the network: a model missing from the cache is
 //! then one clear error saying how to get it. Weights are one `model.safetensors` or the shards
-//! named by `model.safetensors.index.json`, memory-mapped and converted to the chosen dtype.
+//! named by `model.safetensors.index.json`, read tensor by tensor and converted to the chosen
+//! dtype.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
+use super::weights::StreamingSafetensors;
 use super::ModelError;
 
 /// Files every checkpoint folder needs besides the weights.
@@ -209,12 +211,12 @@ fn fetch_from_hub(model: &str, revision: &str) -> Result<PathBuf, ModelError> {
     Ok(dir)
 }
 
-/// Memory-maps a folder's weights as a `VarBuilder` in `dtype` on `device`.
+/// A `VarBuilder` over a folder's weights in `dtype` on `device`; tensors are read from the
+/// files when a module asks for them (see [`super::weights`]).
 pub fn open_weights(dir: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>, ModelError> {
     let files = weight_files(dir)?;
-    // SAFETY: the weight files are opened read-only and not modified while mapped (the hub
-    // cache and model folders are written only by downloads that finish before we map them).
-    Ok(unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, device)? })
+    let backend = StreamingSafetensors::open(&files)?;
+    Ok(VarBuilder::from_backend(Box::new(backend), dtype, device.clone()))
 }
 
 #[cfg(test)]

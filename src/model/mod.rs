@@ -20,6 +20,7 @@ pub mod prompt;
 pub mod rope;
 pub mod synth;
 pub mod task;
+pub mod weights;
 
 pub use config::{Architecture, DeepseekV2Config, ModelConfig};
 pub use decoder::{DeepseekDecoder, LogitsFor};

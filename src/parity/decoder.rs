@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use serde_json::Value;
 
 use super::{compare_floats, compare_ids, Report, REL_TOL_F32};
@@ -79,9 +78,7 @@ fn load_json(dir: &Path) -> anyhow::Result<Value> {
 /// Loads the fixture's decoder in f32 on the CPU.
 pub fn load_fixture_decoder(dir: &Path) -> anyhow::Result<(ModelConfig, DeepseekDecoder)> {
     let cfg = ModelConfig::from_dir(dir)?;
-    let weights = dir.join("model.safetensors");
-    // SAFETY: the fixture files are read-only and not modified while mapped.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)? };
+    let vb = crate::model::loader::open_weights(dir, DType::F32, &Device::Cpu)?;
     let dec = DeepseekDecoder::load(&cfg.decoder, vb)?;
     Ok((cfg, dec))
 }
