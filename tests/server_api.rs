@@ -130,7 +130,7 @@ async fn oversized_uploads_get_413_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_documents_get_415_and_broken_ones_422() {
-    let s = start(FakeEngine::new(), |c| c.limits.max_pixels = 1_000_000);
+    let s = start(FakeEngine::new(), |c| c.raster.limits.max_image_pixels = 1_000_000);
     let (status, v) = call_json(&s.app, post_raw("/v1/ocr", b"<html><script>alert(1)</script></html>".to_vec())).await;
     assert_error(status, &v, 415, "unsupported_media_type");
     // Claiming to be a PNG does not make it one.
@@ -297,4 +297,55 @@ async fn openai_chat_completions_plain_and_streamed() {
     let req = Request::post("/v1/chat/completions").body(Body::from(bad.to_string())).unwrap();
     let (status, v) = call_json(&s.app, req).await;
     assert_error(status, &v, 400, "bad_request");
+}
+
+const SAMPLE_PDF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/en_tracemonkey_p1.pdf");
+const SAMPLE_PDF_3_PAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/en_tracemonkey_p1-3.pdf");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_ocr_of_a_sample_pdf() {
+    let s = start(FakeEngine::new(), |_| {});
+    let pdf = std::fs::read(SAMPLE_PDF).unwrap();
+    let (status, v) = call_json(&s.app, post_multipart("/v1/ocr?dpi=72", &pdf, &[])).await;
+    assert_eq!(status, 200, "{v}");
+    let pages = v["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 1);
+    // US Letter at 72 dpi: 612 x 792 points = pixels.
+    assert_eq!((pages[0]["width"].as_u64(), pages[0]["height"].as_u64()), (Some(612), Some(792)));
+    assert_eq!(pages[0]["blocks"][0]["text"], "# Page 612x792");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_page_pdf_job_with_page_selection_and_progress() {
+    let s = start(FakeEngine { token_delay: Duration::from_millis(1), script: None }, |_| {});
+    let pdf = std::fs::read(SAMPLE_PDF_3_PAGES).unwrap();
+    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &pdf, &[("dpi", "50"), ("pages", "1,3")])).await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let (_, _, body) = call(&s.app, get(&format!("/v1/jobs/{id}/events"))).await;
+    let events = sse_events(&String::from_utf8(body).unwrap());
+    let pages: Vec<Value> = events.iter().filter(|(e, _)| e == "page").map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
+    assert_eq!(pages.len(), 2);
+    let mut numbers: Vec<u64> = pages.iter().map(|p| p["page"]["page"].as_u64().unwrap()).collect();
+    numbers.sort();
+    assert_eq!(numbers, vec![1, 3]);
+    assert!(events.iter().any(|(e, d)| e == "pages" && d.contains("\"count\":2")), "{events:?}");
+    let v = wait_final(&s.app, &id).await;
+    assert_eq!((v["state"].as_str(), v["pages_done"].as_u64()), (Some("done"), Some(2)));
+    let (_, _, md) = call(&s.app, get(&format!("/v1/jobs/{id}/result?format=md"))).await;
+    assert_eq!(String::from_utf8(md).unwrap().matches("# Page").count(), 2);
+    let (status, _, png) = call(&s.app, get(&format!("/v1/jobs/{id}/pages/1/image"))).await;
+    assert_eq!(status, 200);
+    assert!(image::load_from_memory(&png).unwrap().height() > 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_and_encrypted_looking_pdfs_fail_cleanly() {
+    let s = start(FakeEngine::new(), |_| {});
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", b"%PDF-1.7\n1 0 obj garbage\n%%EOF".to_vec())).await;
+    assert_error(status, &v, 422, "invalid_document");
+    // The server is still fine afterwards.
+    let pdf = std::fs::read(SAMPLE_PDF).unwrap();
+    let (status, _) = call_json(&s.app, post_raw("/v1/ocr?dpi=36", pdf)).await;
+    assert_eq!(status, 200);
 }

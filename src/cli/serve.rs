@@ -10,8 +10,7 @@ use anyhow::Context;
 
 use crate::engine::{FakeEngine, OcrEngine};
 use crate::options::{ModelArgs, OcrOptions};
-use crate::server::config::{DEFAULT_MAX_PAGES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB};
-use crate::server::intake::DocLimits;
+use crate::server::config::{DEFAULT_MAX_PAGES, DEFAULT_MAX_UPLOAD_MB};
 use crate::server::ServerConfig;
 
 /// Env var: per-token delay of the fake engine, in milliseconds (tests and demos only).
@@ -65,9 +64,21 @@ pub struct ServeArgs {
     #[arg(long, env = "DOCSEEK_MAX_PAGES", default_value_t = DEFAULT_MAX_PAGES)]
     max_pages: usize,
 
-    /// Most pixels per page image.
-    #[arg(long, env = "DOCSEEK_MAX_PIXELS", default_value_t = DEFAULT_MAX_PIXELS)]
-    max_pixels: u64,
+    /// Most pixels per rendered PDF page (larger pages are rendered at a lower dpi).
+    #[arg(long, env = "DOCSEEK_MAX_PAGE_PIXELS", default_value_t = crate::pdf::limits::DEFAULT_MAX_PAGE_PIXELS)]
+    max_page_pixels: u64,
+
+    /// Most pixels an uploaded image may have (larger ones are refused before decoding).
+    #[arg(long, env = "DOCSEEK_MAX_IMAGE_PIXELS", default_value_t = crate::pdf::limits::DEFAULT_MAX_IMAGE_PIXELS)]
+    max_image_pixels: u64,
+
+    /// libpdfium to use (file or folder); default: searched (see `docseek pages --help`).
+    #[arg(long, env = "DOCSEEK_PDFIUM_LIB")]
+    pdfium_lib: Option<PathBuf>,
+
+    /// PDF renderer worker processes.
+    #[arg(long, env = "DOCSEEK_RASTER_WORKERS", default_value_t = 1)]
+    raster_workers: usize,
 
     /// Timeout of synchronous requests (POST /v1/ocr), in seconds.
     #[arg(long, env = "DOCSEEK_REQUEST_TIMEOUT_S", default_value_t = 300)]
@@ -112,7 +123,12 @@ impl ServeArgs {
         c.max_queued_jobs = self.max_queue;
         c.max_batch = self.max_batch.max(1);
         c.engine_queue_pages = (c.max_batch * c.concurrency * 2).max(c.max_batch);
-        c.limits = DocLimits { max_pages: self.max_pages, max_pixels: self.max_pixels };
+        c.raster.limits.max_pages = self.max_pages;
+        c.raster.limits.max_page_pixels = self.max_page_pixels;
+        c.raster.limits.max_image_pixels = self.max_image_pixels;
+        c.raster.limits.max_input_bytes = self.max_upload_mb.saturating_mul(1 << 20);
+        c.raster.pdfium_lib = self.pdfium_lib.clone();
+        c.raster.workers = self.raster_workers.max(1);
         c.request_timeout = Duration::from_secs(self.request_timeout_s);
         c.retention = Duration::from_secs_f64(self.retention_hours * 3600.0);
         c.webhook_hosts = self.webhook_allow.clone();

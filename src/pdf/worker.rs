@@ -67,6 +67,9 @@ pub fn serve(library: &Path, mut input: impl Read, mut output: impl Write) -> st
     Ok(())
 }
 
+/// Bytes per RGB pixel.
+const RGB_BYTES: usize = 3;
+
 fn not_open() -> PdfError {
     PdfError::RenderFailed { page: 0, reason: "no document is open in the worker".into() }
 }
@@ -146,9 +149,9 @@ fn render(
     let scale = dpi / POINTS_PER_INCH;
     let fit = limits.page_fit(f64::from(width_pt * scale), f64::from(height_pt * scale)) as f32;
     let scale = scale * fit;
-    // Defaults: BGRA bitmap with the byte order reversed (so RGBA), cleared to white,
-    // annotations and form data drawn, as a viewer shows the page.
-    let config = PdfRenderConfig::new().scale_page_by_factor(scale);
+    // A 24-bit bitmap with pdfium's reversed byte order is RGB already (rows padded to 4 bytes);
+    // cleared to white, annotations and form data drawn, as a viewer shows the page.
+    let config = PdfRenderConfig::new().scale_page_by_factor(scale).set_format(PdfBitmapFormat::BGR).set_reverse_byte_order(true);
     let bitmap = page.render_with_config(&config).map_err(|e| fail(pdfium_reason(&e)))?;
     let (w, h) = (bitmap.width().max(0) as usize, bitmap.height().max(0) as usize);
     if w == 0 || h == 0 {
@@ -156,15 +159,19 @@ fn render(
     }
     let raw = bitmap.as_raw_bytes();
     let stride = raw.len() / h;
-    if stride < w * 4 {
+    let row = w * RGB_BYTES;
+    if stride < row {
         return Err(fail(format!("bitmap stride {stride} too small for width {w}")));
     }
-    let mut rgb = Vec::with_capacity(w * h * 3);
-    for row in raw.chunks_exact(stride) {
-        for px in row[..w * 4].chunks_exact(4) {
-            rgb.extend_from_slice(&px[..3]);
+    let rgb = if stride == row {
+        raw
+    } else {
+        let mut rgb = Vec::with_capacity(row * h);
+        for line in raw.chunks_exact(stride) {
+            rgb.extend_from_slice(&line[..row]);
         }
-    }
+        rgb
+    };
     let text = if want_text { Some(text_layer(&page).map_err(|e| fail(format!("text layer: {}", pdfium_reason(&e))))?) } else { None };
     let resp = Response::Page {
         index,

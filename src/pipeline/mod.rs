@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::options::OcrOptions;
 
-// pub mod batch;
+pub mod batch;
 pub mod events;
 pub mod format;
 pub mod report;
@@ -242,7 +242,7 @@ mod request_tests {
         assert_eq!(default_stem("scan"), "scan");
         assert_eq!(default_stem(".hidden"), ".hidden");
         assert_eq!(default_stem(""), "document");
-        let req = DocumentRequest::new("x.png", InputSource::Bytes(Vec::new().into()));
+        let req = DocumentRequest::new("x.png", InputSource::bytes(Vec::new()));
         assert!(req.validate().is_ok());
         assert!(req.clone().with_formats(vec![]).validate().is_err());
         let mut locate = req.clone();

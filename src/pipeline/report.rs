@@ -162,7 +162,12 @@ pub enum DocumentError {
     /// The request is invalid (unknown format, bad option combination).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// The input could not be read or opened (missing, corrupt, encrypted, unsupported, too big).
+    /// The rasterizer could not open the input (missing, corrupt, encrypted, unsupported, too
+    /// big, worker crashed); [`PdfError::is_bad_input`](crate::pdf::PdfError::is_bad_input)
+    /// tells the input's fault from the service's.
+    #[error(transparent)]
+    Intake(crate::pdf::PdfError),
+    /// The input could not be processed for another reason.
     #[error("{0}")]
     Input(String),
     /// The document was cancelled.

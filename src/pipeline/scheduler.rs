@@ -25,6 +25,7 @@ use super::source::{self, RenderedPage};
 use super::structure::{self, FinishedPage};
 use super::{DocumentRequest, DocumentResult, PipelineConfig, PipelineStats};
 use crate::engine::{EngineError, Flow, OcrEngine, PageJob, PageText};
+use crate::pdf::{PdfError, Rasterizer, RasterizerConfig};
 
 /// Completion callback of one document.
 type OnDone = Box<dyn FnOnce(DocId, DocumentResult) + Send>;
@@ -110,8 +111,22 @@ impl Ticket {
 }
 
 impl Pipeline {
-    /// Starts the pipeline's threads around `engine`.
+    /// Starts the pipeline's threads around `engine`, with a rasterizer of `config.jobs`
+    /// worker processes (libpdfium found as [`crate::pdf::library`] documents). If no
+    /// rasterizer can be started, every document fails with the reason.
     pub fn new(engine: Arc<dyn OcrEngine>, config: PipelineConfig) -> Self {
+        let raster = RasterizerConfig { workers: config.jobs.max(1), ..Default::default() };
+        Self::with_rasterizer(engine, config, Rasterizer::new(raster))
+    }
+
+    /// Starts the pipeline's threads around `engine` and a given rasterizer (to share one, or
+    /// to set its library, worker executable and limits).
+    pub fn with_rasterizer(
+        engine: Arc<dyn OcrEngine>,
+        config: PipelineConfig,
+        rasterizer: Result<Rasterizer, PdfError>,
+    ) -> Self {
+        let rasterizer = Arc::new(rasterizer);
         let config = PipelineConfig {
             queued_pages: config.queued_pages.max(1),
             ..PipelineConfig::new(config.jobs, config.batch_size)
@@ -130,8 +145,9 @@ impl Pipeline {
         let mut threads = Vec::new();
         for i in 0..config.jobs {
             let (rx, pages, collect) = (task_rx.clone(), page_tx.clone(), collect_tx.clone());
+            let raster = rasterizer.clone();
             threads.push(spawn(&format!("docseek-raster-{i}"), move || {
-                raster_worker(rx, pages, collect)
+                raster_worker(raster, rx, pages, collect)
             }));
         }
         drop(page_tx);
@@ -281,6 +297,7 @@ fn skipped_page(
 
 /// Opens documents and renders their pages, one document at a time per worker.
 fn raster_worker(
+    rasterizer: Arc<Result<Rasterizer, PdfError>>,
     tasks: Arc<Mutex<Receiver<Task>>>,
     pages: SyncSender<PageWork>,
     collect: Sender<Collect>,
@@ -288,17 +305,13 @@ fn raster_worker(
     while let Some(task) = next(&tasks) {
         let request = Arc::new(task.request.clone());
         if request.cancel.is_cancelled() {
-            let _ = collect.send(Collect::Failed {
-                task,
-                error: DocumentError::Cancelled,
-            });
+            let _ = collect.send(Collect::Failed { task, error: DocumentError::Cancelled });
             continue;
         }
         let opened = Instant::now();
-        let mut src = match catch_unwind(AssertUnwindSafe(|| {
-            source::open(&request.source, &request.options)
-        })) {
-            Ok(Ok(src)) => src,
+        let doc = catch_unwind(AssertUnwindSafe(|| source::open(&rasterizer, &request.source, &request.options)));
+        let mut doc = match doc {
+            Ok(Ok(doc)) => doc,
             Ok(Err(error)) => {
                 let _ = collect.send(Collect::Failed { task, error });
                 continue;
@@ -309,33 +322,20 @@ fn raster_worker(
                 continue;
             }
         };
-        let count = src.page_count();
-        let selected: Vec<usize> = match &request.options.pages {
-            Some(sel) => sel.indices(count).into_iter().map(|i| i + 1).collect(),
-            None => (1..=count).collect(),
-        };
-        if selected.is_empty() {
-            let error =
-                DocumentError::Input(format!("no pages selected (the document has {count})"));
-            let _ = collect.send(Collect::Failed { task, error });
-            continue;
-        }
         let id = task.id;
-        request.sink.event(&Event::DocumentStarted {
-            doc: id,
-            name: request.name.clone(),
-            pages: selected.len(),
-        });
+        let selected = doc.selected.clone();
+        request.sink.event(&Event::DocumentStarted { doc: id, name: request.name.clone(), pages: selected.len() });
         let job_template = page_job_template(&request);
         let open_time = opened.elapsed();
         let opened = Collect::Opened {
             task,
             request: request.clone(),
-            page_count: count,
+            page_count: doc.page_count,
             pages: selected.clone(),
             open_time,
         };
         let _ = collect.send(opened);
+        let mut last_error = None;
         for (slot, &page_no) in selected.iter().enumerate() {
             if request.cancel.is_cancelled() {
                 let page = skipped_page(page_no, PageStatus::Cancelled, None, Duration::ZERO);
@@ -343,43 +343,27 @@ fn raster_worker(
                 continue;
             }
             let start = Instant::now();
-            let rendered = catch_unwind(AssertUnwindSafe(|| src.render(page_no - 1)))
-                .unwrap_or_else(|_| Err("the rasterizer crashed on this page".to_string()));
+            let rendered = catch_unwind(AssertUnwindSafe(|| doc.pages.next()))
+                .unwrap_or_else(|_| Some(Err("the rasterizer crashed on this page".to_string())));
+            let rendered = rendered.unwrap_or_else(|| {
+                Err(last_error.clone().unwrap_or_else(|| "the rasterizer returned no image for this page".to_string()))
+            });
             let raster = start.elapsed();
             match rendered {
                 Ok(page) => {
                     let (width, height) = page.image.dimensions();
-                    request.sink.event(&Event::PageRendered {
-                        doc: id,
-                        page: page_no,
-                        width,
-                        height,
-                        elapsed: raster,
-                    });
-                    let job = PageJob {
-                        image: page.image.clone(),
-                        ..job_template.clone()
-                    };
-                    let work = PageWork {
-                        id,
-                        slot,
-                        page_no,
-                        page,
-                        job,
-                        raster,
-                        request: request.clone(),
-                    };
+                    request.sink.event(&Event::PageRendered { doc: id, page: page_no, width, height, elapsed: raster });
+                    let job = PageJob { image: page.image.clone(), ..job_template.clone() };
+                    let work = PageWork { id, slot, page_no, page, job, raster, request: request.clone() };
                     if let Err(mpsc::SendError(work)) = pages.send(work) {
                         let page = skipped_page(work.page_no, PageStatus::Cancelled, None, raster);
                         let _ = collect.send(Collect::Page { id, slot, page });
                     }
                 }
                 Err(error) => {
+                    last_error = Some(error.clone());
                     let page = skipped_page(page_no, PageStatus::Failed, Some(error), raster);
-                    request.sink.event(&Event::PageDone {
-                        doc: id,
-                        report: page.report.clone(),
-                    });
+                    request.sink.event(&Event::PageDone { doc: id, report: page.report.clone() });
                     let _ = collect.send(Collect::Page { id, slot, page });
                 }
             }

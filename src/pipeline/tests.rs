@@ -13,7 +13,7 @@ fn png(w: u32, h: u32, shade: u8) -> InputSource {
     image::RgbImage::from_pixel(w, h, image::Rgb([shade, shade, shade]))
         .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
         .unwrap();
-    InputSource::Bytes(out.into())
+    InputSource::bytes(out)
 }
 
 /// Records every event as a compact string.
@@ -86,10 +86,10 @@ fn a_bad_document_fails_alone() {
         .collect();
     let bad = pipeline.submit_ticket(DocumentRequest::new(
         "bad.png",
-        InputSource::Bytes(b"garbage".to_vec().into()),
+        InputSource::bytes(b"garbage".to_vec()),
     ));
     let err = bad.wait().unwrap_err();
-    assert!(matches!(err, DocumentError::Input(_)), "{err:?}");
+    assert!(matches!(err, DocumentError::Intake(_)), "{err:?}");
     for (i, t) in good.into_iter().enumerate() {
         let out = t.wait().unwrap();
         assert!(out.raw_pages[0].contains(&format!("# Page {}x10", 10 + i)));

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::options::OcrOptions;
-use crate::server::intake::DocLimits;
+use crate::pdf::RasterizerConfig;
 
 /// Everything the server needs to know besides the engine.
 #[derive(Debug, Clone)]
@@ -23,8 +23,8 @@ pub struct ServerConfig {
     pub engine_queue_pages: usize,
     /// Most pages per engine call (and pages in flight per job).
     pub max_batch: usize,
-    /// Page and pixel limits per document.
-    pub limits: DocLimits,
+    /// The rasterizer: page, pixel and size limits, worker executable, libpdfium.
+    pub raster: RasterizerConfig,
     /// Timeout of synchronous requests.
     pub request_timeout: Duration,
     /// How long finished jobs are kept.
@@ -42,9 +42,7 @@ pub struct ServerConfig {
 /// Default upload limit in MB.
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 50;
 /// Default page limit per document.
-pub const DEFAULT_MAX_PAGES: usize = 500;
-/// Default pixel limit per page (a 600 dpi A3 page is ~70 Mpx).
-pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+pub const DEFAULT_MAX_PAGES: usize = 1000;
 
 impl ServerConfig {
     /// Settings with the defaults for a data directory (used by tests and as a base).
@@ -57,7 +55,10 @@ impl ServerConfig {
             max_queued_jobs: 64,
             engine_queue_pages: 64,
             max_batch: 4,
-            limits: DocLimits { max_pages: DEFAULT_MAX_PAGES, max_pixels: DEFAULT_MAX_PIXELS },
+            raster: RasterizerConfig {
+                limits: crate::pdf::Limits { max_pages: DEFAULT_MAX_PAGES, max_input_bytes: DEFAULT_MAX_UPLOAD_MB << 20, ..Default::default() },
+                ..Default::default()
+            },
             request_timeout: Duration::from_secs(300),
             retention: Duration::from_secs(24 * 3600),
             webhook_hosts: Vec::new(),

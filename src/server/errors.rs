@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::engine::EngineError;
+use crate::pdf::PdfError;
 
 /// An error returned to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,9 @@ pub enum ApiError {
     /// The request took longer than the configured timeout.
     #[error("the request timed out after {0} s")]
     Timeout(u64),
+    /// The document renderer failed (crashed, timed out, missing); the service is at fault.
+    #[error("{0}")]
+    RenderFailed(String),
     /// The model failed on this input.
     #[error("{0}")]
     ModelFailed(String),
@@ -82,6 +86,7 @@ impl ApiError {
             ApiError::LimitExceeded(_) => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
             ApiError::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             ApiError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+            ApiError::RenderFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "render_failed"),
             ApiError::ModelFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "model_error"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -97,6 +102,7 @@ impl ApiError {
             "invalid_document" => ApiError::InvalidDocument(message),
             "limit_exceeded" => ApiError::LimitExceeded(message),
             "model_error" => ApiError::ModelFailed(message),
+            "render_failed" => ApiError::RenderFailed(message),
             "interrupted" | "unavailable" => ApiError::Unavailable(message),
             "cancelled" => ApiError::Cancelled,
             _ => ApiError::Internal(message),
@@ -118,6 +124,29 @@ impl From<rusqlite::Error> for ApiError {
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
         ApiError::internal(format!("io: {e}"))
+    }
+}
+
+impl From<PdfError> for ApiError {
+    fn from(e: PdfError) -> Self {
+        let msg = e.to_string();
+        match e {
+            PdfError::NotADocument { .. } => ApiError::UnsupportedMediaType(format!(
+                "{msg}; send a PDF or an image (PNG, JPEG, TIFF, WebP, BMP, GIF)"
+            )),
+            PdfError::InputTooLarge { limit, .. } => ApiError::PayloadTooLarge { limit_mb: limit.div_ceil(1 << 20) },
+            PdfError::TooManyPages { .. } | PdfError::PixelBomb { .. } => ApiError::LimitExceeded(msg),
+            PdfError::InvalidOption { .. } => ApiError::InvalidOptions(msg),
+            PdfError::PdfiumMissing { .. } | PdfError::PdfiumUnloadable { .. } => {
+                tracing::error!(error = %msg, "PDF support unavailable");
+                ApiError::Unavailable("PDF rendering is not available on this server".into())
+            }
+            PdfError::WorkerCrashed { .. } | PdfError::WorkerTimeout { .. } | PdfError::RenderFailed { .. } => ApiError::RenderFailed(msg),
+            PdfError::WorkerUnavailable { .. } | PdfError::Unwritable { .. } | PdfError::Unreadable { .. } | PdfError::NotFound { .. } | PdfError::IsDirectory { .. } => {
+                ApiError::internal(msg)
+            }
+            _ => ApiError::InvalidDocument(msg),
+        }
     }
 }
 

@@ -2,66 +2,31 @@
 //! limit, sniffing what it really is (the declared content type is not trusted), mapping
 //! request fields onto [`OcrOptions`], and rasterizing the document into page images.
 
-use std::path::Path;
-
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
-use image::ImageFormat;
 use serde_json::{Map, Value};
 
 use crate::options::OcrOptions;
+use crate::pdf::DocumentKind;
 use crate::server::errors::ApiError;
 
-/// Bytes sniffed for a `%PDF-` header (the PDF spec tolerates leading junk).
-const PDF_HEADER_WINDOW: usize = 1024;
 /// Multipart field holding the document.
 pub const FILE_FIELD: &str = "file";
 
-/// What an upload turned out to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaKind {
-    /// A PDF document.
-    Pdf,
-    /// A raster image.
-    Image(ImageFormat),
+/// The stored name of a document kind (`pdf`, `png`, ...).
+pub fn kind_name(kind: DocumentKind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
-impl MediaKind {
-    /// Short name stored with the job (`pdf`, `png`, `jpeg`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            MediaKind::Pdf => "pdf",
-            MediaKind::Image(f) => f.extensions_str().first().copied().unwrap_or("image"),
-        }
-    }
-
-    /// Parses a stored name back.
-    pub fn from_name(name: &str) -> Option<Self> {
-        if name == "pdf" {
-            return Some(MediaKind::Pdf);
-        }
-        ImageFormat::from_extension(name).map(MediaKind::Image)
-    }
+/// Parses a stored kind name back.
+pub fn kind_from_name(name: &str) -> Option<DocumentKind> {
+    serde_json::from_value(Value::String(name.to_string())).ok()
 }
 
 /// Decides what the bytes are from their content, never from the declared type or name.
-pub fn sniff(bytes: &[u8]) -> Result<MediaKind, ApiError> {
-    if bytes.is_empty() {
-        return Err(ApiError::InvalidDocument("the upload is empty".into()));
-    }
-    let head = &bytes[..bytes.len().min(PDF_HEADER_WINDOW)];
-    if head.windows(5).any(|w| w == b"%PDF-") {
-        return Ok(MediaKind::Pdf);
-    }
-    match image::guess_format(bytes) {
-        Ok(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff | ImageFormat::WebP | ImageFormat::Gif | ImageFormat::Bmp)) => {
-            Ok(MediaKind::Image(f))
-        }
-        _ => Err(ApiError::UnsupportedMediaType(
-            "the upload is not a PDF or a supported image (PNG, JPEG, TIFF, WebP, GIF, BMP)".into(),
-        )),
-    }
+pub fn sniff(bytes: &[u8]) -> Result<DocumentKind, ApiError> {
+    crate::pdf::sniff(bytes).map_err(ApiError::from)
 }
 
 /// A document upload and the text fields that came with it.
@@ -180,10 +145,7 @@ pub fn options_from_fields(defaults: &OcrOptions, fields: &[(String, String)]) -
 
 /// Bounds on options a client may set.
 pub fn check_options(opts: &OcrOptions) -> Result<(), ApiError> {
-    const MAX_DPI: f32 = 600.0;
-    if !(opts.dpi > 0.0 && opts.dpi <= MAX_DPI) {
-        return Err(ApiError::InvalidOptions(format!("dpi must be in (0, {MAX_DPI}]")));
-    }
+    crate::pdf::check_dpi(opts.dpi).map_err(ApiError::InvalidOptions)?;
     if opts.max_new_tokens == 0 {
         return Err(ApiError::InvalidOptions("max_new_tokens must be at least 1".into()));
     }
@@ -191,55 +153,6 @@ pub fn check_options(opts: &OcrOptions) -> Result<(), ApiError> {
         return Err(ApiError::InvalidOptions("the locate task needs a 'locate' text".into()));
     }
     Ok(())
-}
-
-/// Limits on what one document may cost.
-#[derive(Debug, Clone, Copy)]
-pub struct DocLimits {
-    /// Most pages per document (after the page selection).
-    pub max_pages: usize,
-    /// Most pixels per rendered page.
-    pub max_pixels: u64,
-}
-
-/// One page image written by [`rasterize`].
-#[derive(Debug, Clone, Copy)]
-pub struct RenderedPage {
-    /// Page number in the document, 1-based.
-    pub page_number: usize,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-}
-
-/// Renders the selected pages of an upload to `out_dir/{index}.png` (blocking).
-pub fn rasterize(upload: &Path, kind: MediaKind, opts: &OcrOptions, limits: DocLimits, out_dir: &Path) -> Result<Vec<RenderedPage>, ApiError> {
-    std::fs::create_dir_all(out_dir)?;
-    match kind {
-        MediaKind::Image(format) => {
-            let selected = opts.pages.as_ref().map(|s| s.indices(1)).unwrap_or_else(|| vec![0]);
-            if selected.is_empty() {
-                return Err(ApiError::InvalidOptions("the page selection leaves no page (an image has one page)".into()));
-            }
-            let bytes = std::fs::read(upload)?;
-            let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
-            let mut lim = image::Limits::default();
-            lim.max_alloc = Some(limits.max_pixels.saturating_mul(4));
-            reader.limits(lim);
-            let (w, h) = reader.into_dimensions().map_err(|e| ApiError::InvalidDocument(format!("cannot read the image: {e}")))?;
-            if w as u64 * h as u64 > limits.max_pixels {
-                return Err(ApiError::LimitExceeded(format!("the image has {w}x{h} pixels, over the limit of {}", limits.max_pixels)));
-            }
-            let bytes = std::fs::read(upload)?;
-            let img = image::load_from_memory_with_format(&bytes, format)
-                .map_err(|e| ApiError::InvalidDocument(format!("cannot decode the image: {e}")))?
-                .to_rgb8();
-            img.save_with_format(out_dir.join("0.png"), ImageFormat::Png).map_err(ApiError::internal)?;
-            Ok(vec![RenderedPage { page_number: 1, width: img.width(), height: img.height() }])
-        }
-        MediaKind::Pdf => crate::server::pdf_seam::rasterize_pdf(upload, opts, limits, out_dir),
-    }
 }
 
 /// The text fields of a query string, in order.
@@ -259,13 +172,13 @@ mod tests {
 
     #[test]
     fn sniffing_ignores_claims() {
-        assert_eq!(sniff(b"junk%PDF-1.7\n...").unwrap(), MediaKind::Pdf);
+        assert_eq!(sniff(b"%PDF-1.7\n...").unwrap(), DocumentKind::Pdf);
         let mut png = Vec::new();
-        image::RgbImage::new(2, 2).write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png).unwrap();
-        assert_eq!(sniff(&png).unwrap(), MediaKind::Image(ImageFormat::Png));
+        image::RgbImage::new(2, 2).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        assert_eq!(sniff(&png).unwrap(), DocumentKind::Png);
         assert_eq!(sniff(b"<html><script>").unwrap_err().status_and_code().1, "unsupported_media_type");
         assert_eq!(sniff(b"").unwrap_err().status_and_code().1, "invalid_document");
-        assert_eq!(MediaKind::from_name(MediaKind::Image(ImageFormat::Png).name()), Some(MediaKind::Image(ImageFormat::Png)));
+        assert_eq!(kind_from_name(&kind_name(DocumentKind::Tiff)), Some(DocumentKind::Tiff));
     }
 
     #[test]

@@ -21,7 +21,6 @@ pub mod errors;
 pub mod intake;
 pub mod metrics;
 pub mod openapi;
-pub mod pdf_seam;
 pub mod routes;
 pub mod runner;
 pub mod security;
@@ -55,6 +54,9 @@ pub enum StartError {
         /// The cause.
         source: rusqlite::Error,
     },
+    /// The rasterizer could not be set up.
+    #[error("cannot start the document rasterizer: {0}")]
+    Rasterizer(crate::pdf::PdfError),
     /// Unfinished jobs could not be resumed.
     #[error("cannot resume unfinished jobs: {0}")]
     Resume(String),
@@ -66,8 +68,9 @@ pub fn start(engine: Arc<dyn OcrEngine>, config: ServerConfig) -> Result<AppStat
     let store = store::Store::open(&config.data_dir)
         .map_err(|source| StartError::Store { dir: config.data_dir.display().to_string(), source })?;
     let config = Arc::new(config);
+    let raster = crate::pdf::Rasterizer::new(config.raster.clone()).map_err(StartError::Rasterizer)?;
     let engine = engine_thread::EngineHandle::spawn(engine, config.engine_queue_pages, config.max_batch);
-    let runner = runner::Runner::new(Arc::new(store), engine, config.clone());
+    let runner = runner::Runner::new(Arc::new(store), engine, raster, config.clone());
     runner.resume().map_err(|e| StartError::Resume(e.to_string()))?;
     tokio::spawn(runner.clone().retention_loop());
     Ok(AppState { runner, config, ready: Arc::new(AtomicBool::new(true)) })

@@ -17,7 +17,8 @@ use crate::options::OcrOptions;
 use crate::server::config::ServerConfig;
 use crate::server::engine_thread::{CancelFlag, EngineHandle};
 use crate::server::errors::ApiError;
-use crate::server::intake::{self, MediaKind, RenderedPage};
+use crate::pdf::{DocumentKind, DocumentSource, Rasterizer, RenderOptions};
+use crate::server::intake;
 use crate::server::metrics;
 use crate::server::store::{now_ms, JobId, JobRecord, JobState, PageRecord, Store};
 use crate::server::structure;
@@ -84,7 +85,7 @@ pub struct Submission {
     /// The document bytes.
     pub bytes: Vec<u8>,
     /// What they are (sniffed).
-    pub kind: MediaKind,
+    pub kind: DocumentKind,
     /// The client's file name, for display only.
     pub filename: Option<String>,
     /// Options.
@@ -101,11 +102,24 @@ pub struct Runner {
     pub store: Arc<Store>,
     /// The engine thread.
     pub engine: EngineHandle,
+    /// Renders documents into page images.
+    pub raster: Rasterizer,
     /// Server settings.
     pub config: Arc<ServerConfig>,
     live: Mutex<HashMap<JobId, Arc<LiveJob>>>,
     queue: Mutex<VecDeque<JobId>>,
     slots: Arc<Semaphore>,
+}
+
+/// Pages rendered ahead of recognition.
+const RASTER_AHEAD: usize = 2;
+
+/// What the rendering side tells the recognising side.
+enum RasterEvent {
+    /// Pages that will come.
+    Count(usize),
+    /// Page `index` (position in the job) is on disk.
+    Page(usize, ManifestPage),
 }
 
 /// A page's place in a job, as saved in the manifest.
@@ -118,10 +132,11 @@ struct ManifestPage {
 
 impl Runner {
     /// A runner over `store` and `engine`.
-    pub fn new(store: Arc<Store>, engine: EngineHandle, config: Arc<ServerConfig>) -> Arc<Self> {
+    pub fn new(store: Arc<Store>, engine: EngineHandle, raster: Rasterizer, config: Arc<ServerConfig>) -> Arc<Self> {
         Arc::new(Runner {
             store,
             engine,
+            raster,
             slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
             config,
             live: Mutex::new(HashMap::new()),
@@ -156,7 +171,7 @@ impl Runner {
             id: id.clone(),
             state: JobState::Queued,
             filename: sub.filename,
-            media: sub.kind.name().to_string(),
+            media: intake::kind_name(sub.kind),
             options: sub.options,
             webhook: sub.webhook,
             page_count: None,
@@ -268,14 +283,24 @@ impl Runner {
         let job = self.store.job(id)?.ok_or_else(|| ApiError::internal("job row vanished"))?;
         self.store.set_state(id, JobState::Running, None)?;
         let _ = live.events.send(JobEvent::State { state: JobState::Running });
-        let pages = self.pages_of(&job).await?;
-        self.store.set_page_count(id, pages.len())?;
-        let _ = live.events.send(JobEvent::Pages { count: pages.len() });
         let done: std::collections::HashSet<usize> = self.store.pages(id)?.iter().map(|p| p.index).collect();
-        let pending: Vec<(usize, ManifestPage)> = pages.into_iter().enumerate().filter(|(i, _)| !done.contains(i)).collect();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RasterEvent>(RASTER_AHEAD);
+        let raster = self.start_pages(&job, tx);
+        // Pages are recognised while later ones are still being rendered.
+        let pages = futures_util::stream::poll_fn(|cx| rx.poll_recv(cx)).filter_map(|event| {
+            let out = match event {
+                RasterEvent::Count(count) => {
+                    let _ = self.store.set_page_count(id, count);
+                    let _ = live.events.send(JobEvent::Pages { count });
+                    None
+                }
+                RasterEvent::Page(index, page) => (!done.contains(&index)).then_some((index, page)),
+            };
+            std::future::ready(out)
+        });
         let window = self.config.max_batch.max(1);
         let opts = job.options.clone();
-        let mut results = futures_util::stream::iter(pending)
+        let mut results = pages
             .map(|(index, page)| {
                 let cancel = live.cancel.clone();
                 let opts = opts.clone();
@@ -308,7 +333,8 @@ impl Runner {
             self.store.save_page(id, &record)?;
             let _ = live.events.send(JobEvent::Page { page: structure::page_json(&record) });
         }
-        Ok(())
+        drop(results);
+        raster.await.map_err(ApiError::internal)?
     }
 
     async fn recognize_page(&self, id: &JobId, index: usize, opts: &OcrOptions, cancel: CancelFlag) -> Result<crate::engine::PageText, EngineError> {
@@ -327,30 +353,47 @@ impl Runner {
         self.engine.recognize(job, cancel, None).await
     }
 
-    /// The job's rendered pages: from the manifest when an earlier run wrote it, else rasterized now.
-    async fn pages_of(&self, job: &JobRecord) -> Result<Vec<ManifestPage>, ApiError> {
+    /// Feeds the job's page images into `tx`: from the manifest when an earlier run finished
+    /// rendering, else rendered now (each page saved as PNG before it is announced).
+    fn start_pages(&self, job: &JobRecord, tx: tokio::sync::mpsc::Sender<RasterEvent>) -> tokio::task::JoinHandle<Result<(), ApiError>> {
         let dir = self.store.pages_dir(&job.id);
-        let manifest = dir.join(MANIFEST);
-        if let Ok(bytes) = std::fs::read(&manifest) {
-            if let Ok(pages) = serde_json::from_slice::<Vec<ManifestPage>>(&bytes) {
-                return Ok(pages);
-            }
-        }
-        let kind = MediaKind::from_name(&job.media).ok_or_else(|| ApiError::internal("unknown stored media kind"))?;
         let upload = self.store.upload_path(&job.id);
-        let opts = job.options.clone();
-        let limits = self.config.limits;
-        let out = dir.clone();
-        let rendered: Vec<RenderedPage> = tokio::task::spawn_blocking(move || intake::rasterize(&upload, kind, &opts, limits, &out))
-            .await
-            .map_err(ApiError::internal)??;
-        let pages: Vec<ManifestPage> =
-            rendered.iter().map(|p| ManifestPage { page_number: p.page_number, width: p.width, height: p.height }).collect();
-        // Written last, atomically: its presence means every page image is on disk.
-        let tmp = dir.join("manifest.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&pages).map_err(ApiError::internal)?)?;
-        std::fs::rename(&tmp, &manifest)?;
-        Ok(pages)
+        let kind = intake::kind_from_name(&job.media);
+        let ropts = RenderOptions::from(&job.options);
+        let raster = self.raster.clone();
+        tokio::task::spawn_blocking(move || {
+            let manifest = dir.join(MANIFEST);
+            if let Some(pages) = std::fs::read(&manifest).ok().and_then(|b| serde_json::from_slice::<Vec<ManifestPage>>(&b).ok()) {
+                let _ = tx.blocking_send(RasterEvent::Count(pages.len()));
+                for (i, p) in pages.into_iter().enumerate() {
+                    if tx.blocking_send(RasterEvent::Page(i, p)).is_err() {
+                        break;
+                    }
+                }
+                return Ok(());
+            }
+            kind.ok_or_else(|| ApiError::internal("unknown stored media kind"))?;
+            std::fs::create_dir_all(&dir)?;
+            let mut doc = raster.open(&DocumentSource::path(upload), &ropts)?;
+            if tx.blocking_send(RasterEvent::Count(doc.info().selected.len())).is_err() {
+                return Ok(());
+            }
+            let mut pages = Vec::new();
+            for (i, page) in (&mut doc).enumerate() {
+                let page = page?;
+                page.image.save_with_format(dir.join(format!("{i}.png")), image::ImageFormat::Png).map_err(ApiError::internal)?;
+                let entry = ManifestPage { page_number: page.index + 1, width: page.image.width(), height: page.image.height() };
+                pages.push(entry);
+                if tx.blocking_send(RasterEvent::Page(i, entry)).is_err() {
+                    return Ok(());
+                }
+            }
+            // Written last, atomically: its presence means every page image is on disk.
+            let tmp = dir.join("manifest.tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&pages).map_err(ApiError::internal)?)?;
+            std::fs::rename(&tmp, &manifest)?;
+            Ok(())
+        })
     }
 
     /// Deletes final jobs older than the retention period; runs until the runtime stops.

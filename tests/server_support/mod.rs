@@ -25,6 +25,8 @@ pub fn start(engine: FakeEngine, tweak: impl FnOnce(&mut ServerConfig)) -> TestS
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::new(dir.path().to_path_buf());
     config.defaults.mode = docseek::Mode::Tiny;
+    // The test harness is not the docseek binary: PDF workers run the real one.
+    config.raster.worker_exe = Some(env!("CARGO_BIN_EXE_docseek").into());
     tweak(&mut config);
     let state = server::start(std::sync::Arc::new(engine), config).unwrap();
     let app = server::router(state.clone());
@@ -122,4 +124,106 @@ pub fn sse_events(body: &str) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// A blocking HTTP/1.1 request over a real socket (`Connection: close`); decodes chunked bodies.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    // A server may answer (413) and close before reading a large body: keep what it said.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if raw.is_empty() => panic!("reading the response: {e}"),
+            Err(_) => break,
+        }
+    }
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut rest = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status: u16 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .collect();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        let mut out = Vec::new();
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[nl + 2..nl + 2 + size]);
+            rest = rest[nl + 2 + size + 2..].to_vec();
+        }
+        rest = out;
+    }
+    (status, headers, rest)
+}
+
+/// `http` with a JSON body parsed from the response.
+pub fn http_json(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
+    let (s, _, b) = http(addr, method, path, headers, body);
+    (s, serde_json::from_slice(&b).unwrap_or_else(|_| panic!("not JSON ({s}): {}", String::from_utf8_lossy(&b))))
+}
+
+/// A running `docseek serve` process (the real binary) on a free port.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl ServeProcess {
+    /// Starts `docseek serve --port 0` with `args` and `envs`, and waits for its address.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_docseek"));
+        cmd.arg("serve").args(["--host", "127.0.0.1", "--port", "0"]).args(args);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::inherit()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("docseek listening on http://").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_string();
+        ServeProcess { child, addr }
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls a job over a socket until `pred` holds on its status (bounded).
+pub fn poll_job(addr: &str, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..1200 {
+        let (_, v) = http_json(addr, "GET", &format!("/v1/jobs/{id}"), &[], b"");
+        if pred(&v) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("job {id} never reached: {what}");
 }

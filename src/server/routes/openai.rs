@@ -19,7 +19,8 @@ use super::sse_from_channel;
 use crate::engine::{PageJob, PageText};
 use crate::model::{PageOutcome, Task};
 use crate::server::errors::ApiError;
-use crate::server::intake::{self, MediaKind};
+use crate::pdf::{DocumentSource, RenderOptions};
+use crate::server::intake;
 use crate::server::store::now_ms;
 use crate::server::AppState;
 
@@ -116,20 +117,17 @@ fn last_user_turn(req: &ChatRequest, limit: usize) -> Result<(Vec<Vec<u8>>, Stri
     Ok((images, text))
 }
 
-/// Decodes one image part to RGB, with the pixel limit.
-fn decode_image(st: &AppState, bytes: &[u8]) -> Result<image::RgbImage, ApiError> {
-    let MediaKind::Image(format) = intake::sniff(bytes)? else {
-        return Err(ApiError::UnsupportedMediaType("chat completions take images; send PDFs to /v1/ocr".into()));
-    };
-    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
-    let mut lim = image::Limits::default();
-    lim.max_alloc = Some(st.config.limits.max_pixels.saturating_mul(4));
-    reader.limits(lim);
-    let img = reader.decode().map_err(|e| ApiError::InvalidDocument(format!("cannot decode the image: {e}")))?;
-    if img.width() as u64 * img.height() as u64 > st.config.limits.max_pixels {
-        return Err(ApiError::LimitExceeded("the image has too many pixels".into()));
-    }
-    Ok(img.to_rgb8())
+/// Renders one image (or PDF) part into page images, with the rasterizer's limits.
+async fn render_part(st: &AppState, bytes: Vec<u8>) -> Result<Vec<image::RgbImage>, ApiError> {
+    intake::sniff(&bytes)?;
+    let raster = st.runner.raster.clone();
+    let opts = RenderOptions::from(&st.config.defaults);
+    tokio::task::spawn_blocking(move || -> Result<Vec<image::RgbImage>, ApiError> {
+        let doc = raster.open(&DocumentSource::bytes(bytes), &opts)?;
+        doc.map(|p| p.map(|p| p.image).map_err(ApiError::from)).collect()
+    })
+    .await
+    .map_err(ApiError::internal)?
 }
 
 fn finish_reason(outcome: PageOutcome) -> &'static str {
@@ -154,10 +152,11 @@ pub async fn chat_completions(State(st): State<AppState>, req: Request) -> Resul
         opts.max_new_tokens = n;
     }
     intake::check_options(&opts)?;
-    let pages: Vec<PageJob> = images
-        .iter()
-        .map(|b| decode_image(&st, b))
-        .collect::<Result<Vec<_>, _>>()?
+    let mut rendered = Vec::new();
+    for part in images {
+        rendered.extend(render_part(&st, part).await?);
+    }
+    let pages: Vec<PageJob> = rendered
         .into_iter()
         .map(|img| PageJob { image: Arc::new(img), mode: opts.mode, task: opts.task, locate: opts.locate.clone(), generation: opts.generation() })
         .collect();

@@ -46,8 +46,9 @@ pub async fn info(State(st): State<AppState>) -> impl IntoResponse {
         "features": { "cuda": cfg!(feature = "cuda") },
         "limits": {
             "max_upload_bytes": c.max_upload_bytes,
-            "max_pages": c.limits.max_pages,
-            "max_pixels": c.limits.max_pixels,
+            "max_pages": c.raster.limits.max_pages,
+            "max_page_pixels": c.raster.limits.max_page_pixels,
+            "max_image_pixels": c.raster.limits.max_image_pixels,
             "max_queued_jobs": c.max_queued_jobs,
             "request_timeout_s": c.request_timeout.as_secs(),
             "retention_s": c.retention.as_secs(),
