@@ -180,13 +180,21 @@ async fn full_queue_gets_429_with_retry_after() {
     });
     let mut codes = Vec::new();
     let mut retry_after = None;
-    for _ in 0..4 {
-        let (status, headers, _) = call(&s.app, post_raw("/v1/jobs", png(20, 20))).await;
+    for i in 0..4 {
+        let (status, headers, body) = call(&s.app, post_raw("/v1/jobs", png(20, 20))).await;
         if status == 429 {
             retry_after = headers.get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
         }
         codes.push(status.as_u16());
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        if i == 0 {
+            let id = serde_json::from_slice::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+            for _ in 0..100 {
+                if call_json(&s.app, get(&format!("/v1/jobs/{id}"))).await.1["state"] == "running" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
     // One runs, one waits, the rest are refused.
     assert_eq!(codes, vec![202, 202, 429, 429]);
@@ -204,9 +212,19 @@ async fn full_queue_gets_429_with_retry_after() {
 async fn queue_position_is_reported() {
     let s = start(slow(50), |c| c.concurrency = 1);
     let mut ids = Vec::new();
-    for _ in 0..3 {
+    for i in 0..3 {
         let (_, v) = call_json(&s.app, post_raw("/v1/jobs", png(20, 20))).await;
         ids.push(v["id"].as_str().unwrap().to_string());
+        if i == 0 {
+            // Let the first job take the only run slot.
+            for _ in 0..100 {
+                let (_, v) = call_json(&s.app, get(&format!("/v1/jobs/{}", ids[0]))).await;
+                if v["state"] == "running" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
     let (_, last) = call_json(&s.app, get(&format!("/v1/jobs/{}", ids[2]))).await;
     assert_eq!(last["state"], "queued");

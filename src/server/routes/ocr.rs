@@ -20,6 +20,8 @@ use crate::server::{webhook, AppState};
 /// Reads an upload and its fields (query string first, then form fields) into a submission
 /// and the requested result format.
 pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Result<(Submission, ResultFormat), ApiError> {
+    // A full queue answers at once, without reading (and paying for) the upload.
+    st.runner.check_capacity()?;
     let mut fields = intake::query_fields(req.uri().query());
     let Upload { bytes, filename, fields: form } = intake::read_upload(req, st.config.max_upload_bytes).await?;
     fields.extend(form);
