@@ -367,3 +367,31 @@ async fn broken_and_encrypted_looking_pdfs_fail_cleanly() {
     let (status, _) = call_json(&s.app, post_raw("/v1/ocr?dpi=36", pdf)).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_is_called_on_completion_for_allowed_hosts_only() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = hook.local_addr().unwrap().to_string();
+    let allowed = hook_addr.clone();
+    let s = start(FakeEngine::new(), move |c| c.webhook_hosts = vec![allowed]);
+    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &png(20, 20), &[("webhook", "http://evil.example/hook")])).await;
+    assert_error(status, &v, 400, "bad_request");
+    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &png(20, 20), &[("webhook", &format!("http://{hook_addr}/done?x=1"))])).await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let (mut conn, _) = tokio::time::timeout(Duration::from_secs(20), hook.accept()).await.expect("webhook never called").unwrap();
+    let mut buf = vec![0u8; 8192];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("\"state\"") {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("POST /done?x=1 HTTP/1.1"), "{text}");
+    let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["state"], "done");
+}
