@@ -16,7 +16,7 @@ const PROFILES: &[u8] = include_bytes!("../data/profiles.bin");
 
 /// Temperature dividing log-likelihoods before the softmax that gives the confidence: the
 /// n-gram features are far from independent, so raw naive Bayes posteriors are overconfident.
-pub const TEMPERATURE: f32 = 4.0;
+pub const TEMPERATURE: f32 = 8.0;
 /// Below this confidence the language is reported as `und` (the script is still given).
 pub const MIN_CONFIDENCE: f32 = 0.5;
 /// Fewest letters of the dominant script for a model decision.
@@ -48,6 +48,7 @@ pub struct ProfileDetector {
     model: ProfileModel,
     /// Per class model (same order as `model.classes`), the inventory row of each model row.
     model_rows: Vec<Vec<&'static LanguageRow>>,
+    temperature: f32,
 }
 
 impl ProfileDetector {
@@ -73,7 +74,13 @@ impl ProfileDetector {
                 .collect::<Result<Vec<_>, _>>()?;
             model_rows.push(rows);
         }
-        Ok(Self { inventory, model, model_rows })
+        Ok(Self { inventory, model, model_rows, temperature: TEMPERATURE })
+    }
+
+    /// The same detector with another softmax temperature (see [`TEMPERATURE`]).
+    pub fn with_temperature(mut self, temperature: f32) -> Self {
+        self.temperature = temperature.max(f32::MIN_POSITIVE);
+        self
     }
 
     /// The inventory answered from.
@@ -98,7 +105,7 @@ impl ProfileDetector {
             return (Vec::new(), scores.letters);
         }
         let max = scores.log_likelihood.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exp: Vec<f32> = scores.log_likelihood.iter().map(|&s| ((s - max) / TEMPERATURE).exp()).collect();
+        let exp: Vec<f32> = scores.log_likelihood.iter().map(|&s| ((s - max) / self.temperature).exp()).collect();
         let sum: f32 = exp.iter().sum();
         let mut ranked: Vec<(&'static LanguageRow, f32)> =
             self.model_rows[i].iter().zip(exp).map(|(&row, e)| (row, e / sum)).collect();
@@ -118,6 +125,22 @@ impl ProfileDetector {
             Some(row) => Self::decided(row, SCRIPT_ONLY_CONFIDENCE * share),
             None => Detection::undetermined(HAN),
         }
+    }
+
+    /// The best row of `class` for `text` with its probability (no full ranking).
+    fn best(&self, text: &str, class: &str) -> Option<(&'static LanguageRow, f32)> {
+        let i = self.model.classes.iter().position(|m| m.class == class)?;
+        let scores = self.model.classes[i].score(text);
+        if scores.features == 0 {
+            return None;
+        }
+        let (arg, max) = scores
+            .log_likelihood
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |b, (i, &s)| if s > b.1 { (i, s) } else { b });
+        let sum: f32 = scores.log_likelihood.iter().map(|&s| ((s - max) / self.temperature).exp()).sum();
+        Some((self.model_rows[i][arg], 1.0 / sum))
     }
 
     fn decided(row: &'static LanguageRow, confidence: f32) -> Detection {
@@ -150,8 +173,7 @@ impl LanguageDetector for ProfileDetector {
         if class == HAN {
             return self.detect_chinese(text, class_letters, share);
         }
-        let (ranked, _) = self.rank(text, class);
-        if let Some(&(row, p)) = ranked.first() {
+        if let Some((row, p)) = self.best(text, class) {
             if class_letters < MIN_LETTERS {
                 return Detection::undetermined(script_name(class));
             }
