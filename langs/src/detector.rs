@@ -24,6 +24,12 @@ pub const MIN_LETTERS: usize = 4;
 /// Fewest Han characters for calling kana-less Han text Chinese rather than `und` (short Han
 /// labels such as 合計金額 are as likely Japanese).
 pub const MIN_HAN_FOR_CHINESE: usize = 8;
+/// Confidence of kana-less Han text with Japanese-only shinjitai forms being Japanese.
+pub const KANJI_ONLY_JAPANESE_CONFIDENCE: f32 = 0.8;
+/// Confidence of kana-less Han text being Chinese without Simplified/Traditional evidence.
+pub const CHINESE_MIN_CONFIDENCE: f32 = 0.6;
+/// Variant characters (Simplified minus Traditional, or the reverse) for full confidence.
+pub const CHINESE_EVIDENCE_FULL: f32 = 4.0;
 /// Confidence of a language decided by its script alone (the script may serve languages
 /// outside the inventory).
 pub const SCRIPT_ONLY_CONFIDENCE: f32 = 0.95;
@@ -113,16 +119,27 @@ impl ProfileDetector {
         (ranked, scores.letters)
     }
 
-    /// Kana-less Han text: Chinese when long enough, Simplified or Traditional by the
-    /// characters written only one way (the n-gram model breaks ties).
+    /// Kana-less Han text: Japanese when it has shinjitai forms Chinese does not use; else
+    /// Chinese when long enough, Simplified or Traditional by the characters written only one
+    /// way (the n-gram model breaks ties), less confident the less evidence there is.
     fn detect_chinese(&self, text: &str, han: usize, share: f32) -> Detection {
         if han < MIN_HAN_FOR_CHINESE {
             return Detection::undetermined(HAN);
         }
+        if crate::han::japanese_only_count(text) > 0 {
+            if let Some(row) = self.inventory.rows_of_class(JAPANESE).next() {
+                return Self::decided(row, KANJI_ONLY_JAPANESE_CONFIDENCE * share);
+            }
+        }
+        let (s, t) = crate::han::variant_counts(text);
         let variant = crate::han::han_variant(text).or_else(|| self.rank(text, HAN).0.first().map(|r| r.0.script));
         let row = self.inventory.rows_of_class(HAN).find(|r| Some(r.script) == variant);
+        // Kanji-only Japanese (table cells, headings) looks like Chinese: without variant
+        // evidence the confidence stays low.
+        let evidence = (s.abs_diff(t) as f32 / CHINESE_EVIDENCE_FULL).min(1.0);
+        let confidence = CHINESE_MIN_CONFIDENCE + (SCRIPT_ONLY_CONFIDENCE - CHINESE_MIN_CONFIDENCE) * evidence;
         match row.or_else(|| self.inventory.rows_of_class(HAN).next()) {
-            Some(row) => Self::decided(row, SCRIPT_ONLY_CONFIDENCE * share),
+            Some(row) => Self::decided(row, confidence * share),
             None => Detection::undetermined(HAN),
         }
     }
