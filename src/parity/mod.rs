@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+pub mod decoder;
+
 /// Relative tolerance for float32 implementations: `max|got - want| <= REL_TOL_F32 * max|want|`.
 pub const REL_TOL_F32: f32 = 1e-4;
 /// Looser relative tolerance for bf16 sanity checks (the fixture README's ~2e-2).
