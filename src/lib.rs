@@ -11,6 +11,7 @@ pub mod engine;
 pub mod model;
 pub mod options;
 pub mod parity;
+pub mod pipeline;
 pub mod pdf;
 pub mod server;
 

@@ -80,11 +80,10 @@ pub fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-/// `--version` text: the crate version and the compiled features.
+/// `--version` text: the crate version, the compiled features and the libpdfium found.
 fn version_line() -> &'static str {
-    if cfg!(feature = "cuda") {
-        concat!(env!("CARGO_PKG_VERSION"), " (features: cuda)")
-    } else {
-        concat!(env!("CARGO_PKG_VERSION"), " (features: cpu only)")
-    }
+    let features = if cfg!(feature = "cuda") { "cuda" } else { "cpu only" };
+    let pdfium = crate::pdf::library::version_summary();
+    // clap wants a 'static string; this runs once per process.
+    Box::leak(format!("{} (features: {features}; {pdfium})", env!("CARGO_PKG_VERSION")).into_boxed_str())
 }

@@ -1,12 +1,173 @@
-//! `docseek serve` (not built yet: being written).
+//! `docseek serve`: the HTTP service (REST API, async jobs, OpenAI-compatible endpoint, web UI).
+//! Every flag can also be set from the environment (`DOCSEEK_*`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::engine::{FakeEngine, OcrEngine};
+use crate::options::{ModelArgs, OcrOptions};
+use crate::server::config::{DEFAULT_MAX_PAGES, DEFAULT_MAX_UPLOAD_MB};
+use crate::server::ServerConfig;
+
+/// Env var: per-token delay of the fake engine, in milliseconds (tests and demos only).
+pub const FAKE_TOKEN_DELAY_ENV: &str = "DOCSEEK_FAKE_TOKEN_DELAY_MS";
+/// Env var: a file whose content the fake engine emits verbatim for every page.
+pub const FAKE_SCRIPT_ENV: &str = "DOCSEEK_FAKE_SCRIPT_FILE";
 
 /// Arguments of `docseek serve`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
 
-/// Runs `docseek serve`.
-pub fn run(_args: ServeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`docseek serve` is not built yet")
+    /// Default OCR options; each request may override them.
+    #[command(flatten)]
+    defaults: OcrOptions,
+
+    /// Address to listen on.
+    #[arg(long, env = "DOCSEEK_HOST", default_value = "127.0.0.1")]
+    host: String,
+
+    /// Port to listen on (0 picks a free one; the address is printed on stdout).
+    #[arg(long, env = "DOCSEEK_PORT", default_value_t = 8080)]
+    port: u16,
+
+    /// Folder for the job database, uploads and page images (created if missing).
+    #[arg(long, env = "DOCSEEK_DATA_DIR", default_value = "docseek-data")]
+    data_dir: PathBuf,
+
+    /// Largest accepted upload, in MB.
+    #[arg(long, env = "DOCSEEK_MAX_UPLOAD_MB", default_value_t = DEFAULT_MAX_UPLOAD_MB)]
+    max_upload_mb: u64,
+
+    /// Require `Authorization: Bearer <key>` on /v1/* and /metrics.
+    #[arg(long, env = "DOCSEEK_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+
+    /// Jobs processed at once (their pages are batched together on the engine).
+    #[arg(long, env = "DOCSEEK_CONCURRENCY", default_value_t = 2)]
+    concurrency: usize,
+
+    /// Jobs that may wait for a slot before new requests get 429.
+    #[arg(long, env = "DOCSEEK_MAX_QUEUE", default_value_t = 64)]
+    max_queue: usize,
+
+    /// Most pages per engine call.
+    #[arg(long, env = "DOCSEEK_MAX_BATCH", default_value_t = 4)]
+    max_batch: usize,
+
+    /// Most pages per document.
+    #[arg(long, env = "DOCSEEK_MAX_PAGES", default_value_t = DEFAULT_MAX_PAGES)]
+    max_pages: usize,
+
+    /// Most pixels per rendered PDF page (larger pages are rendered at a lower dpi).
+    #[arg(long, env = "DOCSEEK_MAX_PAGE_PIXELS", default_value_t = crate::pdf::limits::DEFAULT_MAX_PAGE_PIXELS)]
+    max_page_pixels: u64,
+
+    /// Most pixels an uploaded image may have (larger ones are refused before decoding).
+    #[arg(long, env = "DOCSEEK_MAX_IMAGE_PIXELS", default_value_t = crate::pdf::limits::DEFAULT_MAX_IMAGE_PIXELS)]
+    max_image_pixels: u64,
+
+    /// libpdfium to use (file or folder); default: searched (see `docseek pages --help`).
+    #[arg(long, env = "DOCSEEK_PDFIUM_LIB")]
+    pdfium_lib: Option<PathBuf>,
+
+    /// PDF renderer worker processes.
+    #[arg(long, env = "DOCSEEK_RASTER_WORKERS", default_value_t = 1)]
+    raster_workers: usize,
+
+    /// Timeout of synchronous requests (POST /v1/ocr), in seconds.
+    #[arg(long, env = "DOCSEEK_REQUEST_TIMEOUT_S", default_value_t = 300)]
+    request_timeout_s: u64,
+
+    /// How long finished jobs and their results are kept, in hours.
+    #[arg(long, env = "DOCSEEK_RETENTION_HOURS", default_value_t = 24.0)]
+    retention_hours: f64,
+
+    /// Hosts (`host` or `host:port`) that job webhooks may call; none = webhooks refused.
+    #[arg(long = "webhook-allow", env = "DOCSEEK_WEBHOOK_ALLOW", value_delimiter = ',')]
+    webhook_allow: Vec<String>,
+
+    /// Origins allowed by CORS; none = CORS off.
+    #[arg(long = "cors-origin", env = "DOCSEEK_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+}
+
+/// The engine `--model` names; the fake engine honours the test-only env settings.
+fn load_engine(model: &ModelArgs) -> anyhow::Result<Arc<dyn OcrEngine>> {
+    if model.model != "fake" {
+        return crate::engine::load(model);
+    }
+    let mut fake = FakeEngine::new();
+    if let Ok(ms) = std::env::var(FAKE_TOKEN_DELAY_ENV) {
+        fake.token_delay = Duration::from_millis(ms.trim().parse().with_context(|| format!("{FAKE_TOKEN_DELAY_ENV} must be milliseconds"))?);
+    }
+    if let Ok(path) = std::env::var(FAKE_SCRIPT_ENV) {
+        fake.script = Some(std::fs::read_to_string(&path).with_context(|| format!("reading {FAKE_SCRIPT_ENV}={path}"))?);
+    }
+    Ok(Arc::new(fake))
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<ServerConfig> {
+        crate::server::intake::check_options(&self.defaults).map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::ensure!(self.retention_hours > 0.0, "--retention-hours must be positive");
+        let mut c = ServerConfig::new(self.data_dir.clone());
+        c.max_upload_bytes = usize::try_from(self.max_upload_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        c.api_key = self.api_key.clone().filter(|k| !k.is_empty());
+        c.concurrency = self.concurrency.max(1);
+        c.max_queued_jobs = self.max_queue;
+        c.max_batch = self.max_batch.max(1);
+        c.engine_queue_pages = (c.max_batch * c.concurrency * 2).max(c.max_batch);
+        c.raster.limits.max_pages = self.max_pages;
+        c.raster.limits.max_page_pixels = self.max_page_pixels;
+        c.raster.limits.max_image_pixels = self.max_image_pixels;
+        c.raster.limits.max_input_bytes = self.max_upload_mb.saturating_mul(1 << 20);
+        c.raster.pdfium_lib = self.pdfium_lib.clone();
+        c.raster.workers = self.raster_workers.max(1);
+        c.request_timeout = Duration::from_secs(self.request_timeout_s);
+        c.retention = Duration::from_secs_f64(self.retention_hours * 3600.0);
+        c.webhook_hosts = self.webhook_allow.clone();
+        c.cors_origins = self.cors_origins.clone();
+        c.defaults = self.defaults.clone();
+        Ok(c)
+    }
+}
+
+/// Runs `docseek serve` until Ctrl-C or SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    let engine = load_engine(&args.model)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+        let addr = listener.local_addr()?;
+        let state = crate::server::start(engine, config)?;
+        println!("docseek listening on http://{addr}");
+        tracing::info!(%addr, model = %args.model.model, "serving");
+        crate::server::run(listener, state, shutdown_signal()).await.context("serving")?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -1,12 +1,24 @@
-//! `docseek worker` (not built yet: being written).
+//! `docseek worker` (hidden): the crash-isolated pdfium process the rasterizer starts and talks
+//! to over stdin/stdout (see `docseek::pdf::protocol`). Not meant to be run by hand.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use crate::pdf::PdfiumLibrary;
 
 /// Arguments of `docseek worker`.
 #[derive(Debug, clap::Args)]
-pub struct WorkerArgs {}
+pub struct WorkerArgs {
+    /// libpdfium to bind (default: the documented search).
+    #[arg(long)]
+    pub pdfium_lib: Option<PathBuf>,
+}
 
-/// Runs `docseek worker`.
-pub fn run(_args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`docseek worker` is not built yet")
+/// Runs `docseek worker` until its stdin closes.
+pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let lib = PdfiumLibrary::locate(args.pdfium_lib.as_deref())?;
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    crate::pdf::worker::serve(&lib.path, stdin, stdout)?;
+    Ok(ExitCode::SUCCESS)
 }

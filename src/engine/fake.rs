@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText, PageTimings, TokenSink};
 use crate::model::{PageOutcome, Task};
 
+/// Environment variable read by [`FakeEngine::from_env`]: a per-token delay in milliseconds,
+/// honoured only by the fake engine (`--model fake`).
+pub const FAKE_TOKEN_DELAY_ENV: &str = "DOCSEEK_FAKE_TOKEN_DELAY_MS";
+
+/// Environment variable read by [`FakeEngine::from_env`]: a file whose content the fake engine
+/// emits verbatim for every page (same name as `docseek serve` reads).
+pub const FAKE_SCRIPT_ENV: &str = "DOCSEEK_FAKE_SCRIPT_FILE";
+
 /// A fake engine: deterministic text, optional per-token delay, optional scripted output.
 #[derive(Debug, Clone, Default)]
 pub struct FakeEngine {
@@ -21,6 +29,25 @@ impl FakeEngine {
     /// A fake engine with no delay.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fake engine whose per-token delay comes from [`FAKE_TOKEN_DELAY_ENV`] (milliseconds)
+    /// and whose output may come from [`FAKE_SCRIPT_ENV`], so end-to-end tests of the binary
+    /// can slow it down or script it; unset means no delay, generated text.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut engine = Self::new();
+        if let Ok(ms) = std::env::var(FAKE_TOKEN_DELAY_ENV) {
+            let ms: u64 = ms.trim().parse().map_err(|_| {
+                anyhow::anyhow!("{FAKE_TOKEN_DELAY_ENV} must be a whole number of milliseconds, got '{ms}'")
+            })?;
+            engine.token_delay = Duration::from_millis(ms);
+        }
+        if let Ok(path) = std::env::var(FAKE_SCRIPT_ENV) {
+            let script = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read {FAKE_SCRIPT_ENV}={path}: {e}"))?;
+            engine.script = Some(script);
+        }
+        Ok(engine)
     }
 
     /// Builds the fake's answer for a job.

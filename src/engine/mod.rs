@@ -131,7 +131,7 @@ pub trait OcrEngine: Send + Sync {
 /// Loads the engine that `args` names: `fake`, or a DeepSeek-OCR / OCR-2 checkpoint.
 pub fn load(args: &crate::options::ModelArgs) -> anyhow::Result<Arc<dyn OcrEngine>> {
     if args.model == "fake" {
-        return Ok(Arc::new(FakeEngine::new()));
+        return Ok(Arc::new(FakeEngine::from_env()?));
     }
     anyhow::bail!("the DeepSeek-OCR engine is not built yet; use --model fake")
 }

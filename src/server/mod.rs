@@ -1,1 +1,105 @@
-//! The HTTP service: REST API, async jobs, OpenAI-compatible endpoint, web UI.
+//! The HTTP service: REST API (sync OCR and durable async jobs with live progress), an
+//! OpenAI-compatible endpoint, Prometheus metrics, and the web UI.
+//!
+//! Shape: handlers parse requests into native types at the edge ([`intake`]), the [`runner`]
+//! admits and drives jobs, one engine thread ([`engine_thread`]) owns the model and batches
+//! pages from every request, and [`store`] keeps jobs in SQLite so they survive restarts.
+//! The server never touches tensors.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::engine::OcrEngine;
+
+pub mod config;
+pub mod engine_thread;
+pub mod errors;
+pub mod intake;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod runner;
+pub mod security;
+pub mod store;
+pub mod structure;
+pub mod ui;
+pub mod webhook;
+
+pub use config::ServerConfig;
+pub use errors::ApiError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Runs jobs and holds the store and the engine handle.
+    pub runner: Arc<runner::Runner>,
+    /// Settings.
+    pub config: Arc<ServerConfig>,
+    /// False until start-up (job resumption) is done, and again while shutting down.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory or database could not be opened.
+    #[error("cannot open the job store in {dir}: {source}")]
+    Store {
+        /// The data directory.
+        dir: String,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// The rasterizer could not be set up.
+    #[error("cannot start the document rasterizer: {0}")]
+    Rasterizer(crate::pdf::PdfError),
+    /// Unfinished jobs could not be resumed.
+    #[error("cannot resume unfinished jobs: {0}")]
+    Resume(String),
+}
+
+/// Opens the store, starts the engine thread and resumes unfinished jobs. Must run inside a
+/// tokio runtime.
+pub fn start(engine: Arc<dyn OcrEngine>, config: ServerConfig) -> Result<AppState, StartError> {
+    let store = store::Store::open(&config.data_dir)
+        .map_err(|source| StartError::Store { dir: config.data_dir.display().to_string(), source })?;
+    let config = Arc::new(config);
+    let raster = crate::pdf::Rasterizer::new(config.raster.clone()).map_err(StartError::Rasterizer)?;
+    let engine = engine_thread::EngineHandle::spawn(engine, config.engine_queue_pages, config.max_batch);
+    let runner = runner::Runner::new(Arc::new(store), engine, raster, config.clone());
+    runner.resume().map_err(|e| StartError::Resume(e.to_string()))?;
+    tokio::spawn(runner.clone().retention_loop());
+    Ok(AppState { runner, config, ready: Arc::new(AtomicBool::new(true)) })
+}
+
+/// The complete application: API, metrics, OpenAPI document and UI, with authentication,
+/// security headers and (when configured) CORS.
+pub fn router(state: AppState) -> Router {
+    let app = Router::new()
+        .merge(routes::api_routes())
+        .merge(ui::routes())
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::require_api_key))
+        .layer(axum::middleware::from_fn(security::security_headers));
+    let app = match security::cors_layer(&state.config.cors_origins) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves, then drains connections.
+pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let ready = state.ready.clone();
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            ready.store(false, Ordering::Relaxed);
+        })
+        .await
+}

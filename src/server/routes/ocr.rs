@@ -1,0 +1,96 @@
+//! `POST /v1/ocr`: synchronous OCR. The document goes through the same queue and engine as
+//! jobs (so batching and `429` apply), the request waits for the result, and the job is
+//! removed afterwards. A client that disconnects or times out cancels its job.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::broadcast;
+use tracing::instrument;
+
+use crate::server::errors::ApiError;
+use crate::server::intake::{self, Upload};
+use crate::server::runner::{JobEvent, Runner, Submission};
+use crate::server::store::{JobId, JobState};
+use crate::server::structure::{self, ResultFormat};
+use crate::server::{webhook, AppState};
+
+/// Reads an upload and its fields (query string first, then form fields) into a submission
+/// and the requested result format.
+pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Result<(Submission, ResultFormat), ApiError> {
+    let mut fields = intake::query_fields(req.uri().query());
+    let Upload { bytes, filename, fields: form } = intake::read_upload(req, st.config.max_upload_bytes).await?;
+    fields.extend(form);
+    let get = |k: &str| fields.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let format = get("format").map(|f| ResultFormat::parse(&f)).transpose()?.unwrap_or_default();
+    let webhook = match get("webhook").filter(|w| !w.is_empty()) {
+        Some(url) if !ephemeral => {
+            webhook::check(&url, &st.config.webhook_hosts)?;
+            Some(url)
+        }
+        Some(_) => return Err(ApiError::BadRequest("webhooks are for jobs (POST /v1/jobs)".into())),
+        None => None,
+    };
+    let options = intake::options_from_fields(&st.config.defaults, &fields)?;
+    let kind = intake::sniff(&bytes)?;
+    let filename = filename.or_else(|| get("filename"));
+    Ok((Submission { bytes, kind, filename, options, webhook, ephemeral }, format))
+}
+
+/// Cancels and removes a synchronous job unless disarmed (client gone, timeout, error).
+struct JobGuard {
+    runner: Arc<Runner>,
+    id: JobId,
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        let _ = self.runner.cancel(&self.id);
+        let _ = self.runner.store.delete_job(&self.id);
+    }
+}
+
+/// Waits for the job's final state.
+pub async fn wait_done(runner: &Runner, id: &JobId, rx: &mut broadcast::Receiver<JobEvent>) -> JobState {
+    loop {
+        match rx.recv().await {
+            Ok(JobEvent::Done { state, .. }) => return state,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => {
+                return runner.store.job(id).ok().flatten().map(|j| j.state).unwrap_or(JobState::Failed);
+            }
+        }
+    }
+}
+
+/// `POST /v1/ocr`: multipart (`file` + option fields) or a raw body; options also as query
+/// parameters; `format=json|md|html|hocr|pdf` picks the response.
+#[instrument(skip_all)]
+pub async fn ocr(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (submission, format) = read_submission(&st, req, true).await?;
+    let runner = st.runner.clone();
+    let (id, mut rx) = runner.submit(submission)?;
+    let guard = JobGuard { runner: runner.clone(), id: id.clone() };
+    let timeout = st.config.request_timeout;
+    let state = tokio::time::timeout(timeout, wait_done(&runner, &id, &mut rx))
+        .await
+        .map_err(|_| ApiError::Timeout(timeout.as_secs()))?;
+    let job = runner.store.job(&id)?.ok_or_else(|| ApiError::internal("sync job vanished"))?;
+    match state {
+        JobState::Done => {}
+        JobState::Cancelled => return Err(ApiError::Cancelled),
+        _ => {
+            let (code, message) = job.error.clone().unwrap_or_else(|| ("internal".into(), String::new()));
+            return Err(ApiError::from_code(&code, message));
+        }
+    }
+    let pages = runner.store.pages(&id)?;
+    if !pages.is_empty() && pages.iter().all(|p| p.error.is_some()) {
+        return Err(ApiError::ModelFailed(pages[0].error.clone().unwrap_or_default()));
+    }
+    let body = structure::render(&job, &pages, format)?;
+    drop(guard);
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}

@@ -1,0 +1,417 @@
+//! Job running: admission (bounded queue, `429` when full), run slots (`--concurrency`),
+//! rasterizing, feeding pages to the engine thread, committing each finished page, live
+//! events, cancellation, resumption after a restart, and retention.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{broadcast, Semaphore};
+
+use crate::engine::{EngineError, PageJob};
+use crate::options::OcrOptions;
+use crate::server::config::ServerConfig;
+use crate::server::engine_thread::{CancelFlag, EngineHandle};
+use crate::server::errors::ApiError;
+use crate::pdf::{DocumentKind, DocumentSource, Rasterizer, RenderOptions};
+use crate::server::intake;
+use crate::server::metrics;
+use crate::server::store::{now_ms, JobId, JobRecord, JobState, PageRecord, Store};
+use crate::server::structure;
+
+/// Events buffered per job for slow subscribers.
+const EVENT_BUFFER: usize = 1024;
+/// Name of the page list written next to the page images.
+const MANIFEST: &str = "manifest.json";
+/// Lower bound of the `Retry-After` hint, seconds.
+const MIN_RETRY_AFTER_S: u64 = 1;
+
+/// A live event of one job.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobEvent {
+    /// The job changed state.
+    State {
+        /// New state.
+        state: JobState,
+    },
+    /// The document was rasterized: this many pages will be recognised.
+    Pages {
+        /// Page count.
+        count: usize,
+    },
+    /// One page finished (its structured result or its error).
+    Page {
+        /// The page result (see `structure::page_json`).
+        page: Value,
+    },
+    /// The job reached a final state.
+    Done {
+        /// Final state.
+        state: JobState,
+        /// Error code, when failed.
+        code: Option<String>,
+        /// Error message, when failed.
+        message: Option<String>,
+    },
+}
+
+impl JobEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobEvent::State { .. } => "state",
+            JobEvent::Pages { .. } => "pages",
+            JobEvent::Page { .. } => "page",
+            JobEvent::Done { .. } => "done",
+        }
+    }
+}
+
+/// In-memory side of a job that is queued or running.
+pub struct LiveJob {
+    /// Set to stop the job.
+    pub cancel: CancelFlag,
+    /// Live events.
+    pub events: broadcast::Sender<JobEvent>,
+}
+
+/// A document to run.
+pub struct Submission {
+    /// The document bytes.
+    pub bytes: Vec<u8>,
+    /// What they are (sniffed).
+    pub kind: DocumentKind,
+    /// The client's file name, for display only.
+    pub filename: Option<String>,
+    /// Options.
+    pub options: OcrOptions,
+    /// Webhook to call on completion (already checked against the allow-list).
+    pub webhook: Option<String>,
+    /// A synchronous request's job (not resumed after a restart).
+    pub ephemeral: bool,
+}
+
+/// Runs jobs; shared by all handlers.
+pub struct Runner {
+    /// The job store.
+    pub store: Arc<Store>,
+    /// The engine thread.
+    pub engine: EngineHandle,
+    /// Renders documents into page images.
+    pub raster: Rasterizer,
+    /// Server settings.
+    pub config: Arc<ServerConfig>,
+    live: Mutex<HashMap<JobId, Arc<LiveJob>>>,
+    queue: Mutex<VecDeque<JobId>>,
+    slots: Arc<Semaphore>,
+}
+
+/// Pages rendered ahead of recognition.
+const RASTER_AHEAD: usize = 2;
+
+/// What the rendering side tells the recognising side.
+enum RasterEvent {
+    /// Pages that will come.
+    Count(usize),
+    /// Page `index` (position in the job) is on disk.
+    Page(usize, ManifestPage),
+}
+
+/// A page's place in a job, as saved in the manifest.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct ManifestPage {
+    page_number: usize,
+    width: u32,
+    height: u32,
+}
+
+impl Runner {
+    /// A runner over `store` and `engine`.
+    pub fn new(store: Arc<Store>, engine: EngineHandle, raster: Rasterizer, config: Arc<ServerConfig>) -> Arc<Self> {
+        Arc::new(Runner {
+            store,
+            engine,
+            raster,
+            slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            config,
+            live: Mutex::new(HashMap::new()),
+            queue: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// The live part of a job, while queued or running.
+    pub fn live(&self, id: &JobId) -> Option<Arc<LiveJob>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// 1-based position among jobs waiting for a run slot, if waiting.
+    pub fn queue_position(&self, id: &JobId) -> Option<usize> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).iter().position(|j| j == id).map(|p| p + 1)
+    }
+
+    /// Jobs waiting for a run slot.
+    pub fn queued(&self) -> usize {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Accepts a job, or refuses with `QueueFull` when the queue is at capacity. The receiver
+    /// is subscribed before the job starts, so no event is missed.
+    pub fn submit(self: &Arc<Self>, sub: Submission) -> Result<(JobId, broadcast::Receiver<JobEvent>), ApiError> {
+        let id = JobId::generate();
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.len() >= self.config.max_queued_jobs {
+            return Err(ApiError::QueueFull { retry_after_s: self.retry_after(queue.len()) });
+        }
+        let record = JobRecord {
+            id: id.clone(),
+            state: JobState::Queued,
+            filename: sub.filename,
+            media: intake::kind_name(sub.kind),
+            options: sub.options,
+            webhook: sub.webhook,
+            page_count: None,
+            error: None,
+            created_ms: now_ms(),
+            finished_ms: None,
+            ephemeral: sub.ephemeral,
+        };
+        self.store.create_job(&record, &sub.bytes)?;
+        metrics::global().jobs_accepted.fetch_add(1, Ordering::Relaxed);
+        let rx = self.enqueue(&mut queue, id.clone());
+        drop(queue);
+        Ok((id, rx))
+    }
+
+    fn enqueue(self: &Arc<Self>, queue: &mut VecDeque<JobId>, id: JobId) -> broadcast::Receiver<JobEvent> {
+        let (events, rx) = broadcast::channel(EVENT_BUFFER);
+        let live = Arc::new(LiveJob { cancel: Arc::new(AtomicBool::new(false)), events });
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), live.clone());
+        queue.push_back(id.clone());
+        metrics::global().jobs_queued.store(queue.len() as u64, Ordering::Relaxed);
+        let me = self.clone();
+        tokio::spawn(async move { me.drive(id, live).await });
+        rx
+    }
+
+    /// Seconds a refused client should wait: the configured time per job times the queue's depth per slot.
+    fn retry_after(&self, queued: usize) -> u64 {
+        let per_slot = (queued / self.config.concurrency.max(1)) as u64 + 1;
+        (per_slot * self.config.retry_after_per_job_s).max(MIN_RETRY_AFTER_S)
+    }
+
+    /// Resumes jobs left queued or running by a previous process (oldest first); a synchronous
+    /// request's job is marked failed, since its client has gone.
+    pub fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
+        let mut resumed = 0;
+        for job in self.store.unfinished_jobs()? {
+            if job.ephemeral {
+                self.store.set_state(&job.id, JobState::Failed, Some(("interrupted", "the server restarted during a synchronous request")))?;
+                continue;
+            }
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = self.enqueue(&mut queue, job.id.clone());
+            resumed += 1;
+        }
+        if resumed > 0 {
+            tracing::info!(resumed, "resumed unfinished jobs");
+        }
+        Ok(resumed)
+    }
+
+    /// Cancels a queued or running job; returns false when it was already final.
+    pub fn cancel(&self, id: &JobId) -> Result<bool, ApiError> {
+        let Some(live) = self.live(id) else { return Ok(false) };
+        live.cancel.store(true, Ordering::Relaxed);
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).retain(|j| j != id);
+        self.store.set_state(id, JobState::Cancelled, None)?;
+        let _ = live.events.send(JobEvent::Done { state: JobState::Cancelled, code: None, message: None });
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        Ok(true)
+    }
+
+    async fn drive(self: Arc<Self>, id: JobId, live: Arc<LiveJob>) {
+        let started = Instant::now();
+        let permit = self.slots.clone().acquire_owned().await;
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.retain(|j| j != &id);
+            metrics::global().jobs_queued.store(queue.len() as u64, Ordering::Relaxed);
+        }
+        if live.cancel.load(Ordering::Relaxed) || permit.is_err() {
+            return;
+        }
+        let m = metrics::global();
+        m.jobs_running.fetch_add(1, Ordering::Relaxed);
+        let outcome = self.run_job(&id, &live).await;
+        m.jobs_running.fetch_sub(1, Ordering::Relaxed);
+        drop(permit);
+        if live.cancel.load(Ordering::Relaxed) {
+            return;
+        }
+        let (state, error) = match outcome {
+            Ok(()) => (JobState::Done, None),
+            Err(e) => {
+                let (_, code) = e.status_and_code();
+                if let ApiError::Internal(cause) = &e {
+                    tracing::error!(job = %id, %cause, "job failed");
+                }
+                (JobState::Failed, Some((code.to_string(), e.to_string())))
+            }
+        };
+        if let Err(e) = self.store.set_state(&id, state, error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()))) {
+            tracing::error!(job = %id, error = %e, "cannot record the job's final state");
+        }
+        self.store.drop_upload(&id);
+        m.job_latency.observe(started.elapsed().as_secs_f64());
+        let (code, message) = error.unzip();
+        let _ = live.events.send(JobEvent::Done { state, code, message });
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        if let Ok(Some(job)) = self.store.job(&id) {
+            if let Some(url) = job.webhook.clone() {
+                let allowed = self.config.webhook_hosts.clone();
+                tokio::spawn(async move { crate::server::webhook::notify(&url, &allowed, &job).await });
+            }
+        }
+    }
+
+    async fn run_job(&self, id: &JobId, live: &LiveJob) -> Result<(), ApiError> {
+        let job = self.store.job(id)?.ok_or_else(|| ApiError::internal("job row vanished"))?;
+        self.store.set_state(id, JobState::Running, None)?;
+        let _ = live.events.send(JobEvent::State { state: JobState::Running });
+        let done: std::collections::HashSet<usize> = self.store.pages(id)?.iter().map(|p| p.index).collect();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RasterEvent>(RASTER_AHEAD);
+        let raster = self.start_pages(&job, tx);
+        // Pages are recognised while later ones are still being rendered.
+        let pages = futures_util::stream::poll_fn(|cx| rx.poll_recv(cx)).filter_map(|event| {
+            let out = match event {
+                RasterEvent::Count(count) => {
+                    let _ = self.store.set_page_count(id, count);
+                    let _ = live.events.send(JobEvent::Pages { count });
+                    None
+                }
+                RasterEvent::Page(index, page) => (!done.contains(&index)).then_some((index, page)),
+            };
+            std::future::ready(out)
+        });
+        let window = self.config.max_batch.max(1);
+        let opts = job.options.clone();
+        let mut results = pages
+            .map(|(index, page)| {
+                let cancel = live.cancel.clone();
+                let opts = opts.clone();
+                async move { (index, page, self.recognize_page(id, index, &opts, cancel).await) }
+            })
+            .buffer_unordered(window);
+        while let Some((index, page, result)) = results.next().await {
+            if live.cancel.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let mut record = PageRecord {
+                index,
+                page_number: page.page_number,
+                width: page.width,
+                height: page.height,
+                raw: None,
+                outcome: None,
+                tokens: 0,
+                error: None,
+            };
+            match result {
+                Ok(text) => {
+                    record.outcome = serde_json::to_value(text.outcome).ok().and_then(|v| v.as_str().map(str::to_string));
+                    record.tokens = text.generated_tokens;
+                    record.raw = Some(text.raw);
+                }
+                Err(EngineError::Cancelled) => return Ok(()),
+                Err(e) => record.error = Some(ApiError::from(e).to_string()),
+            }
+            self.store.save_page(id, &record)?;
+            let _ = live.events.send(JobEvent::Page { page: structure::page_json(&record) });
+        }
+        drop(results);
+        raster.await.map_err(ApiError::internal)?
+    }
+
+    async fn recognize_page(&self, id: &JobId, index: usize, opts: &OcrOptions, cancel: CancelFlag) -> Result<crate::engine::PageText, EngineError> {
+        let path = self.store.page_image_path(id, index);
+        let image = tokio::task::spawn_blocking(move || image::open(&path).map(|i| i.to_rgb8()))
+            .await
+            .map_err(|e| EngineError::Model(e.to_string()))?
+            .map_err(|e| EngineError::Model(format!("cannot read the page image: {e}")))?;
+        let job = PageJob {
+            image: Arc::new(image),
+            mode: opts.mode,
+            task: opts.task,
+            locate: opts.locate.clone(),
+            generation: opts.generation(),
+        };
+        self.engine.recognize(job, cancel, None).await
+    }
+
+    /// Feeds the job's page images into `tx`: from the manifest when an earlier run finished
+    /// rendering, else rendered now (each page saved as PNG before it is announced).
+    fn start_pages(&self, job: &JobRecord, tx: tokio::sync::mpsc::Sender<RasterEvent>) -> tokio::task::JoinHandle<Result<(), ApiError>> {
+        let dir = self.store.pages_dir(&job.id);
+        let upload = self.store.upload_path(&job.id);
+        let kind = intake::kind_from_name(&job.media);
+        let ropts = RenderOptions::from(&job.options);
+        let raster = self.raster.clone();
+        tokio::task::spawn_blocking(move || {
+            let manifest = dir.join(MANIFEST);
+            if let Some(pages) = std::fs::read(&manifest).ok().and_then(|b| serde_json::from_slice::<Vec<ManifestPage>>(&b).ok()) {
+                let _ = tx.blocking_send(RasterEvent::Count(pages.len()));
+                for (i, p) in pages.into_iter().enumerate() {
+                    if tx.blocking_send(RasterEvent::Page(i, p)).is_err() {
+                        break;
+                    }
+                }
+                return Ok(());
+            }
+            kind.ok_or_else(|| ApiError::internal("unknown stored media kind"))?;
+            std::fs::create_dir_all(&dir)?;
+            let mut doc = raster.open(&DocumentSource::path(upload), &ropts)?;
+            if tx.blocking_send(RasterEvent::Count(doc.info().selected.len())).is_err() {
+                return Ok(());
+            }
+            let mut pages = Vec::new();
+            for (i, page) in (&mut doc).enumerate() {
+                let page = page?;
+                page.image.save_with_format(dir.join(format!("{i}.png")), image::ImageFormat::Png).map_err(ApiError::internal)?;
+                let entry = ManifestPage { page_number: page.index + 1, width: page.image.width(), height: page.image.height() };
+                pages.push(entry);
+                if tx.blocking_send(RasterEvent::Page(i, entry)).is_err() {
+                    return Ok(());
+                }
+            }
+            // Written last, atomically: its presence means every page image is on disk.
+            let tmp = dir.join("manifest.tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&pages).map_err(ApiError::internal)?)?;
+            std::fs::rename(&tmp, &manifest)?;
+            Ok(())
+        })
+    }
+
+    /// Deletes final jobs older than the retention period; runs until the runtime stops.
+    pub async fn retention_loop(self: Arc<Self>) {
+        let period = (self.config.retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            tokio::time::sleep(period).await;
+            let cutoff = now_ms() - self.config.retention.as_millis() as i64;
+            match self.store.expired_jobs(cutoff) {
+                Ok(ids) => {
+                    for id in ids {
+                        if let Err(e) = self.store.delete_job(&id) {
+                            tracing::warn!(job = %id, error = %e, "cannot delete an expired job");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! HTTP API tests through the router (`tower::ServiceExt::oneshot`) with the fake engine.
+
+mod server_support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use docseek::engine::FakeEngine;
+use serde_json::Value;
+use server_support::*;
+
+fn slow(ms: u64) -> FakeEngine {
+    FakeEngine { token_delay: Duration::from_millis(ms), script: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_ocr_of_an_image_in_json_and_markdown() {
+    let s = start(FakeEngine::new(), |_| {});
+    let (status, v) = call_json(&s.app, post_multipart("/v1/ocr", &png(120, 80), &[("mode", "tiny")])).await;
+    assert_eq!(status, 200, "{v}");
+    let page = &v["pages"][0];
+    assert_eq!(page["width"], 120);
+    assert_eq!(page["blocks"][0]["type"], "title");
+    assert_eq!(page["blocks"][0]["text"], "# Page 120x80");
+    let bbox = page["blocks"][0]["bbox"].as_array().unwrap();
+    assert!((bbox[2].as_f64().unwrap() - 900.0 / 999.0 * 120.0).abs() < 0.01, "{bbox:?}");
+    // Raw body, options in the query, Markdown out.
+    let (status, headers, body) = call(&s.app, post_raw("/v1/ocr?format=md&task=markdown", png(64, 32))).await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/markdown"));
+    let md = String::from_utf8(body).unwrap();
+    assert!(md.starts_with("# Page 64x32\n\n"), "{md}");
+    assert!(!md.contains("<|ref|>"), "{md}");
+    // Synchronous jobs are removed once answered.
+    assert!(s.state.runner.store.unfinished_jobs().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(s.dir.path().join("uploads")).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_with_events_through_to_every_result_format() {
+    let s = start(slow(2), |_| {});
+    let (status, _, body) = call(&s.app, post_multipart("/v1/jobs", &png(100, 50), &[("task", "markdown")])).await;
+    assert_eq!(status, 202);
+    let accepted: Value = serde_json::from_slice(&body).unwrap();
+    let id = accepted["id"].as_str().unwrap().to_string();
+    assert_eq!(accepted["links"]["events"], format!("/v1/jobs/{id}/events"));
+    // The event stream ends after `done`; it replays anything that happened before we connected.
+    let (status, headers, body) = call(&s.app, get(&format!("/v1/jobs/{id}/events"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let events = sse_events(&String::from_utf8(body).unwrap());
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names.first(), Some(&"state"), "{names:?}");
+    assert_eq!(names.last(), Some(&"done"), "{names:?}");
+    assert_eq!(names.iter().filter(|n| **n == "page").count(), 1, "{names:?}");
+    let page: Value = serde_json::from_str(&events.iter().find(|(e, _)| e == "page").unwrap().1).unwrap();
+    assert_eq!(page["page"]["blocks"][1]["type"], "text");
+    let done: Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
+    assert_eq!(done["state"], "done");
+
+    let status_v = wait_final(&s.app, &id).await;
+    assert_eq!(status_v["pages_done"], 1);
+    assert_eq!(status_v["page_count"], 1);
+    assert_eq!(status_v["pages"][0]["state"], "done");
+
+    for (format, ct, needle) in [
+        ("json", "application/json", "\"blocks\""),
+        ("md", "text/markdown", "# Page 100x50"),
+        ("html", "text/html", "Page 100x50"),
+        ("hocr", "text/vnd.hocr+html", "ocr_page"),
+    ] {
+        let (status, headers, body) = call(&s.app, get(&format!("/v1/jobs/{id}/result?format={format}"))).await;
+        assert_eq!(status, 200, "{format}: {}", String::from_utf8_lossy(&body));
+        assert!(headers["content-type"].to_str().unwrap().starts_with(ct), "{format}");
+        assert!(String::from_utf8_lossy(&body).contains(needle), "{format}");
+    }
+    let (status, headers, body) = call(&s.app, get(&format!("/v1/jobs/{id}/pages/0/image"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(image::load_from_memory(&body).unwrap().width(), 100);
+    let (status, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/pages/1/image"))).await;
+    assert_error(status, &v, 404, "not_found");
+    let (status, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/result?format=docx"))).await;
+    assert_error(status, &v, 400, "bad_request");
+    // Deleting a finished job removes it.
+    let (status, _, _) = call(&s.app, Request::delete(format!("/v1/jobs/{id}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 204);
+    let (status, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}"))).await;
+    assert_error(status, &v, 404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_a_running_job() {
+    let s = start(slow(200), |_| {});
+    let (status, v) = call_json(&s.app, post_raw("/v1/jobs", png(40, 40))).await;
+    assert_eq!(status, 202);
+    let id = v["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, v) = call_json(&s.app, Request::delete(format!("/v1/jobs/{id}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["state"], "cancelled");
+    let v = wait_final(&s.app, &id).await;
+    assert_eq!(v["state"], "cancelled");
+    let (status, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/result"))).await;
+    assert_error(status, &v, 409, "cancelled");
+    // Still cancelled after the engine would have finished the page.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}"))).await;
+    assert_eq!(v["state"], "cancelled");
+    let (_, _, body) = call(&s.app, get(&format!("/v1/jobs/{id}/events"))).await;
+    let events = sse_events(&String::from_utf8(body).unwrap());
+    assert!(events.last().unwrap().1.contains("cancelled"), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_uploads_get_413_json() {
+    let s = start(FakeEngine::new(), |c| c.max_upload_bytes = 10_000);
+    let big = vec![0u8; 20_000];
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", big.clone())).await;
+    assert_error(status, &v, 413, "payload_too_large");
+    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &big, &[])).await;
+    assert_error(status, &v, 413, "payload_too_large");
+    // Without a Content-Length (chunked), the limit still holds.
+    let stream = futures_util::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![0u8; 1000])));
+    let req = Request::post("/v1/ocr").body(Body::from_stream(stream)).unwrap();
+    let (status, v) = call_json(&s.app, req).await;
+    assert_error(status, &v, 413, "payload_too_large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_documents_get_415_and_broken_ones_422() {
+    let s = start(FakeEngine::new(), |c| c.raster.limits.max_image_pixels = 1_000_000);
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", b"<html><script>alert(1)</script></html>".to_vec())).await;
+    assert_error(status, &v, 415, "unsupported_media_type");
+    // Claiming to be a PNG does not make it one.
+    let req = Request::post("/v1/ocr").header("content-type", "image/png").body(Body::from("hello")).unwrap();
+    let (status, v) = call_json(&s.app, req).await;
+    assert_error(status, &v, 415, "unsupported_media_type");
+    // A PNG signature followed by garbage.
+    let mut broken = png(10, 10);
+    broken.truncate(30);
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", broken)).await;
+    assert_error(status, &v, 422, "invalid_document");
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", Vec::new())).await;
+    assert_error(status, &v, 422, "invalid_document");
+    // Over the pixel limit.
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", png(1200, 1000))).await;
+    assert_error(status, &v, 422, "limit_exceeded");
+    // Bad options.
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr?mdoe=tiny", png(10, 10))).await;
+    assert_error(status, &v, 400, "invalid_options");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_is_required_when_set() {
+    let s = start(FakeEngine::new(), |c| c.api_key = Some("sekret".into()));
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", png(10, 10))).await;
+    assert_error(status, &v, 401, "unauthorized");
+    let req = Request::get("/v1/info").header("authorization", "Bearer wrong").body(Body::empty()).unwrap();
+    let (status, v) = call_json(&s.app, req).await;
+    assert_error(status, &v, 401, "unauthorized");
+    let (status, _, _) = call(&s.app, get("/metrics")).await;
+    assert_eq!(status, 401);
+    let req = Request::get("/v1/info").header("authorization", "Bearer sekret").body(Body::empty()).unwrap();
+    let (status, v) = call_json(&s.app, req).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["model"], "fake");
+    assert_eq!(v["auth"], true);
+    // Health and the UI shell stay open.
+    assert_eq!(call(&s.app, get("/health")).await.0, 200);
+    assert_eq!(call(&s.app, get("/")).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_gets_429_with_retry_after() {
+    let s = start(slow(100), |c| {
+        c.concurrency = 1;
+        c.max_queued_jobs = 1;
+    });
+    let mut codes = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..4 {
+        let (status, headers, _) = call(&s.app, post_raw("/v1/jobs", png(20, 20))).await;
+        if status == 429 {
+            retry_after = headers.get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        }
+        codes.push(status.as_u16());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // One runs, one waits, the rest are refused.
+    assert_eq!(codes, vec![202, 202, 429, 429]);
+    assert!(retry_after.unwrap() >= 1);
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", png(20, 20))).await;
+    assert_error(status, &v, 429, "queue_full");
+    let (status, v) = call_json(&s.app, get("/ready")).await;
+    assert_eq!((status.as_u16(), v["status"].as_str()), (503, Some("busy")));
+    let (_, _, metrics) = call(&s.app, get("/metrics")).await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(metrics.contains("docseek_errors_total{code=\"queue_full\"}"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_position_is_reported() {
+    let s = start(slow(50), |c| c.concurrency = 1);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (_, v) = call_json(&s.app, post_raw("/v1/jobs", png(20, 20))).await;
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let (_, last) = call_json(&s.app, get(&format!("/v1/jobs/{}", ids[2]))).await;
+    assert_eq!(last["state"], "queued");
+    assert_eq!(last["queue_position"], 2);
+    for id in &ids {
+        assert_eq!(wait_final(&s.app, id).await["state"], "done");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_openapi_info_and_errors() {
+    let s = start(FakeEngine::new(), |_| {});
+    let (status, _) = call_json(&s.app, post_raw("/v1/ocr", png(16, 16))).await;
+    assert_eq!(status, 200);
+    let (status, headers, body) = call(&s.app, get("/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = String::from_utf8(body).unwrap();
+    for needle in ["docseek_queue_depth ", "docseek_pages_total ", "docseek_tokens_per_second ", "docseek_page_latency_seconds_bucket{le=\"0.5\"}", "docseek_batch_size_pages_count"] {
+        assert!(text.contains(needle), "missing {needle}");
+    }
+    let (_, api) = call_json(&s.app, get("/openapi.json")).await;
+    assert_eq!(api["openapi"], "3.1.0");
+    for path in ["/v1/ocr", "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/events", "/v1/jobs/{id}/result", "/v1/jobs/{id}/pages/{index}/image", "/v1/chat/completions", "/v1/models", "/v1/info", "/health", "/ready", "/metrics"] {
+        assert!(api["paths"][path].is_object(), "{path} undocumented");
+    }
+    let (status, v) = call_json(&s.app, get("/v1/nope")).await;
+    assert_error(status, &v, 404, "not_found");
+    let (status, v) = call_json(&s.app, get("/v1/jobs/..%2F..%2Fetc")).await;
+    assert_error(status, &v, 404, "not_found");
+    // Security headers on every response.
+    let (_, headers, _) = call(&s.app, get("/")).await;
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"), "{csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers.get("access-control-allow-origin").is_none());
+}
+
+fn data_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn chat_request(stream: bool, prompt: &str) -> Request<Body> {
+    let body = serde_json::json!({
+        "model": "fake",
+        "stream": stream,
+        "messages": [{ "role": "user", "content": [
+            { "type": "image_url", "image_url": { "url": data_url(&png(30, 20)) } },
+            { "type": "text", "text": prompt }
+        ]}]
+    });
+    Request::post("/v1/chat/completions").header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_chat_completions_plain_and_streamed() {
+    let s = start(FakeEngine::new(), |_| {});
+    let (status, v) = call_json(&s.app, chat_request(false, "<image>\n<|grounding|>Convert the document to markdown.")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["object"], "chat.completion");
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content.contains("<|ref|>title<|/ref|>") && content.contains("# Page 30x20"), "{content}");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 3);
+    // Free OCR maps to the plain task.
+    let (_, v) = call_json(&s.app, chat_request(false, "Free OCR.")).await;
+    assert_eq!(v["choices"][0]["message"]["content"], "Page 30x20, mean brightness 86.");
+
+    let (status, headers, body) = call(&s.app, chat_request(true, "<image>\nFree OCR.")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let events = sse_events(&String::from_utf8(body).unwrap());
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let mut text = String::new();
+    for (_, data) in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        text.push_str(chunk["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+    }
+    assert_eq!(text, "Page 30x20, mean brightness 86.");
+    assert!(events.len() > 4, "not streamed token by token: {events:?}");
+
+    let (status, v) = call_json(&s.app, get("/v1/models")).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["data"][0]["id"], "fake");
+    let bad = serde_json::json!({ "messages": [{ "role": "user", "content": [{ "type": "image_url", "image_url": { "url": "http://example.com/a.png" } }] }] });
+    let req = Request::post("/v1/chat/completions").body(Body::from(bad.to_string())).unwrap();
+    let (status, v) = call_json(&s.app, req).await;
+    assert_error(status, &v, 400, "bad_request");
+}
+
+const SAMPLE_PDF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/en_tracemonkey_p1.pdf");
+const SAMPLE_PDF_3_PAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/en_tracemonkey_p1-3.pdf");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_ocr_of_a_sample_pdf() {
+    let s = start(FakeEngine::new(), |_| {});
+    let pdf = std::fs::read(SAMPLE_PDF).unwrap();
+    let (status, v) = call_json(&s.app, post_multipart("/v1/ocr?dpi=72", &pdf, &[])).await;
+    assert_eq!(status, 200, "{v}");
+    let pages = v["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 1);
+    // US Letter at 72 dpi: 612 x 792 points = pixels.
+    assert_eq!((pages[0]["width"].as_u64(), pages[0]["height"].as_u64()), (Some(612), Some(792)));
+    assert_eq!(pages[0]["blocks"][0]["text"], "# Page 612x792");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_page_pdf_job_with_page_selection_and_progress() {
+    let s = start(FakeEngine { token_delay: Duration::from_millis(1), script: None }, |_| {});
+    let pdf = std::fs::read(SAMPLE_PDF_3_PAGES).unwrap();
+    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &pdf, &[("dpi", "50"), ("pages", "1,3")])).await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let (_, _, body) = call(&s.app, get(&format!("/v1/jobs/{id}/events"))).await;
+    let events = sse_events(&String::from_utf8(body).unwrap());
+    let pages: Vec<Value> = events.iter().filter(|(e, _)| e == "page").map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
+    assert_eq!(pages.len(), 2);
+    let mut numbers: Vec<u64> = pages.iter().map(|p| p["page"]["page"].as_u64().unwrap()).collect();
+    numbers.sort();
+    assert_eq!(numbers, vec![1, 3]);
+    assert!(events.iter().any(|(e, d)| e == "pages" && d.contains("\"count\":2")), "{events:?}");
+    let v = wait_final(&s.app, &id).await;
+    assert_eq!((v["state"].as_str(), v["pages_done"].as_u64()), (Some("done"), Some(2)));
+    let (_, _, md) = call(&s.app, get(&format!("/v1/jobs/{id}/result?format=md"))).await;
+    assert_eq!(String::from_utf8(md).unwrap().matches("# Page").count(), 2);
+    let (status, _, png) = call(&s.app, get(&format!("/v1/jobs/{id}/pages/1/image"))).await;
+    assert_eq!(status, 200);
+    assert!(image::load_from_memory(&png).unwrap().height() > 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_and_encrypted_looking_pdfs_fail_cleanly() {
+    let s = start(FakeEngine::new(), |_| {});
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", b"%PDF-1.7\n1 0 obj garbage\n%%EOF".to_vec())).await;
+    assert_error(status, &v, 422, "invalid_document");
+    // The server is still fine afterwards.
+    let pdf = std::fs::read(SAMPLE_PDF).unwrap();
+    let (status, _) = call_json(&s.app, post_raw("/v1/ocr?dpi=36", pdf)).await;
+    assert_eq!(status, 200);
+}
