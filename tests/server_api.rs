@@ -180,13 +180,21 @@ async fn full_queue_gets_429_with_retry_after() {
     });
     let mut codes = Vec::new();
     let mut retry_after = None;
-    for _ in 0..4 {
-        let (status, headers, _) = call(&s.app, post_raw("/v1/jobs", png(20, 20))).await;
+    for i in 0..4 {
+        let (status, headers, body) = call(&s.app, post_raw("/v1/jobs", png(20, 20))).await;
         if status == 429 {
             retry_after = headers.get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
         }
         codes.push(status.as_u16());
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        if i == 0 {
+            let id = serde_json::from_slice::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+            for _ in 0..100 {
+                if call_json(&s.app, get(&format!("/v1/jobs/{id}"))).await.1["state"] == "running" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
     // One runs, one waits, the rest are refused.
     assert_eq!(codes, vec![202, 202, 429, 429]);
@@ -204,9 +212,19 @@ async fn full_queue_gets_429_with_retry_after() {
 async fn queue_position_is_reported() {
     let s = start(slow(50), |c| c.concurrency = 1);
     let mut ids = Vec::new();
-    for _ in 0..3 {
+    for i in 0..3 {
         let (_, v) = call_json(&s.app, post_raw("/v1/jobs", png(20, 20))).await;
         ids.push(v["id"].as_str().unwrap().to_string());
+        if i == 0 {
+            // Let the first job take the only run slot.
+            for _ in 0..100 {
+                let (_, v) = call_json(&s.app, get(&format!("/v1/jobs/{}", ids[0]))).await;
+                if v["state"] == "running" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
     let (_, last) = call_json(&s.app, get(&format!("/v1/jobs/{}", ids[2]))).await;
     assert_eq!(last["state"], "queued");
@@ -348,4 +366,32 @@ async fn broken_and_encrypted_looking_pdfs_fail_cleanly() {
     let pdf = std::fs::read(SAMPLE_PDF).unwrap();
     let (status, _) = call_json(&s.app, post_raw("/v1/ocr?dpi=36", pdf)).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_is_called_on_completion_for_allowed_hosts_only() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = hook.local_addr().unwrap().to_string();
+    let allowed = hook_addr.clone();
+    let s = start(FakeEngine::new(), move |c| c.webhook_hosts = vec![allowed]);
+    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &png(20, 20), &[("webhook", "http://evil.example/hook")])).await;
+    assert_error(status, &v, 400, "bad_request");
+    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &png(20, 20), &[("webhook", &format!("http://{hook_addr}/done?x=1"))])).await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let (mut conn, _) = tokio::time::timeout(Duration::from_secs(20), hook.accept()).await.expect("webhook never called").unwrap();
+    let mut buf = vec![0u8; 8192];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("\"state\"") {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("POST /done?x=1 HTTP/1.1"), "{text}");
+    let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["state"], "done");
 }

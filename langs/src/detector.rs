@@ -16,7 +16,7 @@ const PROFILES: &[u8] = include_bytes!("../data/profiles.bin");
 
 /// Temperature dividing log-likelihoods before the softmax that gives the confidence: the
 /// n-gram features are far from independent, so raw naive Bayes posteriors are overconfident.
-pub const TEMPERATURE: f32 = 4.0;
+pub const TEMPERATURE: f32 = 8.0;
 /// Below this confidence the language is reported as `und` (the script is still given).
 pub const MIN_CONFIDENCE: f32 = 0.5;
 /// Fewest letters of the dominant script for a model decision.
@@ -24,6 +24,12 @@ pub const MIN_LETTERS: usize = 4;
 /// Fewest Han characters for calling kana-less Han text Chinese rather than `und` (short Han
 /// labels such as 合計金額 are as likely Japanese).
 pub const MIN_HAN_FOR_CHINESE: usize = 8;
+/// Confidence of kana-less Han text with Japanese-only shinjitai forms being Japanese.
+pub const KANJI_ONLY_JAPANESE_CONFIDENCE: f32 = 0.8;
+/// Confidence of kana-less Han text being Chinese without Simplified/Traditional evidence.
+pub const CHINESE_MIN_CONFIDENCE: f32 = 0.6;
+/// Variant characters (Simplified minus Traditional, or the reverse) for full confidence.
+pub const CHINESE_EVIDENCE_FULL: f32 = 4.0;
 /// Confidence of a language decided by its script alone (the script may serve languages
 /// outside the inventory).
 pub const SCRIPT_ONLY_CONFIDENCE: f32 = 0.95;
@@ -48,6 +54,7 @@ pub struct ProfileDetector {
     model: ProfileModel,
     /// Per class model (same order as `model.classes`), the inventory row of each model row.
     model_rows: Vec<Vec<&'static LanguageRow>>,
+    temperature: f32,
 }
 
 impl ProfileDetector {
@@ -73,7 +80,13 @@ impl ProfileDetector {
                 .collect::<Result<Vec<_>, _>>()?;
             model_rows.push(rows);
         }
-        Ok(Self { inventory, model, model_rows })
+        Ok(Self { inventory, model, model_rows, temperature: TEMPERATURE })
+    }
+
+    /// The same detector with another softmax temperature (see [`TEMPERATURE`]).
+    pub fn with_temperature(mut self, temperature: f32) -> Self {
+        self.temperature = temperature.max(f32::MIN_POSITIVE);
+        self
     }
 
     /// The inventory answered from.
@@ -98,7 +111,7 @@ impl ProfileDetector {
             return (Vec::new(), scores.letters);
         }
         let max = scores.log_likelihood.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exp: Vec<f32> = scores.log_likelihood.iter().map(|&s| ((s - max) / TEMPERATURE).exp()).collect();
+        let exp: Vec<f32> = scores.log_likelihood.iter().map(|&s| ((s - max) / self.temperature).exp()).collect();
         let sum: f32 = exp.iter().sum();
         let mut ranked: Vec<(&'static LanguageRow, f32)> =
             self.model_rows[i].iter().zip(exp).map(|(&row, e)| (row, e / sum)).collect();
@@ -106,18 +119,45 @@ impl ProfileDetector {
         (ranked, scores.letters)
     }
 
-    /// Kana-less Han text: Chinese when long enough, Simplified or Traditional by the
-    /// characters written only one way (the n-gram model breaks ties).
+    /// Kana-less Han text: Japanese when it has shinjitai forms Chinese does not use; else
+    /// Chinese when long enough, Simplified or Traditional by the characters written only one
+    /// way (the n-gram model breaks ties), less confident the less evidence there is.
     fn detect_chinese(&self, text: &str, han: usize, share: f32) -> Detection {
         if han < MIN_HAN_FOR_CHINESE {
             return Detection::undetermined(HAN);
         }
+        if crate::han::japanese_only_count(text) > 0 {
+            if let Some(row) = self.inventory.rows_of_class(JAPANESE).next() {
+                return Self::decided(row, KANJI_ONLY_JAPANESE_CONFIDENCE * share);
+            }
+        }
+        let (s, t) = crate::han::variant_counts(text);
         let variant = crate::han::han_variant(text).or_else(|| self.rank(text, HAN).0.first().map(|r| r.0.script));
         let row = self.inventory.rows_of_class(HAN).find(|r| Some(r.script) == variant);
+        // Kanji-only Japanese (table cells, headings) looks like Chinese: without variant
+        // evidence the confidence stays low.
+        let evidence = (s.abs_diff(t) as f32 / CHINESE_EVIDENCE_FULL).min(1.0);
+        let confidence = CHINESE_MIN_CONFIDENCE + (SCRIPT_ONLY_CONFIDENCE - CHINESE_MIN_CONFIDENCE) * evidence;
         match row.or_else(|| self.inventory.rows_of_class(HAN).next()) {
-            Some(row) => Self::decided(row, SCRIPT_ONLY_CONFIDENCE * share),
+            Some(row) => Self::decided(row, confidence * share),
             None => Detection::undetermined(HAN),
         }
+    }
+
+    /// The best row of `class` for `text` with its probability (no full ranking).
+    fn best(&self, text: &str, class: &str) -> Option<(&'static LanguageRow, f32)> {
+        let i = self.model.classes.iter().position(|m| m.class == class)?;
+        let scores = self.model.classes[i].score(text);
+        if scores.features == 0 {
+            return None;
+        }
+        let (arg, max) = scores
+            .log_likelihood
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |b, (i, &s)| if s > b.1 { (i, s) } else { b });
+        let sum: f32 = scores.log_likelihood.iter().map(|&s| ((s - max) / self.temperature).exp()).sum();
+        Some((self.model_rows[i][arg], 1.0 / sum))
     }
 
     fn decided(row: &'static LanguageRow, confidence: f32) -> Detection {
@@ -150,8 +190,7 @@ impl LanguageDetector for ProfileDetector {
         if class == HAN {
             return self.detect_chinese(text, class_letters, share);
         }
-        let (ranked, _) = self.rank(text, class);
-        if let Some(&(row, p)) = ranked.first() {
+        if let Some((row, p)) = self.best(text, class) {
             if class_letters < MIN_LETTERS {
                 return Detection::undetermined(script_name(class));
             }

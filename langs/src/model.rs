@@ -23,6 +23,11 @@ const MAGIC: &[u8] = b"DSLP1\n";
 pub const GAIN_STEP: f32 = 1.0 / 16.0;
 /// Most rows a class can hold (row indices are bytes).
 pub const MAX_ROWS: usize = 255;
+/// Posting lists at least this long are expanded at load into a dense gain per row, which
+/// adds in a vectorised loop (common n-grams are shown by most languages of a class).
+const DENSE_MIN_POSTINGS: usize = 12;
+/// Marker length of a dense entry in the index.
+const DENSE: u16 = u16::MAX;
 
 /// A hasher that passes through keys that are already hashes.
 #[derive(Default)]
@@ -64,8 +69,10 @@ pub struct ClassModel {
     /// Row keys (`code-Script`), indexed by row number.
     pub rows: Vec<String>,
     floors: Vec<[f32; MAX_ORDER]>,
+    /// Per n-gram: (start, len) into `postings`, or (start, DENSE) into `dense`.
     index: IdentityMap<(u32, u16)>,
     postings: Vec<(u8, u8)>,
+    dense: Vec<u8>,
 }
 
 impl ClassModel {
@@ -81,13 +88,35 @@ impl ClassModel {
             return Err(LangsError::BadProfiles(format!("class {class}: bad row count")));
         }
         entries.sort_by_key(|e| e.0);
+        let nrows = rows.len();
         let mut index = IdentityMap::default();
         let mut postings = Vec::new();
+        let mut dense = Vec::new();
         for (key, list) in entries {
-            index.insert(key, (postings.len() as u32, list.len() as u16));
-            postings.extend(list);
+            if list.len() >= DENSE_MIN_POSTINGS {
+                let start = dense.len();
+                dense.resize(start + nrows, 0u8);
+                for (row, gain) in list {
+                    dense[start + row as usize] = gain;
+                }
+                index.insert(key, ((start / nrows.max(1)) as u32, DENSE));
+            } else {
+                index.insert(key, (postings.len() as u32, list.len() as u16));
+                postings.extend(list);
+            }
         }
-        Ok(Self { class, rows, floors, index, postings })
+        Ok(Self { class, rows, floors, index, postings, dense })
+    }
+
+    /// The (row, gain) postings of an index entry.
+    fn entry_postings(&self, start: u32, len: u16) -> Vec<(u8, u8)> {
+        if len == DENSE {
+            let n = self.rows.len();
+            let d = &self.dense[start as usize * n..(start as usize + 1) * n];
+            d.iter().enumerate().filter(|(_, &g)| g > 0).map(|(r, &g)| (r as u8, g)).collect()
+        } else {
+            self.postings[start as usize..start as usize + len as usize].to_vec()
+        }
     }
 
     /// Number of distinct n-grams held.
@@ -97,23 +126,34 @@ impl ClassModel {
 
     /// Scores `text` (only the words of this class count).
     pub fn score(&self, text: &str) -> Scores {
-        let mut ll = vec![0.0f32; self.rows.len()];
+        let nrows = self.rows.len();
+        let mut gains = vec![0u32; nrows];
         let mut per_order = [0u32; MAX_ORDER];
         let mut features = 0usize;
         let letters = for_each_ngram(text, &self.class, |n, h| {
             if let Some(&(start, len)) = self.index.get(&h) {
                 per_order[n - 1] += 1;
                 features += 1;
-                for &(row, gain) in &self.postings[start as usize..start as usize + len as usize] {
-                    ll[row as usize] += gain as f32;
+                if len == DENSE {
+                    let d = &self.dense[start as usize * nrows..(start as usize + 1) * nrows];
+                    for (acc, &g) in gains.iter_mut().zip(d) {
+                        *acc += g as u32;
+                    }
+                } else {
+                    for &(row, gain) in &self.postings[start as usize..start as usize + len as usize] {
+                        gains[row as usize] += gain as u32;
+                    }
                 }
             }
         });
-        for (row, s) in ll.iter_mut().enumerate() {
-            let floors = &self.floors[row];
-            let base: f32 = (0..MAX_ORDER).map(|n| per_order[n] as f32 * floors[n]).sum();
-            *s = *s * GAIN_STEP + base;
-        }
+        let ll = gains
+            .iter()
+            .zip(&self.floors)
+            .map(|(&g, floors)| {
+                let base: f32 = (0..MAX_ORDER).map(|n| per_order[n] as f32 * floors[n]).sum();
+                g as f32 * GAIN_STEP + base
+            })
+            .collect();
         Scores { log_likelihood: ll, features, letters }
     }
 
@@ -134,11 +174,12 @@ impl ClassModel {
         for (k, _) in &keys {
             out.extend_from_slice(&k.to_le_bytes());
         }
-        for (_, (_, len)) in &keys {
-            out.push(*len as u8);
+        let lists: Vec<Vec<(u8, u8)>> = keys.iter().map(|(_, &(start, len))| self.entry_postings(start, len)).collect();
+        for list in &lists {
+            out.push(list.len() as u8);
         }
-        for (_, &(start, len)) in &keys {
-            for &(row, gain) in &self.postings[start as usize..start as usize + len as usize] {
+        for list in &lists {
+            for &(row, gain) in list {
                 out.push(row);
                 out.push(gain);
             }

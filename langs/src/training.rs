@@ -33,7 +33,7 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { alpha: 0.5, min_count: 2, max_per_row: 3000 }
+        Self { alpha: 0.05, min_count: 1, max_per_row: 6000 }
     }
 }
 
@@ -50,17 +50,29 @@ pub fn read_paragraphs(dir: &Path, source: &str) -> Result<Vec<(usize, String)>,
         .collect())
 }
 
-/// The training paragraphs of a row (all its sources, held-out lines removed).
-pub fn training_text(dir: &Path, row: &LanguageRow) -> Result<Vec<String>, LangsError> {
+/// The training paragraphs of a row: all its sources, without the paragraphs `exclude` names.
+pub fn training_text(dir: &Path, row: &LanguageRow, exclude: &dyn Fn(usize) -> bool) -> Result<Vec<String>, LangsError> {
     let mut out = Vec::new();
     for source in &row.sources {
-        out.extend(read_paragraphs(dir, source)?.into_iter().filter(|(i, _)| !is_held_out(*i)).map(|(_, l)| l));
+        out.extend(read_paragraphs(dir, source)?.into_iter().filter(|(i, _)| !exclude(*i)).map(|(_, l)| l));
     }
     Ok(out)
 }
 
-/// Trains one model per script class that has two or more trainable rows.
+/// Trains one model per script class that has two or more trainable rows, on every paragraph
+/// that is not held out.
 pub fn train(dir: &Path, inventory: &Inventory, config: TrainConfig) -> Result<ProfileModel, LangsError> {
+    train_excluding(dir, inventory, config, &is_held_out)
+}
+
+/// As [`train`], leaving out the paragraphs `exclude` names (for tuning on a development split
+/// carved out of the training paragraphs).
+pub fn train_excluding(
+    dir: &Path,
+    inventory: &Inventory,
+    config: TrainConfig,
+    exclude: &dyn Fn(usize) -> bool,
+) -> Result<ProfileModel, LangsError> {
     let mut classes = Vec::new();
     for class in inventory.classes() {
         let rows: Vec<&LanguageRow> = inventory.rows_of_class(class).filter(|r| !r.sources.is_empty()).collect();
@@ -75,7 +87,7 @@ pub fn train(dir: &Path, inventory: &Inventory, config: TrainConfig) -> Result<P
         for row in &rows {
             let mut c: HashMap<u32, u32> = HashMap::new();
             let mut totals = [0u64; MAX_ORDER];
-            for para in training_text(dir, row)? {
+            for para in training_text(dir, row, exclude)? {
                 for_each_ngram(&para, class, |n, h| {
                     *c.entry(h).or_insert(0) += 1;
                     totals[n - 1] += 1;

@@ -61,3 +61,16 @@ fn mixed_text_lowers_confidence() {
     assert_eq!(pure.code, "rus");
     assert!(mixed.confidence < pure.confidence, "{mixed:?} vs {pure:?}");
 }
+
+#[test]
+fn kanji_only_japanese_and_weak_chinese_evidence() {
+    let det = ProfileDetector::global();
+    // Shinjitai 変 is not used in Chinese: a kana-less Japanese table heading.
+    let d = det.detect("連結株主資本等変動計算書");
+    assert_eq!((d.code.as_ref(), d.script.as_ref()), ("jpn", "Jpan"));
+    // Chinese with strong Simplified evidence is more confident than without any.
+    let strong = det.detect("季度报告显示今年的收入增长速度超过了预期");
+    let weak = det.detect("人人生而自由在尊严和权利上一律平等");
+    assert_eq!(strong.code, "cmn");
+    assert!(strong.confidence > weak.confidence, "{strong:?} {weak:?}");
+}

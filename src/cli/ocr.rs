@@ -26,7 +26,7 @@ pub const EXIT_SOME_FAILED: u8 = 3;
 const AFTER_HELP: &str = "\
 Outputs: with --out DIR, each input's outputs go to DIR at the input's place in the input tree
 (below a directory argument: its path inside that directory; otherwise its file name), named
-<stem>.md, .json, .html, .hocr, .ocr.pdf, .raw.txt. Without --out, a single input is written to
+<stem>.md, .json, .html, .hocr, .ocr.pdf, .txt, .raw.txt. Without --out, a single input is written to
 stdout in one format.
 
 Manifest: DIR/manifest.jsonl gets one JSON line per finished document (input, size, sha256,
@@ -56,7 +56,7 @@ pub struct OcrCommand {
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Output formats, comma-separated: md, json, html, hocr, pdf (searchable), raw (model text).
+    /// Output formats, comma-separated: md, json, html, hocr, pdf (searchable), txt, raw (model text).
     #[arg(short, long, default_value = "md", value_parser = parse_formats)]
     pub format: Formats,
 

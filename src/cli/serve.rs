@@ -3,20 +3,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::engine::{FakeEngine, OcrEngine};
 use crate::options::{ModelArgs, OcrOptions};
 use crate::server::config::{DEFAULT_MAX_PAGES, DEFAULT_MAX_UPLOAD_MB};
 use crate::server::ServerConfig;
-
-/// Env var: per-token delay of the fake engine, in milliseconds (tests and demos only).
-pub const FAKE_TOKEN_DELAY_ENV: &str = "DOCSEEK_FAKE_TOKEN_DELAY_MS";
-/// Env var: a file whose content the fake engine emits verbatim for every page.
-pub const FAKE_SCRIPT_ENV: &str = "DOCSEEK_FAKE_SCRIPT_FILE";
 
 /// Arguments of `docseek serve`.
 #[derive(Debug, clap::Args)]
@@ -97,21 +90,6 @@ pub struct ServeArgs {
     cors_origins: Vec<String>,
 }
 
-/// The engine `--model` names; the fake engine honours the test-only env settings.
-fn load_engine(model: &ModelArgs) -> anyhow::Result<Arc<dyn OcrEngine>> {
-    if model.model != "fake" {
-        return crate::engine::load(model);
-    }
-    let mut fake = FakeEngine::new();
-    if let Ok(ms) = std::env::var(FAKE_TOKEN_DELAY_ENV) {
-        fake.token_delay = Duration::from_millis(ms.trim().parse().with_context(|| format!("{FAKE_TOKEN_DELAY_ENV} must be milliseconds"))?);
-    }
-    if let Ok(path) = std::env::var(FAKE_SCRIPT_ENV) {
-        fake.script = Some(std::fs::read_to_string(&path).with_context(|| format!("reading {FAKE_SCRIPT_ENV}={path}"))?);
-    }
-    Ok(Arc::new(fake))
-}
-
 impl ServeArgs {
     fn config(&self) -> anyhow::Result<ServerConfig> {
         crate::server::intake::check_options(&self.defaults).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -141,7 +119,8 @@ impl ServeArgs {
 /// Runs `docseek serve` until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
-    let engine = load_engine(&args.model)?;
+    // `--model fake` honours DOCSEEK_FAKE_TOKEN_DELAY_MS and DOCSEEK_FAKE_SCRIPT_FILE (tests, demos).
+    let engine = crate::engine::load(&args.model)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))

@@ -19,6 +19,8 @@ pub enum OutputFormat {
     Hocr,
     /// Searchable PDF (page images with an invisible text layer).
     Pdf,
+    /// Plain text.
+    Txt,
     /// The raw model text of each page, grounding tags kept, pages split by
     /// [`RAW_PAGE_SEPARATOR`].
     Raw,
@@ -29,12 +31,13 @@ pub const RAW_PAGE_SEPARATOR: &str = "\n<--- Page Split --->\n";
 
 impl OutputFormat {
     /// Every format, in display order.
-    pub const ALL: [OutputFormat; 6] = [
+    pub const ALL: [OutputFormat; 7] = [
         OutputFormat::Md,
         OutputFormat::Json,
         OutputFormat::Html,
         OutputFormat::Hocr,
         OutputFormat::Pdf,
+        OutputFormat::Txt,
         OutputFormat::Raw,
     ];
 
@@ -46,6 +49,7 @@ impl OutputFormat {
             OutputFormat::Html => "html",
             OutputFormat::Hocr => "hocr",
             OutputFormat::Pdf => "pdf",
+            OutputFormat::Txt => "txt",
             OutputFormat::Raw => "raw",
         }
     }
@@ -59,6 +63,7 @@ impl OutputFormat {
             OutputFormat::Html => ".html",
             OutputFormat::Hocr => ".hocr",
             OutputFormat::Pdf => ".ocr.pdf",
+            OutputFormat::Txt => ".txt",
             OutputFormat::Raw => ".raw.txt",
         }
     }
@@ -71,6 +76,7 @@ impl OutputFormat {
             OutputFormat::Html => "text/html; charset=utf-8",
             OutputFormat::Hocr => "text/vnd.hocr+html; charset=utf-8",
             OutputFormat::Pdf => "application/pdf",
+            OutputFormat::Txt => "text/plain; charset=utf-8",
             OutputFormat::Raw => "text/plain; charset=utf-8",
         }
     }
@@ -102,12 +108,16 @@ impl FromStr for OutputFormat {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().to_ascii_lowercase();
-        let s = if s == "markdown" { "md".to_string() } else { s };
+        let s = match s.as_str() {
+            "markdown" => "md".to_string(),
+            "text" => "txt".to_string(),
+            _ => s,
+        };
         OutputFormat::ALL
             .into_iter()
             .find(|f| f.name() == s)
             .ok_or_else(|| {
-                format!("unknown output format '{s}' (expected md, json, html, hocr, pdf or raw)")
+                format!("unknown output format '{s}' (expected md, json, html, hocr, pdf, txt or raw)")
             })
     }
 }

@@ -159,6 +159,15 @@ impl Runner {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Refuses early (before an upload is read) when the queue is already full.
+    pub fn check_capacity(&self) -> Result<(), ApiError> {
+        let queued = self.queued();
+        if queued >= self.config.max_queued_jobs {
+            return Err(ApiError::QueueFull { retry_after_s: self.retry_after(queued) });
+        }
+        Ok(())
+    }
+
     /// Accepts a job, or refuses with `QueueFull` when the queue is at capacity. The receiver
     /// is subscribed before the job starts, so no event is missed.
     pub fn submit(self: &Arc<Self>, sub: Submission) -> Result<(JobId, broadcast::Receiver<JobEvent>), ApiError> {

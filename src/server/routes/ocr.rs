@@ -20,8 +20,14 @@ use crate::server::{webhook, AppState};
 /// Reads an upload and its fields (query string first, then form fields) into a submission
 /// and the requested result format.
 pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Result<(Submission, ResultFormat), ApiError> {
+    // A full queue answers at once, without reading (and paying for) the upload.
+    st.runner.check_capacity()?;
     let mut fields = intake::query_fields(req.uri().query());
-    let Upload { bytes, filename, fields: form } = intake::read_upload(req, st.config.max_upload_bytes).await?;
+    // A slow sender cannot hold a connection open forever.
+    let timeout = st.config.request_timeout;
+    let Upload { bytes, filename, fields: form } = tokio::time::timeout(timeout, intake::read_upload(req, st.config.max_upload_bytes))
+        .await
+        .map_err(|_| ApiError::Timeout(timeout.as_secs()))??;
     fields.extend(form);
     let get = |k: &str| fields.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let format = get("format").map(|f| ResultFormat::parse(&f)).transpose()?.unwrap_or_default();
