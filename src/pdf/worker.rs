@@ -7,7 +7,7 @@ use std::path::Path;
 
 use pdfium_render::prelude::*;
 
-use super::protocol::{read_frame, write_frame, Request, Response, CRASH_AFTER_PAGES_ENV};
+use super::protocol::{read_frame, write_frame, Request, Response, CRASH_AFTER_PAGES_ENV, HANG_AFTER_PAGES_ENV};
 use super::{Limits, PageSize, PdfError, PtRect, TextChar, TextLayer, POINTS_PER_INCH};
 
 /// Binds libpdfium at `library` and answers requests from `input` on `output` until `input`
@@ -25,7 +25,9 @@ pub fn serve(library: &Path, mut input: impl Read, mut output: impl Write) -> st
     let pdfium = Pdfium::new(bindings);
     write_frame(&mut output, &Response::Ready, &[])?;
 
-    let crash_after: Option<usize> = std::env::var(CRASH_AFTER_PAGES_ENV).ok().and_then(|v| v.parse().ok());
+    let test_hook = |name: &str| -> Option<usize> { std::env::var(name).ok().and_then(|v| v.parse().ok()) };
+    let crash_after = test_hook(CRASH_AFTER_PAGES_ENV);
+    let hang_after = test_hook(HANG_AFTER_PAGES_ENV);
     let mut rendered = 0usize;
     let mut doc: Option<PdfDocument<'_>> = None;
     while let Some((req, payload)) = read_frame::<Request>(&mut input)? {
@@ -44,6 +46,12 @@ pub fn serve(library: &Path, mut input: impl Read, mut output: impl Write) -> st
                 if crash_after.is_some_and(|n| rendered >= n) {
                     eprintln!("docseek worker: {CRASH_AFTER_PAGES_ENV} reached, aborting on purpose");
                     std::process::abort();
+                }
+                if hang_after.is_some_and(|n| rendered >= n) {
+                    eprintln!("docseek worker: {HANG_AFTER_PAGES_ENV} reached, hanging on purpose");
+                    loop {
+                        std::thread::park();
+                    }
                 }
                 let limits = Limits { max_page_pixels, ..Limits::default() };
                 match doc.as_ref() {

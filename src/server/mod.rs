@@ -5,6 +5,20 @@
 //! admits and drives jobs, one engine thread ([`engine_thread`]) owns the model and batches
 //! pages from every request, and [`store`] keeps jobs in SQLite so they survive restarts.
 //! The server never touches tensors.
+//!
+//! ```text
+//! docseek serve --model deepseek-ai/DeepSeek-OCR --data-dir /var/lib/docseek --api-key $KEY
+//! curl -H "Authorization: Bearer $KEY" -F file=@paper.pdf 'localhost:8080/v1/ocr?format=md'
+//! curl -H "Authorization: Bearer $KEY" --data-binary @scan.png localhost:8080/v1/jobs   # 202 {"id":..}
+//! curl -N -H "Authorization: Bearer $KEY" localhost:8080/v1/jobs/$ID/events              # SSE
+//! curl -H "Authorization: Bearer $KEY" 'localhost:8080/v1/jobs/$ID/result?format=json'
+//! ```
+//!
+//! Jobs: `queued` → `running` → `done` | `failed` | `cancelled`. Each finished page is
+//! committed to SQLite before its event is sent; the page images and a manifest are written
+//! as the document is rasterized, so a restarted server re-renders nothing it finished and
+//! recognises only the missing pages. `429` (with `Retry-After`) is answered when
+//! `--max-queue` jobs already wait for one of the `--concurrency` run slots.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
