@@ -1,6 +1,20 @@
-//! Generation settings and per-page outcomes shared by the decoder, the engine and its users.
+//! Generation settings and per-page outcomes shared by the decoder, the engine and its users,
+//! and the token loop: prefill, KV-cached decode, n-gram guard, greedy or nucleus sampling,
+//! EOS / budget / loop stops.
+//!
+//! Outcomes: `Finished` when the model emits EOS; `Length` when the budget (or the model's
+//! max positions) runs out; `Repetition` when the [`LoopGuard`] sees the generated tail repeat
+//! a period of up to `max_period` ids at least `min_repeats` times over `min_span` ids - the
+//! runaway loops the official PDF script drops as pages without EOS.
 
+use std::time::{Duration, Instant};
+
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
+
+use super::decoder::{DeepseekDecoder, LogitsFor};
+pub use super::ngram::LoopGuard;
+use super::ngram::{LoopDetector, NgramState};
 
 /// Default budget of new tokens per page (the official `max_new_tokens`).
 pub const DEFAULT_MAX_NEW_TOKENS: usize = 8192;
@@ -59,6 +73,13 @@ pub struct GenerationConfig {
     pub top_p: f32,
     /// Seed for sampling.
     pub seed: u64,
+    /// Stop runaway loops early (None: only EOS and the budget stop a page).
+    #[serde(default = "default_loop_guard")]
+    pub loop_guard: Option<LoopGuard>,
+}
+
+fn default_loop_guard() -> Option<LoopGuard> {
+    Some(LoopGuard::default())
 }
 
 impl Default for GenerationConfig {
@@ -69,6 +90,168 @@ impl Default for GenerationConfig {
             temperature: 0.0,
             top_p: 1.0,
             seed: 0,
+            loop_guard: default_loop_guard(),
         }
     }
+}
+
+/// What the token loop produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// Generated ids (EOS excluded).
+    pub ids: Vec<u32>,
+    /// Why it stopped.
+    pub outcome: PageOutcome,
+    /// Prompt length.
+    pub prompt_tokens: usize,
+    /// Time in the prefill forward.
+    pub prefill: Duration,
+    /// Time in decode steps.
+    pub decode: Duration,
+}
+
+/// What the per-token callback wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Go on.
+    Continue,
+    /// Stop now (cancelled by the caller).
+    Stop,
+}
+
+/// Observes the loop: raw logits of each step (before bans) and each chosen id.
+pub trait StepObserver {
+    /// Raw f32 logits of step `step` (0 = prefill).
+    fn on_logits(&mut self, _step: usize, _logits: &[f32]) {}
+    /// The id chosen at step `step` (not called for EOS). Return `Step::Stop` to cancel.
+    fn on_token(&mut self, _step: usize, _id: u32) -> Step {
+        Step::Continue
+    }
+}
+
+/// An observer that only watches.
+pub struct Silent;
+
+impl StepObserver for Silent {}
+
+/// Runs prefill on `prompt_embeds` `[n, hidden]` (whose ids are `prompt_ids`, used by the HF
+/// n-gram flavour) and decodes until EOS, the budget, a loop, or the observer stops it.
+/// Returns `Ok(None)` when the observer cancelled.
+pub fn generate(
+    decoder: &DeepseekDecoder,
+    prompt_embeds: &Tensor,
+    prompt_ids: &[u32],
+    eos: Option<u32>,
+    cfg: &GenerationConfig,
+    observer: &mut dyn StepObserver,
+) -> candle_core::Result<Option<Generated>> {
+    let n = prompt_embeds.dim(0)?;
+    let max_pos = decoder.config().max_position_embeddings;
+    let budget = cfg.max_new_tokens.min(max_pos.saturating_sub(n));
+    let mut cache = decoder.new_cache(n + budget)?;
+    let mut ngram = NgramState::new(&cfg.ngram, prompt_ids);
+    let mut loops = cfg.loop_guard.map(LoopDetector::new);
+    let mut sampler = Sampler::new(cfg);
+    let mut ids = Vec::new();
+    let t0 = Instant::now();
+    let mut logits = decoder.forward(prompt_embeds, &mut cache, LogitsFor::Last)?;
+    let prefill = t0.elapsed();
+    let t1 = Instant::now();
+    let mut outcome = PageOutcome::Length;
+    for step in 0..budget {
+        let mut row: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        observer.on_logits(step, &row);
+        ngram.apply(&mut row);
+        let id = sampler.pick(&row);
+        if Some(id) == eos {
+            outcome = PageOutcome::Finished;
+            break;
+        }
+        ids.push(id);
+        ngram.push(id);
+        if observer.on_token(step, id) == Step::Stop {
+            return Ok(None);
+        }
+        if loops.as_mut().and_then(|d| d.push(id)).is_some() {
+            outcome = PageOutcome::Repetition;
+            break;
+        }
+        if step + 1 == budget {
+            break;
+        }
+        let emb = decoder.embed(&[id])?;
+        logits = decoder.forward(&emb, &mut cache, LogitsFor::Last)?;
+    }
+    Ok(Some(Generated { ids, outcome, prompt_tokens: n, prefill, decode: t1.elapsed() }))
+}
+
+/// Greedy argmax, or temperature + top-p sampling with a seeded generator.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    temperature: f32,
+    top_p: f32,
+    state: u64,
+}
+
+impl Sampler {
+    /// A sampler for `cfg`.
+    pub fn new(cfg: &GenerationConfig) -> Self {
+        Sampler { temperature: cfg.temperature, top_p: cfg.top_p, state: cfg.seed ^ 0x9E37_79B9_7F4A_7C15 }
+    }
+
+    /// SplitMix64 step mapped to [0, 1).
+    fn uniform(&mut self) -> f64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Chooses an id from processed logits (banned ids are -inf). Greedy ties go to the lower id.
+    pub fn pick(&mut self, logits: &[f32]) -> u32 {
+        if self.temperature <= 0.0 {
+            return argmax(logits);
+        }
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut probs: Vec<(usize, f64)> = logits
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(i, &v)| (i, (((v - max) / self.temperature) as f64).exp()))
+            .collect();
+        probs.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0)));
+        let total: f64 = probs.iter().map(|p| p.1).sum();
+        let mut kept = 0.0;
+        let mut cut = probs.len();
+        for (i, p) in probs.iter().enumerate() {
+            kept += p.1 / total;
+            if kept >= self.top_p as f64 {
+                cut = i + 1;
+                break;
+            }
+        }
+        probs.truncate(cut.max(1));
+        let mass: f64 = probs.iter().map(|p| p.1).sum();
+        let mut r = self.uniform() * mass;
+        for (i, p) in &probs {
+            if r < *p {
+                return *i as u32;
+            }
+            r -= p;
+        }
+        probs.last().map(|p| p.0 as u32).unwrap_or(0)
+    }
+}
+
+/// Index of the largest value; ties go to the lower index (torch's argmax on CPU).
+pub fn argmax(values: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best as u32
 }

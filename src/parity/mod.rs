@@ -10,6 +10,7 @@ use std::fmt;
 
 use candle_core::DType;
 
+pub mod decoder;
 pub mod fixture;
 pub mod runner;
 pub mod vision;

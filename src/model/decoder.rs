@@ -1,0 +1,230 @@
+//! The DeepSeek-V2-family decoder (`DeepseekV2ForCausalLM`): token embeddings, pre-norm
+//! layers (attention MHA or MLA, then a dense MLP or an MoE), final RMSNorm, untied `lm_head`,
+//! f32 logits. One sequence at a time: activations are `[tokens, hidden]`.
+//!
+//! Callers feed embeddings, so image features can be spliced into the prompt
+//! ([`DeepseekDecoder::embed`] then overwrite rows), and ask for the logits of the last
+//! position only (prefill, decode) or of all positions (parity checks).
+
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+use super::attention::MhaAttention;
+use super::cache::{CacheLayout, KvCache};
+use super::config::{AttentionKind, DeepseekV2Config};
+use super::layers::{Linear, Mlp, RmsNorm};
+use super::mla::MlaAttention;
+use super::moe::Moe;
+use super::rope::RotaryEmbedding;
+
+/// Which positions get logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsFor {
+    /// Only the last position (`[1, vocab]`).
+    Last,
+    /// Every position (`[tokens, vocab]`).
+    All,
+}
+
+#[derive(Debug, Clone)]
+enum Attention {
+    Mha(MhaAttention),
+    Mla(MlaAttention),
+}
+
+#[derive(Debug, Clone)]
+enum FeedForward {
+    Dense(Mlp),
+    Moe(Moe),
+}
+
+/// One pre-norm decoder layer.
+#[derive(Debug, Clone)]
+struct DecoderLayer {
+    input_norm: RmsNorm,
+    attn: Attention,
+    post_norm: RmsNorm,
+    ffn: FeedForward,
+}
+
+/// The decoder with its weights.
+#[derive(Debug, Clone)]
+pub struct DeepseekDecoder {
+    cfg: DeepseekV2Config,
+    embed: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rope: RotaryEmbedding,
+    dtype: DType,
+    device: Device,
+}
+
+impl DeepseekDecoder {
+    /// Loads the official names: `model.embed_tokens`, `model.layers.N.*`, `model.norm`,
+    /// `lm_head` (or the embeddings when `tie_word_embeddings`). `vb` is the checkpoint root.
+    pub fn load(cfg: &DeepseekV2Config, vb: VarBuilder) -> Result<Self> {
+        let m = vb.pp("model");
+        let h = cfg.hidden_size;
+        let embed = m.pp("embed_tokens").get((cfg.vocab_size, h), "weight")?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let l = m.pp("layers").pp(i);
+            let attn = match cfg.attention_kind() {
+                AttentionKind::Mha => Attention::Mha(MhaAttention::load(l.pp("self_attn"), cfg)?),
+                AttentionKind::Mla => Attention::Mla(MlaAttention::load(l.pp("self_attn"), cfg)?),
+            };
+            let ffn = if cfg.is_moe_layer(i) {
+                FeedForward::Moe(Moe::load(l.pp("mlp"), cfg)?)
+            } else {
+                FeedForward::Dense(Mlp::load(l.pp("mlp"), h, cfg.intermediate_size)?)
+            };
+            layers.push(DecoderLayer {
+                input_norm: RmsNorm::load(l.pp("input_layernorm"), h, cfg.rms_norm_eps)?,
+                attn,
+                post_norm: RmsNorm::load(l.pp("post_attention_layernorm"), h, cfg.rms_norm_eps)?,
+                ffn,
+            });
+        }
+        let norm = RmsNorm::load(m.pp("norm"), h, cfg.rms_norm_eps)?;
+        let lm_head = if cfg.tie_word_embeddings && !vb.contains_tensor("lm_head.weight") {
+            Linear::from_weight(embed.clone(), None)
+        } else {
+            Linear::load(vb.pp("lm_head"), h, cfg.vocab_size, false)?
+        };
+        let rope = match cfg.attention_kind() {
+            AttentionKind::Mha => RotaryEmbedding::for_mha(cfg),
+            AttentionKind::Mla => RotaryEmbedding::for_mla(cfg),
+        };
+        Ok(DeepseekDecoder {
+            cfg: cfg.clone(),
+            embed,
+            layers,
+            norm,
+            lm_head,
+            rope,
+            dtype: vb.dtype(),
+            device: vb.device().clone(),
+        })
+    }
+
+    /// The config.
+    pub fn config(&self) -> &DeepseekV2Config {
+        &self.cfg
+    }
+
+    /// Weight dtype (and activation dtype).
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Device of the weights.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Row layout of this model's KV cache.
+    pub fn cache_layout(&self) -> CacheLayout {
+        match self.cfg.attention_kind() {
+            AttentionKind::Mha => CacheLayout::Mha { kv_heads: self.cfg.kv_heads(), head_dim: self.cfg.mha_head_dim() },
+            AttentionKind::Mla => CacheLayout::Mla {
+                rank: self.cfg.kv_lora_rank.unwrap_or(0),
+                rope_dim: self.cfg.qk_rope_head_dim,
+            },
+        }
+    }
+
+    /// Bytes of KV cache per token in this model's dtype.
+    pub fn cache_bytes_per_token(&self) -> usize {
+        self.cfg.cache_bytes_per_token(self.dtype.size_in_bytes())
+    }
+
+    /// An empty cache with room for `capacity` tokens.
+    pub fn new_cache(&self, capacity: usize) -> Result<KvCache> {
+        KvCache::new(self.cache_layout(), self.layers.len(), capacity, self.dtype, &self.device)
+    }
+
+    /// Embeddings `[ids, hidden]` of token ids.
+    pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        let ids = Tensor::from_slice(ids, ids.len(), &self.device)?;
+        self.embed.index_select(&ids, 0)
+    }
+
+    /// Runs `embeds` `[n, hidden]` (positions `cache.len()..+n`) through the decoder, appends
+    /// them to `cache`, and returns f32 logits for the requested positions.
+    pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache, logits: LogitsFor) -> Result<Tensor> {
+        let n = embeds.dim(0)?;
+        let start = cache.len();
+        if start + n > self.cfg.max_position_embeddings {
+            candle_core::bail!(
+                "sequence of {} tokens exceeds max_position_embeddings {}",
+                start + n,
+                self.cfg.max_position_embeddings
+            );
+        }
+        cache.reserve(n)?;
+        let cos_sin = self.rope.tables(start, n, self.dtype, &self.device)?;
+        let mask = if n > 1 { Some(causal_mask(n, start, self.dtype, &self.device)?) } else { None };
+        let mut h = embeds.to_dtype(self.dtype)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let x = layer.input_norm.forward(&h)?;
+            let a = match &layer.attn {
+                Attention::Mha(att) => att.forward(&x, &self.rope, &cos_sin, mask.as_ref(), cache, i)?,
+                Attention::Mla(att) => att.forward(&x, &self.rope, &cos_sin, mask.as_ref(), cache, i)?,
+            };
+            h = (h + a)?;
+            let x = layer.post_norm.forward(&h)?;
+            let f = match &layer.ffn {
+                FeedForward::Dense(mlp) => mlp.forward(&x)?,
+                FeedForward::Moe(moe) => moe.forward(&x)?,
+            };
+            h = (h + f)?;
+        }
+        cache.advance(n);
+        let h = match logits {
+            LogitsFor::Last => h.narrow(0, n - 1, 1)?,
+            LogitsFor::All => h,
+        };
+        let h = self.norm.forward(&h)?;
+        self.lm_head.forward(&h)?.to_dtype(DType::F32)
+    }
+
+    /// Indices of the MoE layers.
+    pub fn moe_layers(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| matches!(l.ffn, FeedForward::Moe(_)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Runs only the routed experts of MoE layer `idx` on `x` `[tokens, hidden]` and returns
+    /// the experts that ran (for tests of sparse dispatch).
+    pub fn experts_run_by_layer(&self, idx: usize, x: &Tensor) -> Result<Vec<usize>> {
+        match &self.layers[idx].ffn {
+            FeedForward::Moe(moe) => {
+                let routing = moe.gate().route(x)?;
+                Ok(moe.routed(x, &routing)?.1)
+            }
+            FeedForward::Dense(_) => candle_core::bail!("layer {idx} is dense"),
+        }
+    }
+
+    /// Argmax over the last dim of f32 logits `[1, vocab]` or `[vocab]`.
+    pub fn argmax(logits: &Tensor) -> Result<u32> {
+        logits.flatten_all()?.argmax(D::Minus1)?.to_scalar::<u32>()
+    }
+}
+
+/// Additive causal mask `[n, start + n]`: row i may see columns `0..=start + i`.
+fn causal_mask(n: usize, start: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let total = start + n;
+    let mut m = vec![0f32; n * total];
+    for i in 0..n {
+        for j in (start + i + 1)..total {
+            m[i * total + j] = f32::NEG_INFINITY;
+        }
+    }
+    Tensor::from_vec(m, (n, total), device)?.to_dtype(dtype)
+}

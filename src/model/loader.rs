@@ -1,0 +1,247 @@
+//! Finding and opening a checkpoint: `--model` is a local folder or a Hugging Face hub id.
+//!
+//! Hub ids are fetched with `hf-hub` into the standard cache (`HF_HOME`, default
+//! `~/.cache/huggingface/hub`), with a progress bar on stderr; files already cached are used
+//! without network. `HF_HUB_OFFLINE=1` forbids the network: a model missing from the cache is
+//! then one clear error saying how to get it. Weights are one `model.safetensors` or the shards
+//! named by `model.safetensors.index.json`, read tensor by tensor and converted to the chosen
+//! dtype.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use super::weights::StreamingSafetensors;
+use super::ModelError;
+
+/// Files every checkpoint folder needs besides the weights.
+const REQUIRED_FILES: [&str; 2] = ["config.json", "tokenizer.json"];
+/// The shard index of sharded checkpoints.
+const INDEX_FILE: &str = "model.safetensors.index.json";
+/// The single-file weights name.
+const SINGLE_FILE: &str = "model.safetensors";
+
+/// Parses `--device`: `cpu`, `cuda`, `cuda:N`.
+pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
+    let s = spec.trim().to_ascii_lowercase();
+    if s == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = match s.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| ModelError::Config(format!("bad device '{spec}' (cpu, cuda, cuda:N)")))?,
+        None => return Err(ModelError::Config(format!("unknown device '{spec}' (cpu, cuda, cuda:N)"))),
+    };
+    if !cfg!(feature = "cuda") {
+        return Err(ModelError::Config(format!(
+            "device '{spec}' needs a build with `--features cuda`; this build is CPU only"
+        )));
+    }
+    Ok(Device::new_cuda(ordinal)?)
+}
+
+/// Parses `--dtype`; `None` picks bf16 on GPU and f32 on CPU (measured faster on CPU: candle's
+/// CPU matmul widens bf16 to f32 on every call, see `docseek bench decode`).
+pub fn parse_dtype(spec: Option<&str>, device: &Device) -> Result<DType, ModelError> {
+    match spec.map(|s| s.trim().to_ascii_lowercase()) {
+        None => Ok(if device.is_cpu() { DType::F32 } else { DType::BF16 }),
+        Some(s) => match s.as_str() {
+            "f32" | "float32" => Ok(DType::F32),
+            "bf16" | "bfloat16" => Ok(DType::BF16),
+            "f16" | "float16" => Ok(DType::F16),
+            other => Err(ModelError::Config(format!("unknown dtype '{other}' (f32, bf16, f16)"))),
+        },
+    }
+}
+
+/// Whether `HF_HUB_OFFLINE` asks for no network.
+fn hub_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "yes" | "ON" | "on"))
+}
+
+/// Resolves `--model` to a local folder holding config.json, tokenizer.json and the weights.
+pub fn resolve_model_dir(model: &str, revision: &str) -> Result<PathBuf, ModelError> {
+    let path = Path::new(model);
+    if path.is_dir() {
+        check_folder(path)?;
+        return Ok(path.to_path_buf());
+    }
+    if path.exists() || model.starts_with('.') || model.starts_with('/') || model.split('/').count() != 2 {
+        return Err(ModelError::Fetch(format!(
+            "--model '{model}' is neither a model folder nor a hub id like deepseek-ai/DeepSeek-OCR"
+        )));
+    }
+    fetch_from_hub(model, revision)
+}
+
+fn check_folder(dir: &Path) -> Result<(), ModelError> {
+    for f in REQUIRED_FILES {
+        if !dir.join(f).is_file() {
+            return Err(ModelError::Fetch(format!("model folder {} has no {f}", dir.display())));
+        }
+    }
+    weight_files(dir).map(|_| ())
+}
+
+/// The safetensors files of a folder: the shards of the index, or `model.safetensors`, or
+/// (for hand-made folders) every `*.safetensors` file, sorted.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let index = dir.join(INDEX_FILE);
+    if index.is_file() {
+        let shards = shard_names(&std::fs::read_to_string(&index)?)?;
+        let files: Vec<PathBuf> = shards.iter().map(|s| dir.join(s)).collect();
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            return Err(ModelError::Fetch(format!("shard {} named by {INDEX_FILE} is missing", missing.display())));
+        }
+        return Ok(files);
+    }
+    let single = dir.join(SINGLE_FILE);
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ModelError::Fetch(format!("model folder {} has no .safetensors weights", dir.display())));
+    }
+    Ok(files)
+}
+
+/// The distinct shard file names of an index json.
+fn shard_names(index_json: &str) -> Result<Vec<String>, ModelError> {
+    let v: serde_json::Value =
+        serde_json::from_str(index_json).map_err(|e| ModelError::Config(format!("{INDEX_FILE}: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| ModelError::Config(format!("{INDEX_FILE} has no weight_map")))?;
+    let set: BTreeSet<String> = map.values().filter_map(|s| s.as_str().map(str::to_string)).collect();
+    Ok(set.into_iter().collect())
+}
+
+/// How to get a model onto a machine without network.
+fn offline_hint(model: &str) -> String {
+    let cache = hf_hub::Cache::from_env();
+    format!(
+        "model '{model}' is not in the Hugging Face cache ({}). Download it where there is network \
+         (`huggingface-cli download {model}`, then copy the cache or set HF_HOME), or pass \
+         --model /path/to/a/folder with config.json, tokenizer.json and the safetensors weights",
+        cache.path().display()
+    )
+}
+
+/// indicatif progress bar for hf-hub downloads.
+struct DownloadBar(indicatif::ProgressBar);
+
+impl hf_hub::api::Progress for DownloadBar {
+    fn init(&mut self, size: usize, filename: &str) {
+        self.0.set_length(size as u64);
+        self.0.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ({eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        self.0.set_message(filename.to_string());
+    }
+
+    fn update(&mut self, size: usize) {
+        self.0.inc(size as u64);
+    }
+
+    fn finish(&mut self) {
+        self.0.finish();
+    }
+}
+
+fn fetch_from_hub(model: &str, revision: &str) -> Result<PathBuf, ModelError> {
+    let repo = hf_hub::Repo::with_revision(model.to_string(), hf_hub::RepoType::Model, revision.to_string());
+    let cached = hf_hub::Cache::from_env().repo(repo.clone());
+    let from_cache = |f: &str| cached.get(f);
+    let api = if hub_offline() {
+        None
+    } else {
+        let api = hf_hub::api::sync::ApiBuilder::from_env()
+            .with_progress(false)
+            .build()
+            .map_err(|e| ModelError::Fetch(format!("hub client: {e}")))?;
+        Some(api.repo(repo))
+    };
+    let get = |f: &str| -> Result<PathBuf, ModelError> {
+        if let Some(p) = from_cache(f) {
+            return Ok(p);
+        }
+        let Some(api) = &api else {
+            return Err(ModelError::Fetch(format!("{} (HF_HUB_OFFLINE is set)", offline_hint(model))));
+        };
+        let bar = DownloadBar(indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr()));
+        api.download_with_progress(f, bar)
+            .map_err(|e| ModelError::Fetch(format!("downloading {f} of {model}: {e}. {}", offline_hint(model))))
+    };
+    let mut config = None;
+    for f in REQUIRED_FILES {
+        let p = get(f)?;
+        if f == "config.json" {
+            config = Some(p);
+        }
+    }
+    // Sharded (index) or single file: prefer the index when it exists.
+    match get(INDEX_FILE) {
+        Ok(index) => {
+            for shard in shard_names(&std::fs::read_to_string(&index)?)? {
+                get(&shard)?;
+            }
+        }
+        Err(_) => {
+            get(SINGLE_FILE)?;
+        }
+    }
+    let dir = config
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| ModelError::Fetch("cache layout without a snapshot folder".into()))?;
+    check_folder(&dir)?;
+    Ok(dir)
+}
+
+/// A `VarBuilder` over a folder's weights in `dtype` on `device`; tensors are read from the
+/// files when a module asks for them (see [`super::weights`]).
+pub fn open_weights(dir: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>, ModelError> {
+    let files = weight_files(dir)?;
+    let backend = StreamingSafetensors::open(&files)?;
+    Ok(VarBuilder::from_backend(Box::new(backend), dtype, device.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_and_dtypes_parse() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        assert!(parse_device("tpu").is_err());
+        if !cfg!(feature = "cuda") {
+            let e = parse_device("cuda:0").unwrap_err().to_string();
+            assert!(e.contains("--features cuda"), "{e}");
+        }
+        assert_eq!(parse_dtype(None, &Device::Cpu).unwrap(), DType::F32);
+        assert_eq!(parse_dtype(Some("BF16"), &Device::Cpu).unwrap(), DType::BF16);
+        assert!(parse_dtype(Some("int4"), &Device::Cpu).is_err());
+    }
+
+    #[test]
+    fn shard_index_lists_each_file_once() {
+        let idx = r#"{"metadata":{},"weight_map":{"a":"model-00001-of-000002.safetensors","b":"model-00002-of-000002.safetensors","c":"model-00001-of-000002.safetensors"}}"#;
+        assert_eq!(
+            shard_names(idx).unwrap(),
+            vec!["model-00001-of-000002.safetensors", "model-00002-of-000002.safetensors"]
+        );
+    }
+}
