@@ -2,11 +2,41 @@
 //! (`../shared/fixtures`, see its README): every stage tensor, logits and greedy ids.
 //!
 //! This module holds the bookkeeping (checks, tolerances, the report); the fixture-specific
-//! runners live beside it.
+//! runners live beside it: `fixture` (loading, discovery), `vision` (encoder checks), `runner`
+//! (walks a folder, runs every check a fixture supports, including other components' checks
+//! registered in `runner::COMPONENT_CHECKS`).
 
 use std::fmt;
 
+use candle_core::DType;
+
 pub mod decoder;
+pub mod fixture;
+pub mod runner;
+pub mod vision;
+
+/// How `docseek parity` runs the models.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParityOptions {
+    /// Weight and activation dtype (F32 for real parity, BF16 for a sanity check).
+    pub dtype: DType,
+}
+
+impl Default for ParityOptions {
+    fn default() -> Self {
+        Self { dtype: DType::F32 }
+    }
+}
+
+impl ParityOptions {
+    /// Relative tolerance for this dtype.
+    pub fn tolerance(&self) -> f32 {
+        match self.dtype {
+            DType::F32 | DType::F64 => REL_TOL_F32,
+            _ => REL_TOL_BF16,
+        }
+    }
+}
 
 /// Relative tolerance for float32 implementations: `max|got - want| <= REL_TOL_F32 * max|want|`.
 pub const REL_TOL_F32: f32 = 1e-4;

@@ -1,12 +1,176 @@
-//! `docseek bench encode` (not built yet: being written).
+//! `docseek bench encode`: vision encoder latency per mode with peak memory (VmHWM), for a real
+//! checkpoint (`--model DIR`) or full-size random weights (`--random`, the default).
+//!
+//! The peak is reset before each mode (`/proc/self/clear_refs` = 5) so every row reports its own
+//! high-water mark; the preprocessing time is reported beside the model time.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use docseek_vision::random::random_weights;
+use docseek_vision::{make_views, Mode, VisionConfig, VisionEncoder};
+use image::{Rgb, RgbImage};
+
+/// A4 at 144 dpi, the rasterizer's default page.
+const A4_144DPI: (u32, u32) = (1191, 1684);
+
+/// Weight dtype of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDtype {
+    /// float32.
+    F32,
+    /// bfloat16.
+    Bf16,
+}
+
+/// Which encoder `--random` builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchArch {
+    /// DeepSeek-OCR (SAM-B + CLIP-L).
+    Ocr1,
+    /// DeepSeek-OCR-2 (SAM-B + Qwen2 encoder).
+    Ocr2,
+}
 
 /// Arguments of `docseek bench encode`.
 #[derive(Debug, clap::Args)]
-pub struct EncodeBenchArgs {}
+pub struct EncodeBenchArgs {
+    /// Checkpoint folder (config.json + *.safetensors); omit for full-size random weights.
+    #[arg(long, conflicts_with = "random")]
+    pub model: Option<PathBuf>,
+    /// Use full-size random weights with the official shapes (the default without --model).
+    #[arg(long)]
+    pub random: bool,
+    /// Architecture of the random weights.
+    #[arg(long, value_enum, default_value = "ocr1")]
+    pub arch: BenchArch,
+    /// Modes to time (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "tiny,small,base,large,gundam")]
+    pub modes: Vec<Mode>,
+    /// Input image (default: a synthetic A4 page at 144 dpi).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Timed runs per mode (the median is reported).
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Weight dtype.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: BenchDtype,
+}
+
+/// Peak resident set size of this process in KiB (`VmHWM`).
+fn vm_hwm_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resets the peak RSS counter (Linux `clear_refs` value 5); false where unsupported.
+fn reset_hwm() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn synthetic_page() -> RgbImage {
+    let (w, h) = A4_144DPI;
+    // White page with dark "text lines" so the views are not constant.
+    RgbImage::from_fn(w, h, |x, y| {
+        let ink = (y / 12) % 3 == 0 && (x / 7) % 5 != 0 && x > 100 && x < w - 100;
+        if ink {
+            Rgb([20, 20, 30])
+        } else {
+            Rgb([250, 250, 248])
+        }
+    })
+}
 
 /// Runs `docseek bench encode`.
-pub fn run(_args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`docseek bench encode` is not built yet")
+pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
+    let dev = Device::Cpu;
+    let dtype = match args.dtype {
+        BenchDtype::F32 => DType::F32,
+        BenchDtype::Bf16 => DType::BF16,
+    };
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let img = match &args.image {
+        Some(p) => image::open(p).with_context(|| format!("decoding {}", p.display()))?.to_rgb8(),
+        None => synthetic_page(),
+    };
+    let t0 = Instant::now();
+    let (enc, source) = match &args.model {
+        Some(dir) => {
+            let cfg_text = std::fs::read_to_string(dir.join("config.json"))
+                .with_context(|| format!("reading {}/config.json", dir.display()))?;
+            let files: Vec<PathBuf> = std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "safetensors") && !p.ends_with("expected.safetensors"))
+                .collect();
+            if files.is_empty() {
+                bail!("no .safetensors weights in {}", dir.display());
+            }
+            let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, &dev)? };
+            (VisionEncoder::load(&cfg_text, vb)?, dir.display().to_string())
+        }
+        None => {
+            let cfg = match args.arch {
+                BenchArch::Ocr1 => VisionConfig::deepseek_ocr(),
+                BenchArch::Ocr2 => VisionConfig::deepseek_ocr2(),
+            };
+            let w = random_weights(&cfg, dtype, &dev)?;
+            (VisionEncoder::from_config(&cfg, VarBuilder::from_tensors(w, dtype, &dev))?, "random full-size".into())
+        }
+    };
+    let arch = enc.config().arch;
+    println!(
+        "encoder: {source} ({arch:?}, {dtype:?}), load {:.2}s; image {}x{}; {} CPU threads",
+        t0.elapsed().as_secs_f64(),
+        img.width(),
+        img.height(),
+        candle_core::utils::get_num_threads()
+    );
+    println!("{:<14} {:>6} {:>6} {:>10} {:>10} {:>12}", "mode", "views", "slots", "prep_s", "encode_s", "peak_MiB");
+    let hwm_resettable = reset_hwm();
+    for mode in &args.modes {
+        let spec = mode.spec(arch);
+        if let Err(e) = enc.check_spec(&spec) {
+            println!("{:<14} skipped: {e}", mode.name());
+            continue;
+        }
+        reset_hwm();
+        let mut prep = Vec::new();
+        let mut times = Vec::new();
+        let mut slots = 0;
+        let mut n_views = 0;
+        for _ in 0..args.runs {
+            let t = Instant::now();
+            let views = make_views(&img, &spec)?;
+            prep.push(t.elapsed().as_secs_f64());
+            n_views = 1 + views.tiles.len();
+            let t = Instant::now();
+            let out = enc.encode_views(&views)?.image_embeds;
+            slots = out.dim(0)?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        prep.sort_by(f64::total_cmp);
+        times.sort_by(f64::total_cmp);
+        let peak = vm_hwm_kib().map_or("n/a".to_string(), |k| format!("{:.0}", k as f64 / 1024.0));
+        println!(
+            "{:<14} {:>6} {:>6} {:>10.3} {:>10.2} {:>12}",
+            mode.name(),
+            n_views,
+            slots,
+            prep[prep.len() / 2],
+            times[times.len() / 2],
+            peak
+        );
+    }
+    if !hwm_resettable {
+        println!("note: peak memory could not be reset per mode; figures are cumulative");
+    }
+    Ok(ExitCode::SUCCESS)
 }
