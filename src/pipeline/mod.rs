@@ -34,6 +34,7 @@ use crate::options::OcrOptions;
 pub mod batch;
 pub mod events;
 pub mod format;
+pub mod languages;
 pub mod report;
 mod scheduler;
 pub mod source;
