@@ -150,8 +150,8 @@ pub struct DocumentOutput {
     /// The structured document (recognised pages, languages filled in); `None` when no page
     /// was recognised.
     pub document: Option<crate::doc::Document>,
-    /// The document's languages (ISO 639-3), largest share first.
-    pub languages: Vec<String>,
+    /// The document's languages, largest share first (empty when nothing was recognised).
+    pub languages: Vec<crate::doc::DocumentLanguage>,
 }
 
 impl DocumentOutput {

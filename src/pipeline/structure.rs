@@ -1,13 +1,14 @@
 //! The last stage: per-page raw text → document structure ([`crate::doc`]) → languages per
-//! block ([`super::languages`]) → output files in the requested formats.
+//! block and page ([`crate::doc::languages`]) → output files in the requested formats, all
+//! through [`crate::doc::render`] (figure crops land in `<stem>_figures/`; the searchable PDF
+//! is drawn over the rendered page images).
 
 use std::collections::HashSet;
 
 use super::format::{OutputFormat, RAW_PAGE_SEPARATOR};
-use super::languages;
 use super::report::{OutputFile, PageReport, PageStatus};
 use super::source::RenderedPage;
-use crate::doc::{self, Document, PageInput, PixelSize, PointSize};
+use crate::doc::{self, Document, DocumentLanguage, PageInput, PixelSize, PointSize};
 use crate::engine::{PageText, PageTimings};
 use crate::model::PageOutcome;
 use crate::options::OcrOptions;
@@ -30,13 +31,8 @@ pub struct Structured {
     pub document: Document,
     /// The output files.
     pub files: Vec<OutputFile>,
-    /// The document's languages (ISO 639-3), largest share first.
-    pub languages: Vec<String>,
-}
-
-/// Whether this build can produce `format`.
-pub fn is_supported(_format: OutputFormat) -> bool {
-    true
+    /// The document's languages, largest share first.
+    pub languages: Vec<DocumentLanguage>,
 }
 
 /// The document-model format of an output format (`None` for `raw`).
@@ -87,7 +83,7 @@ pub fn render_outputs(
     _options: &OcrOptions,
 ) -> Result<Structured, String> {
     let mut document = build_document(name, pages);
-    let languages = languages::annotate(&mut document);
+    let languages = doc::annotate(&mut document);
     let mut opts = doc::RenderOptions::default().with_figures_next_to(stem);
     for p in pages {
         if let Some(page) = &p.page {

@@ -43,9 +43,9 @@ pub struct ManifestRecord {
     pub elapsed: std::time::Duration,
     /// Output files written, relative to the output folder.
     pub outputs: Vec<String>,
-    /// Languages detected (ISO 639-3), largest share first.
+    /// Languages detected (tag, script, share, direction), largest share first.
     #[serde(default)]
-    pub languages: Vec<String>,
+    pub languages: Vec<crate::doc::DocumentLanguage>,
     /// What went wrong, if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
