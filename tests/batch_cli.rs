@@ -1,82 +1,14 @@
 //! `docseek ocr` end to end with the fake engine: a tree of documents with bad files, mirrored
 //! outputs, the manifest, exit codes, stdout mode, input lists, and resuming after a kill.
 
-use std::io::{Cursor, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::io::Write;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_docseek");
-
-fn write_png(path: &Path, w: u32, h: u32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut out = Vec::new();
-    image::RgbImage::from_pixel(w, h, image::Rgb([120, 60, 30]))
-        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
-        .unwrap();
-    std::fs::write(path, out).unwrap();
-}
-
-fn docseek(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("ocr")
-        .args(args)
-        .args(["--model", "fake"])
-        .env_remove("DOCSEEK_FAKE_TOKEN_DELAY_MS");
-    cmd
-}
-
-fn manifest(out: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(out.join("manifest.jsonl")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = walk(dir)
-        .iter()
-        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
-        .collect();
-    out.sort();
-    out
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// A sample document shipped with the repository (from the rasterizer's `samples/`).
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
-}
-
-/// A tree with nested PDFs, images and bad files.
-fn make_tree(root: &Path) {
-    std::fs::create_dir_all(root.join("2024/q1")).unwrap();
-    std::fs::copy(sample("en_tracemonkey_p1-3.pdf"), root.join("2024/q1/paper.pdf")).unwrap();
-    std::fs::copy(sample("ar_right_to_left_01.pdf"), root.join("letter.pdf")).unwrap();
-    write_png(&root.join("cover.png"), 64, 48);
-    write_png(&root.join("2024/q1/scan.png"), 50, 70);
-    write_png(&root.join("2024/q2/photo.jpg.png"), 20, 20);
-    let corrupt: &[u8] = b"%PDF-1.7\nthis is not really a PDF";
-    std::fs::write(root.join("2024/q1/corrupt.pdf"), corrupt).unwrap();
-    let truncated: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-    std::fs::write(root.join("2024/q2/truncated.png"), truncated).unwrap();
-    std::fs::write(root.join("2024/empty.jpg"), b"").unwrap();
-    std::fs::write(root.join("2024/notes.txt"), b"not a document").unwrap();
-}
+mod batch_support;
+use batch_support::{docseek, files_under, is_bad, make_tree, manifest, recorded_inputs, write_png, TREE_DOCUMENTS};
 
 #[test]
 fn a_tree_with_bad_files_is_mirrored_and_recorded() {
@@ -108,24 +40,11 @@ fn a_tree_with_bad_files_is_mirrored_and_recorded() {
     assert_eq!(paper.matches("<--- Page Split --->").count(), 2, "three pages: {paper}");
 
     let records = manifest(&out);
-    let mut inputs: Vec<&str> = records.iter().map(|r| r["input"].as_str().unwrap()).collect();
-    inputs.sort();
-    let expected = [
-        "2024/empty.jpg",
-        "2024/q1/corrupt.pdf",
-        "2024/q1/paper.pdf",
-        "2024/q1/scan.png",
-        "2024/q2/photo.jpg.png",
-        "2024/q2/truncated.png",
-        "cover.png",
-        "letter.pdf",
-    ];
-    assert_eq!(inputs, expected, "every document is recorded once; notes.txt is not a document");
+    assert_eq!(recorded_inputs(&records), TREE_DOCUMENTS, "every document is recorded once; notes.txt is not a document");
     for r in &records {
         let ok = r["status"] == "ok";
         let name = r["input"].as_str().unwrap();
-        let bad = ["corrupt", "truncated", "empty"].iter().any(|b| name.contains(b));
-        assert_eq!(ok, !bad, "{r}");
+        assert_eq!(ok, !is_bad(name), "{r}");
         if name == "2024/q1/paper.pdf" {
             assert_eq!(r["page_count"], 3);
             let pages: Vec<u64> =
