@@ -34,6 +34,10 @@ async fn sync_ocr_of_an_image_in_json_and_markdown() {
     assert_eq!(title["boxes"][0]["grid"], serde_json::json!([100, 40, 900, 80]));
     assert_eq!(title["boxes"][0]["pixels"], serde_json::json!([12, 3, 108, 6]));
     assert!(page["raw"].as_str().unwrap().starts_with("<|ref|>title<|/ref|>"));
+    // The language stage ran: per block, per page and for the document.
+    assert_eq!(page["blocks"][1]["language"]["tag"], "eng", "{page}");
+    assert_eq!(page["language"]["tag"], "eng");
+    assert_eq!(v["languages"][0]["tag"], "eng");
     // Raw body, options in the query, Markdown out.
     let (status, headers, body) = call(&s.app, post_raw("/v1/ocr?format=md&task=markdown", png(64, 32))).await;
     assert_eq!(status, 200);
@@ -78,7 +82,7 @@ async fn job_with_events_through_to_every_result_format() {
     for (format, ct, needle) in [
         ("json", "application/json", "\"docseek.document/1\""),
         ("md", "text/markdown", "# Page 100x50\n\nThe mean brightness"),
-        ("html", "text/html", "data-label=\"title\" data-bbox=\"10 2 90 4\" dir=\"auto\">Page 100x50</h1>"),
+        ("html", "text/html", "data-bbox=\"10 6 90 15\" lang=\"eng\" dir=\"ltr\"><p>The mean brightness"),
         ("hocr", "text/vnd.hocr+html", "ocr_page"),
         ("txt", "text/plain", "Page 100x50\n\nThe mean brightness"),
     ] {

@@ -2,6 +2,10 @@
 //! [`Document`], which renders every output format (Markdown, JSON `docseek.document/1`,
 //! HTML, hOCR, plain text, searchable PDF) and the figure crops.
 //!
+//! Every document goes through the language stage ([`doc::annotate`]): language, script and
+//! direction per block and page, the document's languages, and the language-specific
+//! post-processing of prose.
+//!
 //! Server additions to the JSON (additive, as the schema allows): a `job` object (id, state,
 //! page count) and `failed_pages` (pages the engine could not recognise, with their error);
 //! live `page` events carry one page as the schema writes it, plus its position in the job.
@@ -80,9 +84,11 @@ fn pixel_size(p: &PageRecord) -> PixelSize {
     PixelSize { width: p.width, height: p.height }
 }
 
-/// The structured document of a job's recognised pages (failed pages left out).
+/// The structured document of a job's recognised pages (failed pages left out), with its
+/// languages.
 pub fn document(job: &JobRecord, pages: &[PageRecord], post: Postprocess) -> Document {
     let mut doc = Document::new(job.filename.clone(), pages.iter().filter_map(page_input));
+    doc::annotate(&mut doc);
     if post.hide_headers_footers {
         doc.hide_headers_footers();
     }
@@ -92,13 +98,19 @@ pub fn document(job: &JobRecord, pages: &[PageRecord], post: Postprocess) -> Doc
     doc
 }
 
-/// One page as a live `page` event carries it: the page as the JSON schema writes it, plus
+/// One page as a live `page` event carries it: the page as the JSON schema writes it (with
+/// its languages), plus
 /// `index` (position in the job); a failed page has `number`, `pixel_size`, `point_size`
 /// and `error` instead of blocks.
 pub fn page_event(p: &PageRecord) -> Value {
-    let mut obj = match page_input(p).map(|input| Document::new(None, [input])) {
-        Some(doc) => match doc.pages.first().map(serde_json::to_value) {
-            Some(Ok(Value::Object(map))) => map,
+    let page = page_input(p).map(|input| {
+        let mut doc = Document::new(None, [input]);
+        doc::annotate(&mut doc);
+        doc.pages.remove(0)
+    });
+    let mut obj = match page {
+        Some(page) => match serde_json::to_value(page) {
+            Ok(Value::Object(map)) => map,
             _ => Map::new(),
         },
         None => {
@@ -287,6 +299,26 @@ mod tests {
         assert_eq!(v["job"]["id"], job.id.as_str());
         let md = render(&store, &job, &pages, ResultRequest { format: Format::Markdown, ..req }).unwrap();
         assert_eq!(md.text(), "Plain words.\n");
+    }
+
+    #[test]
+    fn languages_per_block_page_and_document() {
+        let raw = "<|ref|>text<|/ref|><|det|>[[0,0,999,300]]<|/det|>\n\
+                   Tous les êtres humains naissent libres et égaux en dignité et en droits. Ils sont doués de raison et de conscience.\n\n\
+                   <|ref|>text<|/ref|><|det|>[[0,400,999,700]]<|/det|>\n\
+                   يولد جميع الناس أحرارًا متساوين في الكرامة والحقوق. وقد وهبوا عقلاً وضميرًا.";
+        let event = page_event(&page(0, Some(raw), None));
+        let blocks = event["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["language"]["tag"], "fra", "{event}");
+        assert_eq!((blocks[0]["language"]["script"].as_str(), blocks[0]["language"]["rtl"].as_bool()), (Some("Latn"), Some(false)));
+        assert_eq!((blocks[1]["language"]["script"].as_str(), blocks[1]["language"]["rtl"].as_bool()), (Some("Arab"), Some(true)));
+        assert!(event["language"]["tag"].is_string(), "{event}");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let req = ResultRequest { format: Format::Json, post: Postprocess::default(), figures: false };
+        let v: Value = serde_json::from_slice(&render(&store, &job(), &[page(0, Some(raw), None)], req).unwrap().content).unwrap();
+        let tags: Vec<&str> = v["languages"].as_array().unwrap().iter().filter_map(|l| l["tag"].as_str()).collect();
+        assert!(tags.contains(&"fra") && tags.len() == 2, "{tags:?}");
     }
 
     #[test]

@@ -52,6 +52,8 @@ try {
     scriptsInResult: document.querySelectorAll('#rendered script, #rendered img, #rendered iframe').length,
     tableCells: document.querySelectorAll('#rendered table td').length,
     katexLoaded: typeof window.katex,
+    languages: [...document.querySelectorAll('#rendered .lang')].map((l) => l.textContent),
+    rtlBlocks: [...document.querySelectorAll('#rendered [dir="rtl"]')].map((b) => `${b.lang}:${b.textContent.slice(0, 10)}`),
     displayMath: document.querySelectorAll('#rendered .math .katex-display').length,
     inlineMath: document.querySelectorAll('#rendered .math-inline .katex').length,
     mathText: document.querySelector('#rendered .math annotation')?.textContent ?? null,
@@ -70,6 +72,8 @@ try {
   check(findings.renderedText.includes('Hello from the fake model.'), 'model text shown');
   check(findings.scriptsInResult === 0, `no script/img/iframe elements in the result: ${findings.scriptsInResult}`);
   check(findings.tableCells === 2, `table cells rebuilt: ${findings.tableCells}`);
+  check(findings.languages.some((l) => l.endsWith('Arab')) && findings.languages.some((l) => l.endsWith('Latn')), `languages shown: ${findings.languages}`);
+  check(findings.rtlBlocks.length === 1 && findings.rtlBlocks[0].includes('يولد'), `right-to-left blocks: ${findings.rtlBlocks}`);
   check(findings.katexLoaded === 'object', `KaTeX loaded: ${findings.katexLoaded}`);
   check(findings.displayMath === 1 && findings.inlineMath === 1, `KaTeX math: display ${findings.displayMath}, inline ${findings.inlineMath}`);
   check((findings.mathText || '').includes('E = mc^2'), `formula TeX: ${findings.mathText}`);
