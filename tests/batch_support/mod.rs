@@ -37,6 +37,50 @@ pub fn docseek(args: &[&str]) -> Command {
     ocr_with_model("fake", args)
 }
 
+/// The engine a test runs `docseek ocr` with.
+pub struct Model {
+    /// `--model` value.
+    pub model: String,
+    /// Extra arguments for every run (mode, token budget).
+    pub extra: Vec<String>,
+    /// Whether this is the fake engine (its text is known: `# Page WxH` ... `fake engine.`).
+    pub fake: bool,
+    /// Keeps a written checkpoint alive.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Token budget per page with the tiny checkpoint: enough to exercise decoding, quick.
+pub const TINY_MAX_NEW_TOKENS: usize = 12;
+
+impl Model {
+    /// The deterministic fake engine.
+    pub fn fake() -> Self {
+        Model { model: "fake".into(), extra: Vec::new(), fake: true, _dir: None }
+    }
+
+    /// A tiny random DeepSeek-OCR checkpoint written by `docseek dev tiny-checkpoint` into a
+    /// temporary folder (about a second), run in the `tiny` resolution mode with a small
+    /// token budget.
+    pub fn tiny() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN).args(["dev", "tiny-checkpoint"]).arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "tiny-checkpoint failed: {}", String::from_utf8_lossy(&out.stderr));
+        Model {
+            model: dir.path().to_str().unwrap().to_string(),
+            extra: ["--mode", "tiny", "--max-new-tokens", &TINY_MAX_NEW_TOKENS.to_string()].map(String::from).to_vec(),
+            fake: false,
+            _dir: Some(dir),
+        }
+    }
+
+    /// `docseek ocr ARGS` with this engine.
+    pub fn ocr(&self, args: &[&str]) -> Command {
+        let mut cmd = ocr_with_model(&self.model, args);
+        cmd.args(&self.extra);
+        cmd
+    }
+}
+
 /// The manifest's records (lines that parse).
 pub fn manifest(out: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(out.join("manifest.jsonl")).unwrap_or_default();
