@@ -1,4 +1,4 @@
-//! The parser and every renderer survive arbitrary input: random strings, and random mixes of
+//! The parser, the language stage and every renderer survive arbitrary input: random strings, and random mixes of
 //! the fragments real model output is made of (tags, box lists, HTML, LaTeX, Markdown).
 //!
 //! proptest is built without its `std` feature on purpose: that feature turns on `getrandom`
@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use docseek::doc::{render, Document, Format, PageInput, PixelSize, PointSize, RenderOptions};
+use docseek::doc::{annotate, render, Document, Format, PageInput, PixelSize, PointSize, RenderOptions};
 use docseek::model::PageOutcome;
 use image::RgbImage;
 use proptest::prelude::*;
@@ -43,6 +43,8 @@ fn check(raws: Vec<String>, outcome: PageOutcome) {
     let mut doc = Document::new(None, pages);
     doc.hide_headers_footers();
     doc.merge_continued_tables();
+    let languages = annotate(&mut doc);
+    assert!(languages.iter().all(|l| (0.0..=1.0001).contains(&l.share)), "{languages:?}");
     let mut opts = RenderOptions::default();
     for p in &doc.pages {
         opts.page_images.insert(p.number, image.clone());
@@ -57,6 +59,12 @@ fn check(raws: Vec<String>, outcome: PageOutcome) {
     let json = render(&doc, Format::Json, &opts).unwrap().content;
     let back: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(back["schema"], "docseek.document/1");
+    // Language runs are byte ranges of the (processed) block text.
+    for b in doc.blocks() {
+        for run in b.language.iter().flat_map(|l| &l.runs) {
+            assert!(b.text.get(run.start..run.end).is_some(), "{run:?} in {:?}", b.text);
+        }
+    }
 }
 
 proptest! {

@@ -19,12 +19,25 @@ async fn sync_ocr_of_an_image_in_json_and_markdown() {
     let s = start(FakeEngine::new(), |_| {});
     let (status, v) = call_json(&s.app, post_multipart("/v1/ocr", &png(120, 80), &[("mode", "tiny")])).await;
     assert_eq!(status, 200, "{v}");
+    assert_eq!(v["schema"], "docseek.document/1");
+    assert_eq!(v["source"], "doc.png");
+    assert_eq!(v["failed_pages"], serde_json::json!([]));
     let page = &v["pages"][0];
-    assert_eq!(page["width"], 120);
-    assert_eq!(page["blocks"][0]["type"], "title");
-    assert_eq!(page["blocks"][0]["text"], "# Page 120x80");
-    let bbox = page["blocks"][0]["bbox"].as_array().unwrap();
-    assert!((bbox[2].as_f64().unwrap() - 900.0 / 999.0 * 120.0).abs() < 0.01, "{bbox:?}");
+    assert_eq!(page["number"], 1);
+    assert_eq!(page["pixel_size"], serde_json::json!({ "width": 120, "height": 80 }));
+    assert_eq!(page["outcome"], "finished");
+    assert!(page["generated_tokens"].as_u64().unwrap() > 5, "{page}");
+    let title = &page["blocks"][0];
+    assert_eq!((title["kind"].as_str(), title["heading_level"].as_u64()), (Some("title"), Some(1)));
+    assert_eq!(title["text"], "Page 120x80");
+    // The official int(v / 999 * W) on the grid box [100, 40, 900, 80].
+    assert_eq!(title["boxes"][0]["grid"], serde_json::json!([100, 40, 900, 80]));
+    assert_eq!(title["boxes"][0]["pixels"], serde_json::json!([12, 3, 108, 6]));
+    assert!(page["raw"].as_str().unwrap().starts_with("<|ref|>title<|/ref|>"));
+    // The language stage ran: per block, per page and for the document.
+    assert_eq!(page["blocks"][1]["language"]["tag"], "eng", "{page}");
+    assert_eq!(page["language"]["tag"], "eng");
+    assert_eq!(v["languages"][0]["tag"], "eng");
     // Raw body, options in the query, Markdown out.
     let (status, headers, body) = call(&s.app, post_raw("/v1/ocr?format=md&task=markdown", png(64, 32))).await;
     assert_eq!(status, 200);
@@ -55,7 +68,9 @@ async fn job_with_events_through_to_every_result_format() {
     assert_eq!(names.last(), Some(&"done"), "{names:?}");
     assert_eq!(names.iter().filter(|n| **n == "page").count(), 1, "{names:?}");
     let page: Value = serde_json::from_str(&events.iter().find(|(e, _)| e == "page").unwrap().1).unwrap();
-    assert_eq!(page["page"]["blocks"][1]["type"], "text");
+    assert_eq!((page["page"]["index"].as_u64(), page["page"]["number"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(page["page"]["blocks"][1]["kind"], "text");
+    assert!(page["page"]["blocks"][1]["text"].as_str().unwrap().contains("fake engine"));
     let done: Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
     assert_eq!(done["state"], "done");
 
@@ -65,16 +80,23 @@ async fn job_with_events_through_to_every_result_format() {
     assert_eq!(status_v["pages"][0]["state"], "done");
 
     for (format, ct, needle) in [
-        ("json", "application/json", "\"blocks\""),
-        ("md", "text/markdown", "# Page 100x50"),
-        ("html", "text/html", "Page 100x50"),
+        ("json", "application/json", "\"docseek.document/1\""),
+        ("md", "text/markdown", "# Page 100x50\n\nThe mean brightness"),
+        ("html", "text/html", "data-bbox=\"10 6 90 15\" lang=\"eng\" dir=\"ltr\"><p>The mean brightness"),
         ("hocr", "text/vnd.hocr+html", "ocr_page"),
+        ("txt", "text/plain", "Page 100x50\n\nThe mean brightness"),
     ] {
         let (status, headers, body) = call(&s.app, get(&format!("/v1/jobs/{id}/result?format={format}"))).await;
         assert_eq!(status, 200, "{format}: {}", String::from_utf8_lossy(&body));
         assert!(headers["content-type"].to_str().unwrap().starts_with(ct), "{format}");
-        assert!(String::from_utf8_lossy(&body).contains(needle), "{format}");
+        assert!(String::from_utf8_lossy(&body).contains(needle), "{format}: {}", String::from_utf8_lossy(&body));
     }
+    // The searchable PDF: the page image under a text layer that a PDF reader extracts.
+    let (status, headers, pdf) = call(&s.app, get(&format!("/v1/jobs/{id}/result?format=pdf"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/pdf");
+    let text = pdf_text(&pdf);
+    assert!(text.contains("Page 100x50") && text.contains("fake engine"), "{text}");
     let (status, headers, body) = call(&s.app, get(&format!("/v1/jobs/{id}/pages/0/image"))).await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "image/png");
@@ -317,6 +339,16 @@ async fn openai_chat_completions_plain_and_streamed() {
     assert_error(status, &v, 400, "bad_request");
 }
 
+/// The text layer of a PDF as pdfium reads it (through docseek's rasterizer worker).
+fn pdf_text(pdf: &[u8]) -> String {
+    use docseek::pdf::{DocumentSource, Rasterizer, RasterizerConfig, RenderOptions};
+    let config = RasterizerConfig { worker_exe: Some(env!("CARGO_BIN_EXE_docseek").into()), ..Default::default() };
+    let raster = Rasterizer::new(config).unwrap();
+    let opts = RenderOptions { dpi: 36.0, text: true, ..Default::default() };
+    let doc = raster.open(&DocumentSource::bytes(pdf.to_vec()), &opts).expect("the result is a readable PDF");
+    doc.map(|p| p.unwrap().text.expect("a text layer").text).collect::<Vec<_>>().join("\n")
+}
+
 const SAMPLE_PDF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/en_tracemonkey_p1.pdf");
 const SAMPLE_PDF_3_PAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/en_tracemonkey_p1-3.pdf");
 
@@ -329,8 +361,12 @@ async fn sync_ocr_of_a_sample_pdf() {
     let pages = v["pages"].as_array().unwrap();
     assert_eq!(pages.len(), 1);
     // US Letter at 72 dpi: 612 x 792 points = pixels.
-    assert_eq!((pages[0]["width"].as_u64(), pages[0]["height"].as_u64()), (Some(612), Some(792)));
-    assert_eq!(pages[0]["blocks"][0]["text"], "# Page 612x792");
+    assert_eq!(pages[0]["pixel_size"], serde_json::json!({ "width": 612, "height": 792 }));
+    assert_eq!(pages[0]["point_size"], serde_json::json!({ "width": 612.0, "height": 792.0 }));
+    assert_eq!(pages[0]["dpi"], 72.0);
+    assert_eq!(pages[0]["blocks"][0]["text"], "Page 612x792");
+    // Boxes in PDF points of the original page.
+    assert_eq!(pages[0]["blocks"][0]["boxes"][0]["points"][2], 551.35);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,7 +380,7 @@ async fn multi_page_pdf_job_with_page_selection_and_progress() {
     let events = sse_events(&String::from_utf8(body).unwrap());
     let pages: Vec<Value> = events.iter().filter(|(e, _)| e == "page").map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
     assert_eq!(pages.len(), 2);
-    let mut numbers: Vec<u64> = pages.iter().map(|p| p["page"]["page"].as_u64().unwrap()).collect();
+    let mut numbers: Vec<u64> = pages.iter().map(|p| p["page"]["number"].as_u64().unwrap()).collect();
     numbers.sort();
     assert_eq!(numbers, vec![1, 3]);
     assert!(events.iter().any(|(e, d)| e == "pages" && d.contains("\"count\":2")), "{events:?}");
@@ -394,4 +430,36 @@ async fn webhook_is_called_on_completion_for_allowed_hosts_only() {
     let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(body["id"], id.as_str());
     assert_eq!(body["state"], "done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_are_cropped_linked_and_served() {
+    let script = "<|ref|>image<|/ref|><|det|>[[0, 0, 499, 499]]<|/det|>\n\n\
+                  <|ref|>image_caption<|/ref|><|det|>[[0, 520, 499, 560]]<|/det|>\nFigure 1: a gradient\n";
+    let s = start(FakeEngine { token_delay: Duration::ZERO, script: Some(script.into()) }, |_| {});
+    let (status, v) = call_json(&s.app, post_raw("/v1/jobs", png(200, 100))).await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_final(&s.app, &id).await["state"], "done");
+    let (_, _, md) = call(&s.app, get(&format!("/v1/jobs/{id}/result?format=md"))).await;
+    let md = String::from_utf8(md).unwrap();
+    assert!(md.starts_with("![Figure 1: a gradient](figures/page-1-fig-1.png)"), "{md}");
+    let (_, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/result"))).await;
+    assert_eq!(v["pages"][0]["blocks"][0]["figure"], "figures/page-1-fig-1.png");
+    // The link resolves against the result URL to the figure route.
+    let (status, headers, body) = call(&s.app, get(&format!("/v1/jobs/{id}/figures/page-1-fig-1.png"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "image/png");
+    let crop = image::load_from_memory(&body).unwrap().to_rgb8();
+    // int(499 / 999 * 200) = 99, int(499 / 999 * 100) = 49: the top-left of the gradient page.
+    assert_eq!(crop.dimensions(), (99, 49));
+    assert_eq!(crop.get_pixel(10, 10).0, [70, 30, 128]);
+    for missing in ["page-1-fig-2.png", "page-2-fig-1.png", "..%2Fdocseek.db", "page-1-fig-1.jpg"] {
+        let (status, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/figures/{missing}"))).await;
+        assert_error(status, &v, 404, "not_found");
+    }
+    // A synchronous answer crops nothing (its job is gone once answered): no dangling links.
+    let (status, _, md) = call(&s.app, post_raw("/v1/ocr?format=md", png(200, 100))).await;
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8(md).unwrap(), "Figure 1: a gradient\n");
 }

@@ -44,9 +44,9 @@ fn jobs_resume_after_kill_9() {
         assert_eq!(v["pages_done"], 3, "{v}");
         let (status, result) = http_json(&server.addr, "GET", &format!("/v1/jobs/{id}/result"), &[], b"");
         assert_eq!(status, 200);
-        let numbers: Vec<u64> = result["pages"].as_array().unwrap().iter().map(|p| p["page"].as_u64().unwrap()).collect();
+        let numbers: Vec<u64> = result["pages"].as_array().unwrap().iter().map(|p| p["number"].as_u64().unwrap()).collect();
         assert_eq!(numbers, vec![1, 2, 3]);
-        assert!(result["pages"].as_array().unwrap().iter().all(|p| p["markdown"].as_str().unwrap().starts_with("# Page")));
+        assert!(result["pages"].as_array().unwrap().iter().all(|p| p["blocks"][0]["text"].as_str().unwrap().starts_with("Page ")));
     }
     // The restarted process recognised only what was missing.
     assert_eq!(metric(&server.addr, "docseek_pages_total"), (6 - done_before) as f64);

@@ -22,7 +22,7 @@ async fn in_process_server_on_port_0_with_graceful_shutdown() {
         let pdf = std::fs::read(SAMPLE_PDF).unwrap();
         let (status, v) = http_json(&a, "POST", "/v1/ocr?dpi=72", &[("content-type", "application/pdf")], &pdf);
         assert_eq!(status, 200, "{v}");
-        assert_eq!(v["pages"][0]["width"], 612);
+        assert_eq!(v["pages"][0]["pixel_size"]["width"], 612);
         // A job, followed over SSE on the socket.
         let (status, job) = http_json(&a, "POST", "/v1/jobs", &[], &png(50, 40));
         assert_eq!(status, 202);
@@ -62,7 +62,7 @@ fn the_binary_serves_with_flags_and_env() {
     assert_eq!((status, v["error"]["code"].as_str()), (413, Some("payload_too_large")));
     let (status, _, md) = http(&server.addr, "POST", "/v1/ocr?format=md", &auth, &png(20, 20));
     assert_eq!(status, 200);
-    assert_eq!(String::from_utf8(md).unwrap(), "scripted words");
+    assert_eq!(String::from_utf8(md).unwrap(), "scripted words\n");
     let (status, v) = http_json(&server.addr, "GET", "/health", &[], b"");
     assert_eq!((status, v["status"].as_str()), (200, Some("ok")));
 }

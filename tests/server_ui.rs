@@ -14,7 +14,10 @@ use server_support::*;
 /// Model output with an injection attempt in a text block and in a table.
 const HOSTILE_OUTPUT: &str = "<|ref|>title<|/ref|><|det|>[[80, 40, 920, 90]]<|/det|>\n# Injected page\n\n\
 <|ref|>text<|/ref|><|det|>[[80, 120, 920, 300]]<|/det|>\n<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">Hello from the fake model.\n\n\
-<|ref|>table<|/ref|><|det|>[[80, 340, 920, 600]]<|/det|>\n<table><tr><td>a<script>window.__pwned = 3</script></td><td><img src=x onerror=\"window.__pwned = 4\">b</td></tr></table>\n";
+<|ref|>table<|/ref|><|det|>[[80, 340, 920, 600]]<|/det|>\n<table><tr><td>a<script>window.__pwned = 3</script></td><td><img src=x onerror=\"window.__pwned = 4\">b</td></tr></table>\n\n\
+<|ref|>equation<|/ref|><|det|>[[80, 640, 920, 700]]<|/det|>\n\\[ E = mc^2 \\]\n\n\
+<|ref|>text<|/ref|><|det|>[[80, 720, 920, 760]]<|/det|>\nInline \\( \\alpha + \\beta \\) math.\n\n\
+<|ref|>text<|/ref|><|det|>[[80, 780, 920, 840]]<|/det|>\nيولد جميع الناس أحرارًا متساوين في الكرامة والحقوق. وقد وهبوا عقلاً وضميرًا.\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_view_and_no_script_execution_in_chromium() {

@@ -1,10 +1,16 @@
 // docseek web UI: upload, live progress over SSE, page viewer with boxes and rendered text.
-// Model output is untrusted: it only ever reaches the DOM through textContent, rebuilt table
-// cells, or KaTeX (trust: false). No innerHTML anywhere.
+// Pages arrive as the JSON schema docseek.document/1 writes them (docs/json-schema.md): blocks
+// with kind, boxes (pixels), text, parsed table cells, LaTeX and language.
+// Model output is untrusted: it only ever reaches the DOM through textContent, table cells
+// rebuilt from parsed text, or KaTeX (trust: false). No innerHTML anywhere.
 
 const $ = (id) => document.getElementById(id);
-const FORMATS = ['md', 'json', 'html', 'hocr', 'pdf'];
-const TYPE_LABELS = { title: 'title', text: 'text', table: 'table', image: 'figure', equation: 'formula', list: 'list', caption: 'caption' };
+const FORMATS = ['md', 'json', 'html', 'hocr', 'txt', 'pdf'];
+const TYPE_LABELS = {
+  title: 'title', sub_title: 'heading', text: 'text', table: 'table', image: 'figure', image_caption: 'caption',
+  table_caption: 'caption', table_footnote: 'note', equation: 'formula', footnote: 'footnote', header: 'header',
+  footer: 'footer', page_number: 'page no.', list: 'list', code: 'code', other: 'other',
+};
 const state = { key: sessionStorage.getItem('docseek-key') || '', jobs: new Map(), current: null, page: 0, images: new Map() };
 
 class ApiError extends Error {
@@ -151,7 +157,7 @@ function onEvent(job, name, ev) {
   if (name === 'pages') job.count = ev.count;
   if (name === 'page') {
     job.pages[ev.page.index] = ev.page;
-    announce(`${job.name}: page ${ev.page.page} done`);
+    announce(`${job.name}: page ${ev.page.number} done`);
     if (!state.current) showJob(job);
     else if (state.current === job && state.page === ev.page.index) renderPage();
   }
@@ -192,11 +198,17 @@ async function pageImage(job, index) {
 
 function pct(v, total) { return `${Math.max(0, Math.min(100, (100 * v) / total)).toFixed(3)}%`; }
 
+function languageLabel(lang) {
+  if (!lang || !lang.tag) return null;
+  return lang.script ? `${lang.tag} · ${lang.script}` : lang.tag;
+}
+
 async function renderPage() {
   const job = state.current;
   const page = job.pages[state.page];
   const count = job.count || job.pages.length;
-  $('page-label').textContent = `page ${state.page + 1} of ${count}` + (page ? ` (p. ${page.page})` : '');
+  const pageLang = page && languageLabel(page.language);
+  $('page-label').textContent = `page ${state.page + 1} of ${count}` + (page ? ` (p. ${page.number}${pageLang ? ', ' + pageLang : ''})` : '');
   $('prev').disabled = state.page <= 0;
   $('next').disabled = state.page >= count - 1;
   const boxes = $('boxes');
@@ -206,24 +218,35 @@ async function renderPage() {
   if (!page) { out.append(el('p', { class: 'muted', text: 'This page is not recognised yet.' })); return; }
   try {
     $('page-img').src = await pageImage(job, state.page);
-    $('page-img').alt = `Page ${page.page} of ${job.name}`;
+    $('page-img').alt = `Page ${page.number} of ${job.name}`;
   } catch (e) { $('page-img').removeAttribute('src'); $('page-img').alt = 'page image unavailable: ' + e.message; }
   if (page.error) out.append(el('p', { class: 'error', text: page.error }));
+  if (page.outcome && page.outcome !== 'finished') {
+    out.append(el('p', { class: 'warning', text: `Generation stopped early (${page.outcome}): this page may be incomplete.` }));
+  }
+  const width = Number(page.pixel_size?.width) || 1;
+  const height = Number(page.pixel_size?.height) || 1;
   const types = new Set();
   (page.blocks || []).forEach((b, i) => {
-    const type = String(b.type || 'text');
+    if (b.flags?.hidden) return;
+    const type = String(b.kind || 'text');
+    const name = TYPE_LABELS[type] || type;
     types.add(type);
-    const lang = b.lang || b.language || null;
+    const lang = languageLabel(b.language);
+    const content = renderBlock(b, type);
+    if (b.language?.tag) content.setAttribute('lang', b.language.tag);
+    if (b.language?.rtl) content.setAttribute('dir', 'rtl');
     const block = el('div', { class: 'block', 'data-type': type, id: `blk-${i}` },
-      el('div', { class: 'meta' }, TYPE_LABELS[type] || type, lang ? el('span', { class: 'lang', text: lang, title: 'language' }) : null),
-      renderBlock(type, String(b.text || '')));
+      el('div', { class: 'meta' }, name, lang ? el('span', { class: 'lang', text: lang, title: 'language' }) : null),
+      content);
     out.append(block);
-    if (Array.isArray(b.bbox) && b.bbox.length === 4) {
-      const [x0, y0, x1, y1] = b.bbox.map(Number);
-      const box = el('div', { class: 'box', 'data-type': type, role: 'img', 'aria-label': `${TYPE_LABELS[type] || type} box` },
-        el('span', { class: 'box-label', text: TYPE_LABELS[type] || type }));
-      box.style.left = pct(x0, page.width); box.style.top = pct(y0, page.height);
-      box.style.width = pct(x1 - x0, page.width); box.style.height = pct(y1 - y0, page.height);
+    for (const bx of Array.isArray(b.boxes) ? b.boxes : []) {
+      if (!Array.isArray(bx.pixels) || bx.pixels.length !== 4) continue;
+      const [x0, y0, x1, y1] = bx.pixels.map(Number);
+      const box = el('div', { class: 'box', 'data-type': type, role: 'img', 'aria-label': `${name} box` },
+        el('span', { class: 'box-label', text: name }));
+      box.style.left = pct(x0, width); box.style.top = pct(y0, height);
+      box.style.width = pct(x1 - x0, width); box.style.height = pct(y1 - y0, height);
       const link = (on) => { box.classList.toggle('hl', on); block.classList.toggle('hl', on); };
       box.addEventListener('mouseenter', () => link(true)); box.addEventListener('mouseleave', () => link(false));
       block.addEventListener('mouseenter', () => link(true)); block.addEventListener('mouseleave', () => link(false));
@@ -234,27 +257,53 @@ async function renderPage() {
   $('legend').replaceChildren(...[...types].map((t) => el('span', { 'data-type': t }, el('i'), TYPE_LABELS[t] || t)));
 }
 
-function renderBlock(type, text) {
-  if (type === 'image' || type === 'figure') return el('p', { class: 'muted', text: text || '[figure]' });
+function renderBlock(b, type) {
+  const text = String(b.text || '');
+  if (type === 'image') return el('p', { class: 'muted', text: text || '[figure]' });
+  if (b.table && Array.isArray(b.table.cells)) return tableFromCells(b.table);
   if (type === 'table' && /<table/i.test(text)) return sanitizeTable(text);
-  const math = text.match(/^\s*(?:\\\[([\s\S]*)\\\]|\$\$([\s\S]*)\$\$)\s*$/);
-  if (math || type === 'equation') return renderMath(math ? (math[1] ?? math[2]) : text);
-  const heading = text.match(/^(#{1,6})\s+(.*)$/s);
-  if (heading) return el('h' + Math.min(heading[1].length + 1, 6), { text: heading[2] });
+  if (typeof b.latex === 'string') return renderMath(b.latex, true);
+  if (b.heading_level) return el('h' + Math.min(Number(b.heading_level) + 1, 6), {}, ...inline(text));
   const lines = text.split('\n');
   if (lines.length > 1 && lines.every((l) => /^\s*([-*•]|\d+[.)])\s+/.test(l) || !l.trim())) {
-    return el('ul', {}, ...lines.filter((l) => l.trim()).map((l) => el('li', { text: l.replace(/^\s*([-*•]|\d+[.)])\s+/, '') })));
+    return el('ul', {}, ...lines.filter((l) => l.trim()).map((l) => el('li', {}, ...inline(l.replace(/^\s*([-*•]|\d+[.)])\s+/, '')))));
   }
-  return el('p', { text });
+  return el('p', {}, ...inline(text));
 }
 
-function renderMath(tex) {
-  const holder = el('div', { class: 'math' });
-  if (window.katex) {
-    try { window.katex.render(tex, holder, { displayMode: true, throwOnError: false, trust: false }); return holder; } catch (_) { /* fall back */ }
+// Text with \( … \) and \[ … \] formulas: text nodes and KaTeX-rendered math.
+function inline(text) {
+  const parts = [];
+  const re = /\\\(([\s\S]*?)\\\)|\\\[([\s\S]*?)\\\]/g;
+  let at = 0;
+  for (const m of text.matchAll(re)) {
+    if (m.index > at) parts.push(document.createTextNode(text.slice(at, m.index)));
+    parts.push(renderMath(m[1] ?? m[2], m[2] !== undefined));
+    at = m.index + m[0].length;
   }
-  holder.append(el('pre', { text: tex }));
+  if (at < text.length) parts.push(document.createTextNode(text.slice(at)));
+  return parts;
+}
+
+function renderMath(tex, display) {
+  const holder = el(display ? 'div' : 'span', { class: display ? 'math' : 'math-inline' });
+  if (window.katex) {
+    try { window.katex.render(tex, holder, { displayMode: display, throwOnError: false, trust: false }); return holder; } catch (_) { /* fall back */ }
+  }
+  holder.append(el(display ? 'pre' : 'code', { text: tex }));
   return holder;
+}
+
+// A table from the server's parsed grid: cells placed by row, with spans; text only.
+function tableFromCells(table) {
+  const rows = Array.from({ length: Number(table.rows) || 0 }, () => []);
+  for (const c of table.cells) {
+    const r = rows[Number(c.row)];
+    if (!r) continue;
+    const span = (n) => (Number(n) > 1 && Number(n) < 1000 ? Number(n) : null);
+    r.push(el(c.header ? 'th' : 'td', { text: String(c.text ?? ''), colspan: span(c.column_span), rowspan: span(c.row_span) }));
+  }
+  return el('table', {}, el('tbody', {}, ...rows.map((cells) => el('tr', {}, ...cells))));
 }
 
 // Rebuilds a model-written HTML table from its cells' text. The markup is never handed to the
@@ -306,7 +355,7 @@ function sanitizeTable(html) {
 function renderExports() {
   const job = state.current;
   const ready = job.state === 'done';
-  $('exports').replaceChildren(...FORMATS.map((fmt) => el('span', { class: 'fmt' },
+  $('export-buttons').replaceChildren(...FORMATS.map((fmt) => el('span', { class: 'fmt' },
     el('span', { text: fmt }),
     fmt === 'pdf' ? null : el('button', { type: 'button', text: 'Copy', disabled: !ready, 'aria-label': `Copy ${fmt}`, onclick: () => copyResult(job, fmt) }),
     el('button', { type: 'button', text: 'Download', disabled: !ready, 'aria-label': `Download ${fmt}`, onclick: () => downloadResult(job, fmt) }))));

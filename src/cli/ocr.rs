@@ -114,12 +114,6 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no inputs: give files, directories, globs, `-` or --files-from LIST");
     }
     let formats = args.format.0.clone();
-    if let Some(f) = formats
-        .iter()
-        .find(|f| !crate::pipeline::structure::is_supported(**f))
-    {
-        anyhow::bail!("output format {f} is not available in this build");
-    }
     let probe = DocumentRequest::new("-", InputSource::bytes(Vec::new()))
         .with_options(args.options.clone());
     probe.validate().map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -3,16 +3,22 @@
 //! Each RAW file is one page (in order, numbered from `--first-page`); `--page-image` gives
 //! the matching page images (needed for figures and the searchable PDF). The page size in
 //! points comes from `--page-size-pt`, or else from the image size at `--dpi`.
+//!
+//! With `--pdf ORIGINAL --page N`, the RAW files are pages N, N+1, … of ORIGINAL: page sizes
+//! in points come from ORIGINAL, and pages without a `--page-image` are rendered from it at
+//! `--dpi` (the resolution the model saw), so a saved model output becomes a searchable PDF
+//! over the original page, at its size.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use image::RgbImage;
 
 use crate::doc::{render, Document, Format, MathDelimiters, PageInput, PixelSize, PointSize, RenderOptions};
 use crate::model::PageOutcome;
-use crate::pdf::DEFAULT_DPI;
+use crate::pdf::{DocumentSource, PageSelection, Rasterizer, RasterizerConfig, DEFAULT_DPI};
 
 /// Arguments of `docseek render`.
 #[derive(Debug, clap::Args)]
@@ -38,8 +44,21 @@ pub struct RenderArgs {
     pub dpi: f32,
 
     /// Number of the first page.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "page")]
     pub first_page: u32,
+
+    /// The original PDF (or image) the RAW pages were recognised from: page sizes come from
+    /// it, and page images are rendered from it at --dpi unless --page-image is given.
+    #[arg(long, value_name = "ORIGINAL", conflicts_with_all = ["page_size_pt", "page_pixels"])]
+    pub pdf: Option<PathBuf>,
+
+    /// With --pdf: the page of ORIGINAL that the first RAW file is (1-based).
+    #[arg(long, value_name = "N", requires = "pdf", value_parser = clap::value_parser!(u32).range(1..))]
+    pub page: Option<u32>,
+
+    /// Password of an encrypted ORIGINAL.
+    #[arg(long, env = "DOCSEEK_PDF_PASSWORD", hide_env_values = true, requires = "pdf")]
+    pub password: Option<String>,
 
     /// How generation of the pages ended (`length` or `repetition` marks the last block as
     /// possibly cut and enables the stronger loop trimming).
@@ -101,26 +120,38 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     if let Some(sep) = &args.page_separator {
         opts.page_separator = sep.replace("\\n", "\n");
     }
+    let first = args.page.unwrap_or(args.first_page);
+    let original = match &args.pdf {
+        Some(pdf) => Some(open_original(pdf, first, &args)?),
+        None => None,
+    };
     let mut inputs = Vec::new();
     for (i, raw_path) in args.raw.iter().enumerate() {
-        let number = args.first_page + i as u32;
+        let number = first + i as u32;
         let raw = read_raw(raw_path)?;
-        let pixels = match args.page_images.get(i) {
-            Some(path) => {
+        let image = match (args.page_images.get(i), &original) {
+            (Some(path), _) => {
                 let image = image::open(path).with_context(|| format!("cannot read page image {}", path.display()))?;
-                let image = Arc::new(image.to_rgb8());
+                Some(Arc::new(image.to_rgb8()))
+            }
+            (None, Some(original)) => Some(original.images[i].clone()),
+            (None, None) => None,
+        };
+        let pixels = match image {
+            Some(image) => {
                 let px = PixelSize { width: image.width(), height: image.height() };
                 opts.page_images.insert(number, image);
                 px
             }
             None => match args.page_pixels {
                 Some((w, h)) => PixelSize { width: w as u32, height: h as u32 },
-                None => bail!("give --page-image (or --page-pixels WxH) so boxes can be converted"),
+                None => bail!("give --page-image (or --page-pixels WxH, or --pdf ORIGINAL) so boxes can be converted"),
             },
         };
-        let points = match args.page_size_pt {
-            Some((w, h)) => PointSize { width: w, height: h },
-            None => PointSize::from_pixels(pixels, args.dpi),
+        let points = match (&original, args.page_size_pt) {
+            (Some(original), _) => original.sizes[i],
+            (None, Some((w, h))) => PointSize { width: w, height: h },
+            (None, None) => PointSize::from_pixels(pixels, args.dpi),
         };
         inputs.push(PageInput::from_raw_with_outcome(number, pixels, points, raw, args.outcome.into()));
     }
@@ -132,6 +163,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     if args.merge_tables {
         doc.merge_continued_tables();
     }
+    crate::doc::annotate(&mut doc);
     let out_dir = args.out.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
     if let Some(stem) = args.out.as_deref().and_then(Path::file_stem) {
         opts = opts.with_figures_next_to(&stem.to_string_lossy());
@@ -157,6 +189,48 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pages of the original that the RAW files stand for.
+struct Original {
+    /// Page sizes in points, one per RAW file.
+    sizes: Vec<PointSize>,
+    /// Page images rendered at --dpi, one per RAW file (empty when every page has a
+    /// --page-image).
+    images: Vec<Arc<RgbImage>>,
+}
+
+/// Opens ORIGINAL and reads (and, where no --page-image is given, renders) pages
+/// `first..first + RAW count`.
+fn open_original(path: &Path, first: u32, args: &RenderArgs) -> anyhow::Result<Original> {
+    let count = args.raw.len() as u32;
+    let last = first + count - 1;
+    let pages: PageSelection = format!("{first}-{last}").parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let raster = Rasterizer::new(RasterizerConfig::default()).context("cannot start the rasterizer")?;
+    let opts = crate::pdf::RenderOptions { dpi: args.dpi, pages: Some(pages), password: args.password.clone(), text: false };
+    let source = DocumentSource::path(path);
+    let mut doc = raster.open(&source, &opts).with_context(|| format!("cannot open {}", path.display()))?;
+    let info = doc.info().clone();
+    if last as usize > info.page_count {
+        bail!("{} has {} page(s); RAW files stand for pages {first}-{last}", path.display(), info.page_count);
+    }
+    let sizes = (first..=last)
+        .map(|n| {
+            let s = info.page_sizes[n as usize - 1];
+            PointSize { width: s.width_pt, height: s.height_pt }
+        })
+        .collect();
+    let mut images = Vec::new();
+    if args.page_images.is_empty() {
+        for (n, page) in (first..).zip(&mut doc) {
+            let page = page.with_context(|| format!("cannot render page {n} of {}", path.display()))?;
+            images.push(Arc::new(page.image));
+        }
+        if images.len() != count as usize {
+            bail!("{} ended after {} of {count} page(s)", path.display(), images.len());
+        }
+    }
+    Ok(Original { sizes, images })
 }
 
 fn read_raw(path: &Path) -> anyhow::Result<String> {

@@ -129,6 +129,10 @@ pub struct Document {
     pub source: Option<String>,
     /// Pages in page-number order.
     pub pages: Vec<Page>,
+    /// The document's languages, largest share first (filled by the language stage,
+    /// [`crate::doc::languages::annotate`]; empty before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<super::languages::DocumentLanguage>,
 }
 
 impl Document {
@@ -136,7 +140,7 @@ impl Document {
     pub fn new(source: Option<String>, pages: impl IntoIterator<Item = PageInput>) -> Self {
         let mut pages: Vec<Page> = pages.into_iter().map(Page::new).collect();
         pages.sort_by_key(|p| p.number);
-        Document { source, pages }
+        Document { source, pages, languages: Vec::new() }
     }
 
     /// All blocks, page by page, in reading order (hidden ones included).

@@ -6,7 +6,8 @@
 //!
 //! Callers (the batch CLI, the server) build a [`Document`] from one [`PageInput`] per page,
 //! optionally run the reversible post-processing steps ([`Document::hide_headers_footers`],
-//! [`Document::merge_continued_tables`]), then call [`render`].
+//! [`Document::merge_continued_tables`]) and the language stage ([`annotate`]), then call
+//! [`render`].
 //!
 //! ```no_run
 //! use docseek::doc::{render, Document, Format, PageInput, PixelSize, PointSize, RenderOptions};
@@ -21,6 +22,7 @@ pub mod block;
 pub mod document;
 pub mod geometry;
 pub mod grounding;
+pub mod languages;
 pub mod math;
 pub mod postprocess;
 pub mod render;
@@ -31,6 +33,7 @@ pub mod table;
 pub use block::{Block, BlockFlags, BlockKind, BlockRef, Language, LanguageRun, Running, Warning, WarningCode};
 pub use document::{Document, Page, PageInput};
 pub use geometry::{BlockBox, PixelSize, PointBox, PointSize};
+pub use languages::{annotate, DocumentLanguage};
 pub use math::MathDelimiters;
 pub use render::{render, ExtraFile, Format, RenderError, RenderOptions, Rendered};
 pub use table::{Cell, Table};

@@ -164,17 +164,12 @@ impl DocumentRequest {
         self
     }
 
-    /// Checks what can be checked before any work: formats available, task arguments given.
+    /// Checks what can be checked before any work: formats given, task arguments given.
     pub fn validate(&self) -> Result<(), DocumentError> {
         if self.formats.is_empty() {
             return Err(DocumentError::InvalidRequest(
                 "no output format requested".into(),
             ));
-        }
-        if let Some(f) = self.formats.iter().find(|f| !structure::is_supported(**f)) {
-            return Err(DocumentError::InvalidRequest(format!(
-                "output format {f} is not available in this build"
-            )));
         }
         self.options
             .task

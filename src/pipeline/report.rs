@@ -147,6 +147,11 @@ pub struct DocumentOutput {
     pub elapsed: Duration,
     /// The first error met (page or output), for a one-line summary.
     pub error: Option<String>,
+    /// The structured document (recognised pages, languages filled in); `None` when no page
+    /// was recognised.
+    pub document: Option<crate::doc::Document>,
+    /// The document's languages, largest share first (empty when nothing was recognised).
+    pub languages: Vec<crate::doc::DocumentLanguage>,
 }
 
 impl DocumentOutput {

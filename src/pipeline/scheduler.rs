@@ -643,10 +643,16 @@ fn finish_document(
         _ => DocumentStatus::Partial,
     };
     let mut files = Vec::new();
+    let mut document = None;
+    let mut languages = Vec::new();
     if status != DocumentStatus::Failed {
         let start = Instant::now();
-        match structure::render_outputs(&request.stem, &pages, &request.formats, &request.options) {
-            Ok(f) => files = f,
+        match structure::render_outputs(&request.name, &request.stem, &pages, &request.formats, &request.options) {
+            Ok(done) => {
+                files = done.files;
+                languages = done.languages;
+                document = Some(done.document);
+            }
             Err(e) => {
                 status = DocumentStatus::Failed;
                 error = Some(e);
@@ -655,6 +661,8 @@ fn finish_document(
         timings.structure = start.elapsed();
     }
     Ok(DocumentOutput {
+        document,
+        languages,
         name: request.name.clone(),
         status,
         page_count,

@@ -113,7 +113,16 @@ fn display_name(name: &str) -> String {
 /// Option fields whose values are numbers.
 const NUMERIC_FIELDS: [&str; 4] = ["dpi", "max_new_tokens", "ngram_size", "ngram_window"];
 /// Request fields that are not OCR options.
-pub const NON_OPTION_FIELDS: [&str; 4] = ["format", "webhook", "filename", "formats"];
+pub const NON_OPTION_FIELDS: [&str; 6] = ["format", "webhook", "filename", "formats", "hide_headers", "merge_tables"];
+
+/// Parses a boolean request field (`true`/`false`/`1`/`0`/`yes`/`no`/`on`/`off`).
+pub fn parse_flag(name: &str, value: &str) -> Result<bool, ApiError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(ApiError::InvalidOptions(format!("option '{name}' must be true or false"))),
+    }
+}
 
 /// Overlays request fields (query or form) on the server's default options.
 pub fn options_from_fields(defaults: &OcrOptions, fields: &[(String, String)]) -> Result<OcrOptions, ApiError> {

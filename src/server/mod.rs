@@ -38,8 +38,8 @@ pub mod openapi;
 pub mod routes;
 pub mod runner;
 pub mod security;
+pub mod results;
 pub mod store;
-pub mod structure;
 pub mod ui;
 pub mod webhook;
 

@@ -32,7 +32,9 @@ fn option_params() -> Value {
         p("password", json!({ "type": "string" }), "Password of an encrypted PDF."),
         p("lang", json!({ "type": "string" }), "Expected languages, comma-separated."),
         p("max_new_tokens", json!({ "type": "integer" }), "Token budget per page."),
-        p("format", json!({ "$ref": "#/components/schemas/Format" }), "Result format (sync OCR).")
+        p("format", json!({ "$ref": "#/components/schemas/Format" }), "Result format (sync OCR)."),
+        p("hide_headers", json!({ "type": "boolean" }), "Hide running headers and footers (sync OCR; reversible, flagged in JSON)."),
+        p("merge_tables", json!({ "type": "boolean" }), "Merge tables continued across pages (sync OCR).")
     ])
 }
 
@@ -54,7 +56,7 @@ pub fn document() -> Value {
         "responses": {
             "200": { "description": "The result in the requested format (JSON by default).", "content": {
                 "application/json": { "schema": { "$ref": "#/components/schemas/Result" } },
-                "text/markdown": {}, "text/html": {}, "text/vnd.hocr+html": {}, "application/pdf": {} } },
+                "text/markdown": {}, "text/html": {}, "text/vnd.hocr+html": {}, "text/plain": {}, "application/pdf": {} } },
             "400": err("Bad request or options."), "413": err("Upload too large."),
             "415": err("Not a PDF or supported image."), "422": err("Unreadable document or over a page/pixel limit."),
             "504": err("Timed out.")
@@ -78,12 +80,26 @@ pub fn document() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
-                "Format": { "enum": ["json", "md", "html", "hocr", "pdf"] },
+                "Format": { "enum": ["json", "md", "html", "hocr", "txt", "pdf"] },
                 "JobState": { "enum": ["queued", "running", "done", "failed", "cancelled"] },
                 "Accepted": { "type": "object", "properties": { "id": { "type": "string" }, "state": { "$ref": "#/components/schemas/JobState" }, "queue_position": { "type": ["integer", "null"] }, "links": { "type": "object" } } },
-                "Block": { "type": "object", "properties": { "type": { "type": "string" }, "bbox": { "type": ["array", "null"], "items": { "type": "number" } }, "text": { "type": "string" } } },
-                "Page": { "type": "object", "properties": { "index": { "type": "integer" }, "page": { "type": "integer" }, "width": { "type": "integer" }, "height": { "type": "integer" }, "markdown": { "type": "string" }, "blocks": { "type": "array", "items": { "$ref": "#/components/schemas/Block" } }, "error": { "type": ["string", "null"] } } },
-                "Result": { "type": "object", "properties": { "id": { "type": "string" }, "pages": { "type": "array", "items": { "$ref": "#/components/schemas/Page" } } } },
+                "Block": { "type": "object", "description": "A block of docseek.document/1 (docs/json-schema.md).", "properties": {
+                    "page": { "type": "integer" }, "index": { "type": "integer" }, "label": { "type": "string" }, "kind": { "type": "string" },
+                    "heading_level": { "type": "integer" }, "text": { "type": "string" }, "html": { "type": "string" }, "latex": { "type": "string" },
+                    "figure": { "type": "string", "description": "figures/page-N-fig-K.png, relative to the result URL" },
+                    "table": { "type": "object" }, "language": { "type": ["object", "null"] }, "flags": { "type": "object" }, "warnings": { "type": "array" },
+                    "boxes": { "type": "array", "items": { "type": "object", "properties": {
+                        "grid": { "type": "array", "items": { "type": "integer" } }, "pixels": { "type": "array", "items": { "type": "integer" } }, "points": { "type": "array", "items": { "type": "number" } } } } } } },
+                "Page": { "type": "object", "description": "A page of docseek.document/1; live events add index (position in the job) and, for a failed page, error.", "properties": {
+                    "number": { "type": "integer" }, "index": { "type": "integer" }, "pixel_size": { "type": "object" }, "point_size": { "type": "object" }, "dpi": { "type": "number" },
+                    "outcome": { "enum": ["finished", "length", "repetition"] }, "prompt_tokens": { "type": "integer" }, "generated_tokens": { "type": "integer" },
+                    "timings": { "type": "object" }, "raw": { "type": "string" }, "language": { "type": ["object", "null"] }, "warnings": { "type": "array" },
+                    "blocks": { "type": "array", "items": { "$ref": "#/components/schemas/Block" } }, "error": { "type": "string" } } },
+                "Result": { "type": "object", "description": "docseek.document/1 plus the job's fields.", "properties": {
+                    "schema": { "const": "docseek.document/1" }, "generator": { "type": "string" }, "source": { "type": ["string", "null"] },
+                    "pages": { "type": "array", "items": { "$ref": "#/components/schemas/Page" } },
+                    "job": { "type": "object", "properties": { "id": { "type": "string" }, "state": { "$ref": "#/components/schemas/JobState" }, "page_count": { "type": ["integer", "null"] }, "media": { "type": "string" } } },
+                    "failed_pages": { "type": "array", "items": { "type": "object", "properties": { "index": { "type": "integer" }, "number": { "type": "integer" }, "error": { "type": ["string", "null"] } } } } } },
                 "Job": { "type": "object", "properties": { "id": { "type": "string" }, "state": { "$ref": "#/components/schemas/JobState" }, "queue_position": { "type": ["integer", "null"] }, "page_count": { "type": ["integer", "null"] }, "pages_done": { "type": "integer" }, "pages_failed": { "type": "integer" }, "pages": { "type": "array" }, "error": {} } }
             }
         },
@@ -103,10 +119,14 @@ pub fn document() -> Value {
             "/v1/jobs/{id}/events": { "get": { "summary": "Server-sent events: state, pages, page (with its result), done", "parameters": [job_path_param()], "responses": { "200": { "description": "text/event-stream" }, "404": err("No such job.") } } },
             "/v1/jobs/{id}/result": { "get": { "summary": "The result", "parameters": [job_path_param(),
                 { "name": "format", "in": "query", "schema": { "$ref": "#/components/schemas/Format" } },
-                { "name": "download", "in": "query", "schema": { "type": "boolean" } }],
+                { "name": "download", "in": "query", "schema": { "type": "boolean" } },
+                { "name": "hide_headers", "in": "query", "schema": { "type": "boolean" }, "description": "Hide running headers and footers." },
+                { "name": "merge_tables", "in": "query", "schema": { "type": "boolean" }, "description": "Merge tables continued across pages." }],
                 "responses": { "200": { "description": "The result." }, "404": err("No such job."), "409": err("Not finished, or cancelled.") } } },
             "/v1/jobs/{id}/pages/{index}/image": { "get": { "summary": "A rendered page image (PNG)", "parameters": [job_path_param(), { "name": "index", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 0 } }],
                 "responses": { "200": { "description": "image/png" }, "404": err("No such job or page.") } } },
+            "/v1/jobs/{id}/figures/{name}": { "get": { "summary": "A figure cropped from its page (PNG), as linked from the result", "parameters": [job_path_param(), { "name": "name", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^page-[0-9]+-fig-[0-9]+\\.png$" } }],
+                "responses": { "200": { "description": "image/png" }, "404": err("No such job or figure."), "409": err("Not finished, or cancelled.") } } },
             "/v1/chat/completions": { "post": { "summary": "OpenAI-compatible chat completion (images as data: URLs; stream supported)", "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["messages"] } } } },
                 "responses": { "200": { "description": "chat.completion, or text/event-stream of chat.completion.chunk when stream is true" }, "400": err("Bad request.") } } },
             "/v1/models": { "get": { "summary": "OpenAI-compatible model list", "responses": { "200": { "description": "The served model." } } } }

@@ -21,7 +21,7 @@ use crate::pdf::{DocumentKind, DocumentSource, Rasterizer, RenderOptions};
 use crate::server::intake;
 use crate::server::metrics;
 use crate::server::store::{now_ms, JobId, JobRecord, JobState, PageRecord, Store};
-use crate::server::structure;
+use crate::server::results;
 
 /// Events buffered per job for slow subscribers.
 const EVENT_BUFFER: usize = 1024;
@@ -46,7 +46,7 @@ pub enum JobEvent {
     },
     /// One page finished (its structured result or its error).
     Page {
-        /// The page result (see `structure::page_json`).
+        /// The page as the JSON schema writes it, plus its `index` (see `results::page_event`).
         page: Value,
     },
     /// The job reached a final state.
@@ -128,6 +128,22 @@ struct ManifestPage {
     page_number: usize,
     width: u32,
     height: u32,
+    /// Size of the original page in PDF points (absent in manifests of older versions).
+    #[serde(default)]
+    width_pt: Option<f32>,
+    #[serde(default)]
+    height_pt: Option<f32>,
+}
+
+impl ManifestPage {
+    /// The page size in points; pixels at `dpi` when the manifest predates point sizes.
+    fn points(&self, dpi: f32) -> (f32, f32) {
+        let scale = if dpi.is_finite() && dpi > 0.0 { 72.0 / dpi } else { 1.0 };
+        (
+            self.width_pt.unwrap_or(self.width as f32 * scale),
+            self.height_pt.unwrap_or(self.height as f32 * scale),
+        )
+    }
 }
 
 impl Runner {
@@ -320,27 +336,34 @@ impl Runner {
             if live.cancel.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            let (width_pt, height_pt) = page.points(opts.dpi);
             let mut record = PageRecord {
                 index,
                 page_number: page.page_number,
                 width: page.width,
                 height: page.height,
+                width_pt,
+                height_pt,
                 raw: None,
                 outcome: None,
                 tokens: 0,
+                prompt_tokens: 0,
+                timings: Default::default(),
                 error: None,
             };
             match result {
                 Ok(text) => {
                     record.outcome = serde_json::to_value(text.outcome).ok().and_then(|v| v.as_str().map(str::to_string));
                     record.tokens = text.generated_tokens;
+                    record.prompt_tokens = text.prompt_tokens;
+                    record.timings = text.timings;
                     record.raw = Some(text.raw);
                 }
                 Err(EngineError::Cancelled) => return Ok(()),
                 Err(e) => record.error = Some(ApiError::from(e).to_string()),
             }
             self.store.save_page(id, &record)?;
-            let _ = live.events.send(JobEvent::Page { page: structure::page_json(&record) });
+            let _ = live.events.send(JobEvent::Page { page: results::page_event(&record) });
         }
         drop(results);
         raster.await.map_err(ApiError::internal)?
@@ -391,7 +414,13 @@ impl Runner {
             for (i, page) in (&mut doc).enumerate() {
                 let page = page?;
                 page.image.save_with_format(dir.join(format!("{i}.png")), image::ImageFormat::Png).map_err(ApiError::internal)?;
-                let entry = ManifestPage { page_number: page.index + 1, width: page.image.width(), height: page.image.height() };
+                let entry = ManifestPage {
+                    page_number: page.index + 1,
+                    width: page.image.width(),
+                    height: page.image.height(),
+                    width_pt: Some(page.width_pt),
+                    height_pt: Some(page.height_pt),
+                };
                 pages.push(entry);
                 if tx.blocking_send(RasterEvent::Page(i, entry)).is_err() {
                     return Ok(());

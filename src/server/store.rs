@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::PageTimings;
 use crate::options::OcrOptions;
 
 /// Length of a job id in hex characters (128 random bits).
@@ -130,12 +131,20 @@ pub struct PageRecord {
     pub width: u32,
     /// Rendered image height in pixels.
     pub height: u32,
+    /// Width of the original page in PDF points (for images: pixels at the render dpi).
+    pub width_pt: f32,
+    /// Height of the original page in PDF points.
+    pub height_pt: f32,
     /// Raw model text, when recognised.
     pub raw: Option<String>,
     /// How generation ended (`finished`, `length`, `repetition`).
     pub outcome: Option<String>,
     /// Generated tokens.
     pub tokens: usize,
+    /// Prompt tokens.
+    pub prompt_tokens: usize,
+    /// Stage timings of the page.
+    pub timings: PageTimings,
     /// Error message when the page failed.
     pub error: Option<String>,
 }
@@ -175,6 +184,37 @@ CREATE TABLE IF NOT EXISTS pages(
 );
 ";
 
+/// Page columns added after the first schema: (name, SQL type), added to older databases
+/// on open.
+const PAGE_COLUMNS_ADDED: [(&str, &str); 6] = [
+    ("width_pt", "REAL"),
+    ("height_pt", "REAL"),
+    ("prompt_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("encode_ms", "REAL NOT NULL DEFAULT 0"),
+    ("prefill_ms", "REAL NOT NULL DEFAULT 0"),
+    ("decode_ms", "REAL NOT NULL DEFAULT 0"),
+];
+
+/// Adds the columns of [`PAGE_COLUMNS_ADDED`] that a database lacks.
+fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('pages')")?;
+    let have: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for (name, ty) in PAGE_COLUMNS_ADDED {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE pages ADD COLUMN {name} {ty}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn millis(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn duration_ms(ms: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(ms / 1e3).unwrap_or_default()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -194,6 +234,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Store { conn: Mutex::new(conn), dir: dir.to_path_buf() })
     }
 
@@ -295,8 +336,9 @@ impl Store {
     /// Commits one page's result.
     pub fn save_page(&self, id: &JobId, page: &PageRecord) -> Result<(), rusqlite::Error> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO pages(job_id, idx, page_number, width, height, raw, outcome, tokens, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT OR REPLACE INTO pages(job_id, idx, page_number, width, height, raw, outcome, tokens, error,
+                 width_pt, height_pt, prompt_tokens, encode_ms, prefill_ms, decode_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 id.as_str(),
                 page.index as i64,
@@ -306,7 +348,13 @@ impl Store {
                 page.raw,
                 page.outcome,
                 page.tokens as i64,
-                page.error
+                page.error,
+                page.width_pt as f64,
+                page.height_pt as f64,
+                page.prompt_tokens as i64,
+                millis(page.timings.encode),
+                millis(page.timings.prefill),
+                millis(page.timings.decode),
             ],
         )?;
         Ok(())
@@ -316,17 +364,31 @@ impl Store {
     pub fn pages(&self, id: &JobId) -> Result<Vec<PageRecord>, rusqlite::Error> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT idx, page_number, width, height, raw, outcome, tokens, error FROM pages WHERE job_id = ?1 ORDER BY idx",
+            "SELECT idx, page_number, width, height, raw, outcome, tokens, error,
+                    width_pt, height_pt, prompt_tokens, encode_ms, prefill_ms, decode_ms
+             FROM pages WHERE job_id = ?1 ORDER BY idx",
         )?;
         let rows = stmt.query_map([id.as_str()], |r| {
+            let (width, height): (u32, u32) = (r.get(2)?, r.get(3)?);
+            // Rows from before point sizes were stored: pixels at 72 dpi.
+            let width_pt = r.get::<_, Option<f64>>(8)?.map(|v| v as f32).unwrap_or(width as f32);
+            let height_pt = r.get::<_, Option<f64>>(9)?.map(|v| v as f32).unwrap_or(height as f32);
             Ok(PageRecord {
                 index: r.get::<_, i64>(0)? as usize,
                 page_number: r.get::<_, i64>(1)? as usize,
-                width: r.get(2)?,
-                height: r.get(3)?,
+                width,
+                height,
+                width_pt,
+                height_pt,
                 raw: r.get(4)?,
                 outcome: r.get(5)?,
                 tokens: r.get::<_, i64>(6)? as usize,
+                prompt_tokens: r.get::<_, i64>(10)? as usize,
+                timings: PageTimings {
+                    encode: duration_ms(r.get(11)?),
+                    prefill: duration_ms(r.get(12)?),
+                    decode: duration_ms(r.get(13)?),
+                },
                 error: r.get(7)?,
             })
         })?;
@@ -385,8 +447,9 @@ mod tests {
             store.set_state(&id, JobState::Running, None).unwrap();
             store.set_page_count(&id, 3).unwrap();
             let page = PageRecord {
-                index: 1, page_number: 2, width: 10, height: 20, raw: Some("hi".into()),
-                outcome: Some("finished".into()), tokens: 1, error: None,
+                index: 1, page_number: 2, width: 10, height: 20, width_pt: 5.0, height_pt: 10.0, raw: Some("hi".into()),
+                outcome: Some("finished".into()), tokens: 1, prompt_tokens: 7,
+                timings: PageTimings { encode: std::time::Duration::from_millis(3), ..Default::default() }, error: None,
             };
             store.save_page(&id, &page).unwrap();
         }
@@ -394,7 +457,10 @@ mod tests {
         let jobs = store.unfinished_jobs().unwrap();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].page_count, Some(3));
-        assert_eq!(store.pages(&id).unwrap()[0].raw.as_deref(), Some("hi"));
+        let page = &store.pages(&id).unwrap()[0];
+        assert_eq!(page.raw.as_deref(), Some("hi"));
+        assert_eq!((page.width_pt, page.height_pt, page.prompt_tokens), (5.0, 10.0, 7));
+        assert_eq!(page.timings.encode, std::time::Duration::from_millis(3));
         // The client's file name never becomes a path.
         assert_eq!(store.upload_path(&id).file_name().unwrap().to_str().unwrap(), id.as_str());
         assert_eq!(std::fs::read(store.upload_path(&id)).unwrap(), b"bytes");

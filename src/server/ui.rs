@@ -66,5 +66,9 @@ mod tests {
         assert_eq!(content_type("vendor/katex/fonts/KaTeX_Main-Regular.woff2"), "font/woff2");
         assert_eq!(serve("../Cargo.toml").status(), 404);
         assert_eq!(serve("app.js").status(), 200);
+        // The page loads KaTeX from the bundle.
+        for path in ["vendor/katex/katex.min.js", "vendor/katex/katex.min.css", "vendor/katex/fonts/KaTeX_Main-Regular.woff2"] {
+            assert_eq!(serve(path).status(), 200, "{path}");
+        }
     }
 }

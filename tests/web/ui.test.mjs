@@ -51,24 +51,35 @@ try {
     renderedText: document.querySelector('#rendered').textContent,
     scriptsInResult: document.querySelectorAll('#rendered script, #rendered img, #rendered iframe').length,
     tableCells: document.querySelectorAll('#rendered table td').length,
+    katexLoaded: typeof window.katex,
+    languages: [...document.querySelectorAll('#rendered .lang')].map((l) => l.textContent),
+    rtlBlocks: [...document.querySelectorAll('#rendered [dir="rtl"]')].map((b) => `${b.lang}:${b.textContent.slice(0, 10)}`),
+    displayMath: document.querySelectorAll('#rendered .math .katex-display').length,
+    inlineMath: document.querySelectorAll('#rendered .math-inline .katex').length,
+    mathText: document.querySelector('#rendered .math annotation')?.textContent ?? null,
     pwned: window.__pwned ?? null,
     heading: document.querySelector('#rendered h2')?.textContent ?? null,
-    exportButtons: document.querySelectorAll('#exports button:not([disabled])').length,
+    exportButtons: document.querySelectorAll('#export-buttons button:not([disabled])').length,
     imgWidth: document.querySelector('#page-img').naturalWidth,
     progress: document.querySelector('.job progress').getAttribute('aria-valuetext'),
     violations: window.__violations,
   }));
   check(findings.boxes >= 3, `boxes drawn: ${findings.boxes}`);
-  check(findings.boxTypes.includes('title') && findings.boxTypes.includes('table'), `box types: ${findings.boxTypes}`);
+  check(['title', 'table', 'equation'].every((t) => findings.boxTypes.includes(t)), `box types: ${findings.boxTypes}`);
   check(findings.blocks >= 3, `blocks rendered: ${findings.blocks}`);
   check(findings.heading === 'Injected page', `heading: ${findings.heading}`);
   check(findings.renderedText.includes('<script>window.__pwned = 1</script>'), 'script tag shown as text');
   check(findings.renderedText.includes('Hello from the fake model.'), 'model text shown');
   check(findings.scriptsInResult === 0, `no script/img/iframe elements in the result: ${findings.scriptsInResult}`);
   check(findings.tableCells === 2, `table cells rebuilt: ${findings.tableCells}`);
+  check(findings.languages.some((l) => l.endsWith('Arab')) && findings.languages.some((l) => l.endsWith('Latn')), `languages shown: ${findings.languages}`);
+  check(findings.rtlBlocks.length === 1 && findings.rtlBlocks[0].includes('يولد'), `right-to-left blocks: ${findings.rtlBlocks}`);
+  check(findings.katexLoaded === 'object', `KaTeX loaded: ${findings.katexLoaded}`);
+  check(findings.displayMath === 1 && findings.inlineMath === 1, `KaTeX math: display ${findings.displayMath}, inline ${findings.inlineMath}`);
+  check((findings.mathText || '').includes('E = mc^2'), `formula TeX: ${findings.mathText}`);
   check(findings.pwned === null, `injected script ran: window.__pwned = ${findings.pwned}`);
   check(findings.violations.length === 0, `CSP violations: ${findings.violations.join(' | ')}`);
-  check(findings.exportButtons >= 9, `export buttons enabled: ${findings.exportButtons}`);
+  check(findings.exportButtons === 11, `export buttons enabled (6 downloads, 5 copies): ${findings.exportButtons}`);
   check(findings.imgWidth > 100, `page image loaded: ${findings.imgWidth}`);
 
   // Downloads work and carry the result.

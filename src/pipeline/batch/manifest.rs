@@ -43,6 +43,9 @@ pub struct ManifestRecord {
     pub elapsed: std::time::Duration,
     /// Output files written, relative to the output folder.
     pub outputs: Vec<String>,
+    /// Languages detected (tag, script, share, direction), largest share first.
+    #[serde(default)]
+    pub languages: Vec<crate::doc::DocumentLanguage>,
     /// What went wrong, if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -152,6 +155,7 @@ mod tests {
             timings: StageTimings::default(),
             elapsed: std::time::Duration::from_millis(5),
             outputs: vec![format!("{input}.md")],
+            languages: Vec::new(),
             error: None,
             finished_unix: 1,
         }

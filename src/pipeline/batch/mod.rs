@@ -301,6 +301,7 @@ fn failed_record(input: &InputFile, options_hash: &str, error: String) -> Manife
         timings: StageTimings::default(),
         elapsed: Duration::ZERO,
         outputs: Vec::new(),
+        languages: Vec::new(),
         error: Some(error),
         finished_unix: now_unix(),
     }
@@ -334,6 +335,7 @@ fn write_document(
     record.timings = output.timings;
     record.elapsed = output.elapsed;
     record.error = output.error;
+    record.languages = output.languages;
     let folder = doc
         .input
         .rel

@@ -18,7 +18,7 @@ use crate::server::errors::ApiError;
 use crate::server::routes::ocr::read_submission;
 use crate::server::runner::JobEvent;
 use crate::server::store::{JobRecord, JobState};
-use crate::server::structure::{self, ResultFormat};
+use crate::server::results::{self, Postprocess, ResultRequest};
 use crate::server::AppState;
 
 /// SSE events buffered per client.
@@ -101,7 +101,7 @@ pub async fn events(State(st): State<AppState>, Path(raw): Path<String>) -> Resu
         }
         for p in &pages {
             sent.insert(p.index);
-            out.push(JobEvent::Page { page: structure::page_json(p) });
+            out.push(JobEvent::Page { page: results::page_event(p) });
         }
         let final_event = |j: &JobRecord| JobEvent::Done {
             state: j.state,
@@ -149,17 +149,19 @@ pub async fn events(State(st): State<AppState>, Path(raw): Path<String>) -> Resu
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResultQuery {
-    /// `json` (default), `md`, `html`, `hocr` or `pdf`.
+    /// `json` (default), `md`, `html`, `hocr`, `txt` or `pdf`.
     pub format: Option<String>,
     /// Answer with `Content-Disposition: attachment`.
     pub download: Option<bool>,
+    /// Hide running headers and footers (reversible: the JSON keeps them, flagged).
+    pub hide_headers: Option<bool>,
+    /// Merge tables continued across pages.
+    pub merge_tables: Option<bool>,
 }
 
-/// `GET /v1/jobs/{id}/result?format=md|json|html|hocr|pdf`.
-pub async fn result(State(st): State<AppState>, Path(raw): Path<String>, q: Result<Query<ResultQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let format = q.format.as_deref().map(ResultFormat::parse).transpose()?.unwrap_or_default();
-    let job = load(&st, &raw)?;
+/// A finished job and its pages, or the error its state calls for.
+fn finished(st: &AppState, raw: &str) -> Result<(JobRecord, Vec<crate::server::store::PageRecord>), ApiError> {
+    let job = load(st, raw)?;
     match job.state {
         JobState::Done => {}
         JobState::Queued | JobState::Running => return Err(ApiError::NotReady("the job has not finished yet".into())),
@@ -170,15 +172,41 @@ pub async fn result(State(st): State<AppState>, Path(raw): Path<String>, q: Resu
         }
     }
     let pages = st.runner.store.pages(&job.id)?;
-    let body = structure::render(&job, &pages, format)?;
-    let mut resp = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    Ok((job, pages))
+}
+
+/// `GET /v1/jobs/{id}/result?format=md|json|html|hocr|txt|pdf`: the result rendered by the
+/// document model (figures linked as `figures/page-N-fig-K.png`, relative to this URL).
+pub async fn result(State(st): State<AppState>, Path(raw): Path<String>, q: Result<Query<ResultQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let format = q.format.as_deref().map(results::parse_format).transpose()?.unwrap_or(crate::doc::Format::Json);
+    let (job, pages) = finished(&st, &raw)?;
+    let post = Postprocess { hide_headers_footers: q.hide_headers.unwrap_or(false), merge_tables: q.merge_tables.unwrap_or(false) };
+    let request = ResultRequest { format, post, figures: true };
+    let store = st.runner.store.clone();
+    let name = format!("docseek-{}.{}", job.id, results::format_name(format));
+    let rendered = tokio::task::spawn_blocking(move || results::render(&store, &job, &pages, request))
+        .await
+        .map_err(ApiError::internal)??;
+    let mut resp = ([(header::CONTENT_TYPE, format.mime())], rendered.content).into_response();
     if q.download.unwrap_or(false) {
-        let name = format!("attachment; filename=\"docseek-{}.{}\"", job.id, format.extension());
-        if let Ok(v) = header::HeaderValue::from_str(&name) {
+        if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
             resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
         }
     }
     Ok(resp)
+}
+
+/// `GET /v1/jobs/{id}/figures/{name}`: a figure cropped from its page image (PNG), as linked
+/// from the Markdown and JSON results.
+pub async fn figure(State(st): State<AppState>, Path((raw, name)): Path<(String, String)>) -> Result<Response, ApiError> {
+    results::figure_page(&name).ok_or_else(|| ApiError::NotFound("no such figure".into()))?;
+    let (job, pages) = finished(&st, &raw)?;
+    let store = st.runner.store.clone();
+    let png = tokio::task::spawn_blocking(move || results::figure(&store, &job, &pages, &name))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=3600")], png).into_response())
 }
 
 /// `GET /v1/jobs/{id}/pages/{index}/image`: the rendered page (PNG), `index` 0-based.

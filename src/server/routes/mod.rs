@@ -32,6 +32,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/jobs/{id}/result", get(jobs::result))
         .route("/v1/jobs/{id}/pages/{index}/image", get(jobs::page_image))
+        .route("/v1/jobs/{id}/figures/{name}", get(jobs::figure))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
         // Bodies are read with explicit limits by the handlers themselves.

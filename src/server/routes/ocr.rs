@@ -14,12 +14,12 @@ use crate::server::errors::ApiError;
 use crate::server::intake::{self, Upload};
 use crate::server::runner::{JobEvent, Runner, Submission};
 use crate::server::store::{JobId, JobState};
-use crate::server::structure::{self, ResultFormat};
+use crate::server::results::{self, Postprocess, ResultRequest};
 use crate::server::{webhook, AppState};
 
 /// Reads an upload and its fields (query string first, then form fields) into a submission
-/// and the requested result format.
-pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Result<(Submission, ResultFormat), ApiError> {
+/// and the requested result (format and post-processing).
+pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Result<(Submission, ResultRequest), ApiError> {
     // A full queue answers at once, without reading (and paying for) the upload.
     st.runner.check_capacity()?;
     let mut fields = intake::query_fields(req.uri().query());
@@ -30,7 +30,11 @@ pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Re
         .map_err(|_| ApiError::Timeout(timeout.as_secs()))??;
     fields.extend(form);
     let get = |k: &str| fields.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-    let format = get("format").map(|f| ResultFormat::parse(&f)).transpose()?.unwrap_or_default();
+    let format = get("format").map(|f| results::parse_format(&f)).transpose()?.unwrap_or(crate::doc::Format::Json);
+    let flag = |k: &str| get(k).map(|v| intake::parse_flag(k, &v)).transpose().map(Option::unwrap_or_default);
+    let post = Postprocess { hide_headers_footers: flag("hide_headers")?, merge_tables: flag("merge_tables")? };
+    // A synchronous answer's job is deleted afterwards, so its figure crops could not be fetched.
+    let result = ResultRequest { format, post, figures: false };
     let webhook = match get("webhook").filter(|w| !w.is_empty()) {
         Some(url) if !ephemeral => {
             webhook::check(&url, &st.config.webhook_hosts)?;
@@ -42,7 +46,7 @@ pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Re
     let options = intake::options_from_fields(&st.config.defaults, &fields)?;
     let kind = intake::sniff(&bytes)?;
     let filename = filename.or_else(|| get("filename"));
-    Ok((Submission { bytes, kind, filename, options, webhook, ephemeral }, format))
+    Ok((Submission { bytes, kind, filename, options, webhook, ephemeral }, result))
 }
 
 /// Cancels and removes a synchronous job unless disarmed (client gone, timeout, error).
@@ -72,10 +76,10 @@ pub async fn wait_done(runner: &Runner, id: &JobId, rx: &mut broadcast::Receiver
 }
 
 /// `POST /v1/ocr`: multipart (`file` + option fields) or a raw body; options also as query
-/// parameters; `format=json|md|html|hocr|pdf` picks the response.
+/// parameters; `format=json|md|html|hocr|txt|pdf` picks the response.
 #[instrument(skip_all)]
 pub async fn ocr(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (submission, format) = read_submission(&st, req, true).await?;
+    let (submission, request) = read_submission(&st, req, true).await?;
     let runner = st.runner.clone();
     let (id, mut rx) = runner.submit(submission)?;
     let guard = JobGuard { runner: runner.clone(), id: id.clone() };
@@ -96,7 +100,10 @@ pub async fn ocr(State(st): State<AppState>, req: Request) -> Result<Response, A
     if !pages.is_empty() && pages.iter().all(|p| p.error.is_some()) {
         return Err(ApiError::ModelFailed(pages[0].error.clone().unwrap_or_default()));
     }
-    let body = structure::render(&job, &pages, format)?;
+    let store = runner.store.clone();
+    let rendered = tokio::task::spawn_blocking(move || results::render(&store, &job, &pages, request))
+        .await
+        .map_err(ApiError::internal)??;
     drop(guard);
-    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+    Ok(([(header::CONTENT_TYPE, request.format.mime())], rendered.content).into_response())
 }

@@ -57,7 +57,7 @@ pub async fn info(State(st): State<AppState>) -> impl IntoResponse {
         "max_batch": c.max_batch,
         "auth": c.api_key.is_some(),
         "defaults": c.defaults,
-        "formats": crate::server::structure::ResultFormat::ALL,
+        "formats": crate::server::results::FORMATS.map(crate::server::results::format_name),
     }))
 }
 
