@@ -5,6 +5,7 @@
 //! (languages, routing). `engine` is the seam between the model and its users (`server`,
 //! the batch CLI), so they can run against a fake engine in tests.
 
+pub mod alloc;
 pub mod cli;
 pub mod doc;
 pub mod engine;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    docseek::alloc::tune_for_tensors();
     let cli = docseek::cli::Cli::parse();
     docseek::cli::init_tracing(cli.verbose);
     match docseek::cli::run(cli) {

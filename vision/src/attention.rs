@@ -1,54 +1,79 @@
 //! Scaled dot-product attention shared by SAM, CLIP and the Qwen2 encoder:
 //! `softmax(q·kᵀ · scale + bias) · v`, the semantics of `F.scaled_dot_product_attention` with a
-//! float `attn_mask` (the bias is added after scaling, unscaled). Softmax runs in f32. Large
-//! problems are split over the batch·heads axis so the score matrix stays bounded in memory
-//! (SAM's global blocks at 1280 px have 6400² scores per head).
+//! float `attn_mask` (the bias is added after scaling, unscaled). Softmax runs in f32.
+//!
+//! Work is split over the batch·heads axis and, for long sequences, over query rows, so the
+//! score block stays small (SAM's global blocks at 1024 px have 4096² scores per head; at
+//! 1280 px 6400²). Small blocks keep the allocator reusing memory instead of mapping fresh
+//! pages for every temporary, which dominated the run time with whole-head score matrices.
+//! SAM's decomposed relative-position bias is expanded per block, never for the whole sequence.
 
 use candle_core::{DType, Tensor};
 
 use crate::error::Result;
 
-/// Most score elements materialised at once (64 Mi f32 = 256 MiB).
-const MAX_SCORE_ELEMS: usize = 64 << 20;
+/// Most score elements materialised at once (4 Mi f32 = 16 MiB).
+const MAX_SCORE_ELEMS: usize = 4 << 20;
 
-/// `q: [N, Lq, d]`, `k, v: [N, Lk, d]`, `bias: [N or 1, Lq, Lk]` → `[N, Lq, d]`.
-pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
-    let (n, lq, _) = q.dims3()?;
-    let lk = k.dim(1)?;
-    let per = (lq * lk).max(1);
-    let chunk = (MAX_SCORE_ELEMS / per).clamp(1, n);
-    if chunk >= n {
-        return sdpa_once(q, k, v, bias, scale);
-    }
-    let mut outs = Vec::with_capacity(n.div_ceil(chunk));
-    let mut start = 0;
-    while start < n {
-        let len = chunk.min(n - start);
-        let b = match bias {
-            Some(b) if b.dim(0)? == n => Some(b.narrow(0, start, len)?),
-            Some(b) => Some(b.clone()),
-            None => None,
-        };
-        outs.push(sdpa_once(
-            &q.narrow(0, start, len)?,
-            &k.narrow(0, start, len)?,
-            &v.narrow(0, start, len)?,
-            b.as_ref(),
-            scale,
-        )?);
-        start += len;
-    }
-    Ok(Tensor::cat(&outs, 0)?)
+/// An additive attention bias.
+#[derive(Clone, Copy)]
+pub enum Bias<'a> {
+    /// `[N or 1, Lq, Lk]`.
+    Full(&'a Tensor),
+    /// SAM's decomposed relative positions over a `kh × kw` key grid: `h: [N, Lq, kh]`,
+    /// `w: [N, Lq, kw]`; `bias[n, q, i·kw + j] = h[n, q, i] + w[n, q, j]`.
+    Decomposed { h: &'a Tensor, w: &'a Tensor },
 }
 
-fn sdpa_once(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+impl Bias<'_> {
+    /// The bias of batch rows `n0..n0+nl` and query rows `r0..r0+rl`, `[nl or 1, rl, Lk]`, f32.
+    fn block(&self, n: usize, n0: usize, nl: usize, r0: usize, rl: usize) -> Result<Tensor> {
+        let rows = |t: &Tensor| -> Result<Tensor> {
+            let t = if t.dim(0)? == n { t.narrow(0, n0, nl)? } else { t.clone() };
+            Ok(t.narrow(1, r0, rl)?.to_dtype(DType::F32)?)
+        };
+        Ok(match self {
+            Bias::Full(b) => rows(b)?,
+            Bias::Decomposed { h, w } => {
+                let (h, w) = (rows(h)?, rows(w)?);
+                let (b, kh, kw) = (h.dim(0)?, h.dim(2)?, w.dim(2)?);
+                h.unsqueeze(3)?.broadcast_add(&w.unsqueeze(2)?)?.reshape((b, rl, kh * kw))?
+            }
+        })
+    }
+}
+
+/// `q: [N, Lq, d]`, `k, v: [N, Lk, d]`, optional bias → `[N, Lq, d]`.
+pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<Bias>, scale: f64) -> Result<Tensor> {
+    let (n, lq, _) = q.dims3()?;
+    let lk = k.dim(1)?;
+    let n_chunk = (MAX_SCORE_ELEMS / (lq * lk).max(1)).clamp(1, n);
+    let r_chunk = if n_chunk > 1 { lq } else { (MAX_SCORE_ELEMS / lk.max(1)).clamp(1, lq) };
+    let mut outs = Vec::with_capacity(n.div_ceil(n_chunk));
+    for n0 in (0..n).step_by(n_chunk) {
+        let nl = n_chunk.min(n - n0);
+        let qn = q.narrow(0, n0, nl)?;
+        let kt = k.narrow(0, n0, nl)?.transpose(1, 2)?.contiguous()?;
+        let vn = v.narrow(0, n0, nl)?.contiguous()?;
+        let mut rows = Vec::with_capacity(lq.div_ceil(r_chunk));
+        for r0 in (0..lq).step_by(r_chunk) {
+            let rl = r_chunk.min(lq - r0);
+            let qr = qn.narrow(1, r0, rl)?.contiguous()?;
+            let b = bias.map(|b| b.block(n, n0, nl, r0, rl)).transpose()?;
+            rows.push(attend(&qr, &kt, &vn, b.as_ref(), scale)?);
+        }
+        outs.push(if rows.len() == 1 { rows.pop().expect("one block") } else { Tensor::cat(&rows, 1)? });
+    }
+    Ok(if outs.len() == 1 { outs.pop().expect("one block") } else { Tensor::cat(&outs, 0)? })
+}
+
+/// One block: `q: [n, r, d]`, `kt: [n, d, Lk]`, `v: [n, Lk, d]`, f32 bias `[n or 1, r, Lk]`.
+fn attend(q: &Tensor, kt: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
     let dtype = q.dtype();
-    let q = q.contiguous()?;
-    let kt = k.transpose(1, 2)?.contiguous()?;
-    let mut scores = (q.matmul(&kt)?.to_dtype(DType::F32)? * scale)?;
+    let mut scores = (q.matmul(kt)?.to_dtype(DType::F32)? * scale)?;
     if let Some(b) = bias {
-        scores = scores.broadcast_add(&b.to_dtype(DType::F32)?)?;
+        scores = scores.broadcast_add(b)?;
     }
     let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
-    Ok(probs.matmul(&v.contiguous()?)?)
+    Ok(probs.matmul(v)?)
 }

@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Linear, RmsNorm, VarBuilder};
 
-use crate::attention::sdpa;
+use crate::attention::{sdpa, Bias};
 use crate::config::{Qwen2EncoderConfig, SamConfig};
 use crate::error::{Result, VisionError};
 
@@ -177,7 +177,7 @@ impl Qwen2Encoder {
                 &qh.reshape((b * nh, l, hd))?,
                 &expand(kh)?,
                 &expand(vh)?,
-                Some(&mask),
+                Some(Bias::Full(&mask)),
                 1.0 / (hd as f64).sqrt(),
             )?;
             let a = a.reshape((b, nh, l, hd))?.transpose(1, 2)?.reshape((b, l, nh * hd))?;

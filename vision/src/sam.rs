@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
-use crate::attention::sdpa;
+use crate::attention::{sdpa, Bias};
 use crate::config::SamConfig;
 use crate::error::{Result, VisionError};
 use crate::interp::{resize_bicubic_aa, resize_rows_linear};
@@ -166,12 +166,10 @@ impl SamAttention {
             .matmul(&rw.transpose(1, 2)?.contiguous()?)? // [w, bn*h, kw]
             .reshape((w, bn, h, w))?
             .permute((1, 2, 0, 3))?; // [bn, h, w, kw]
-        let bias = rel_h
-            .unsqueeze(4)?
-            .broadcast_add(&rel_w.unsqueeze(3)?)?
-            .reshape((bn, h * w, h * w))?;
+        let rel_h = rel_h.reshape((bn, h * w, h))?;
+        let rel_w = rel_w.reshape((bn, h * w, w))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let out = sdpa(&q, &k, &v, Some(&bias), scale)?;
+        let out = sdpa(&q, &k, &v, Some(Bias::Decomposed { h: &rel_h, w: &rel_w }), scale)?;
         let out = out.reshape((b, nh, h, w, hd))?.permute((0, 2, 3, 1, 4))?.reshape((b, h, w, c))?;
         Ok(self.proj.forward(&out)?)
     }
