@@ -27,7 +27,7 @@ const MHA_CONFIG: &str = r#"{"vocab_size": 300, "hidden_size": 64, "intermediate
 fn build(config: &str, seed: u64) -> (tempfile::TempDir, DeepseekDecoder) {
     let cfg = DeepseekV2Config::from_json(config).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_weights(&dir.path().join("model.safetensors"), &decoder_tensor_specs(&cfg), SynthDtype::F32, seed).unwrap();
+    write_weights(&dir.path().join("model.safetensors"), &decoder_tensor_specs(&cfg), SynthDtype::F32, seed, None).unwrap();
     let vb = open_weights(dir.path(), DType::F32, &Device::Cpu).unwrap();
     let dec = DeepseekDecoder::load(&cfg, vb).unwrap();
     (dir, dec)

@@ -27,7 +27,7 @@ fn single_file_and_sharded_folders_load_the_same_weights() {
     let specs = decoder_tensor_specs(&cfg);
     let single = tempfile::tempdir().unwrap();
     write_config_and_tokenizer(single.path(), &config_json(SynthArch::Ocr1, false)).unwrap();
-    write_weights(&single.path().join("model.safetensors"), &specs, SynthDtype::F32, 7).unwrap();
+    write_weights(&single.path().join("model.safetensors"), &specs, SynthDtype::F32, 7, None).unwrap();
     assert_eq!(resolve_model_dir(single.path().to_str().unwrap(), "main").unwrap(), single.path());
 
     // The same tensors split over two shards named by an index, as the hub repos ship them.
@@ -35,8 +35,8 @@ fn single_file_and_sharded_folders_load_the_same_weights() {
     write_config_and_tokenizer(sharded.path(), &config_json(SynthArch::Ocr1, false)).unwrap();
     let (a, b) = specs.split_at(specs.len() / 2);
     let names = ["model-00001-of-000002.safetensors", "model-00002-of-000002.safetensors"];
-    write_weights(&sharded.path().join(names[0]), a, SynthDtype::F32, 7).unwrap();
-    write_weights(&sharded.path().join(names[1]), b, SynthDtype::F32, 7).unwrap();
+    write_weights(&sharded.path().join(names[0]), a, SynthDtype::F32, 7, None).unwrap();
+    write_weights(&sharded.path().join(names[1]), b, SynthDtype::F32, 7, None).unwrap();
     let map: serde_json::Map<String, serde_json::Value> = a
         .iter()
         .map(|(n, _)| (n.clone(), names[0].into()))
@@ -75,7 +75,7 @@ fn offline_hub_id_without_cache_is_one_clear_error() {
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs").join("main"), "0123abcd").unwrap();
     write_config_and_tokenizer(&snap, &config_json(SynthArch::Ocr1, false)).unwrap();
-    write_weights(&snap.join("model.safetensors"), &decoder_tensor_specs(&decoder_cfg()), SynthDtype::Bf16, 1).unwrap();
+    write_weights(&snap.join("model.safetensors"), &decoder_tensor_specs(&decoder_cfg()), SynthDtype::Bf16, 1, None).unwrap();
     std::env::set_var("HF_HUB_OFFLINE", "1");
     let dir = resolve_model_dir("acme/tiny-ocr", "main");
     std::env::remove_var("HF_HUB_OFFLINE");

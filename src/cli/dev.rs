@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::Subcommand;
 
-use crate::model::synth::{write_checkpoint, SynthArch, SynthDtype};
+use crate::model::synth::{config_json, write_checkpoint, SynthArch, SynthDtype};
 
 /// Arguments of `docseek dev`.
 #[derive(Debug, clap::Args)]
@@ -53,10 +53,12 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         DevTool::RandomCheckpoint(a) => (a, true),
     };
     let dtype = a.dtype.unwrap_or(if full { SynthDtype::Bf16 } else { SynthDtype::F32 });
-    if !a.decoder_only {
-        anyhow::bail!("the vision tower's tensor list comes with the docseek-vision encoder, which is not in this build yet; pass --decoder-only");
-    }
-    let vision = Vec::new();
+    let vision = if a.decoder_only {
+        Vec::new()
+    } else {
+        let cfg = docseek_vision::VisionConfig::from_value(&config_json(a.arch, full))?;
+        docseek_vision::tensor_specs(&cfg)
+    };
     let start = Instant::now();
     let s = write_checkpoint(&a.out_dir, a.arch, full, dtype, a.seed, &vision)?;
     println!(

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::model::{GenerationConfig, PageOutcome, Task};
 use crate::Mode;
 
+pub mod deepseek;
 pub mod fake;
 
+pub use deepseek::DeepseekEngine;
 pub use fake::FakeEngine;
 
 /// One page to recognise.
@@ -133,5 +135,5 @@ pub fn load(args: &crate::options::ModelArgs) -> anyhow::Result<Arc<dyn OcrEngin
     if args.model == "fake" {
         return Ok(Arc::new(FakeEngine::from_env()?));
     }
-    anyhow::bail!("the DeepSeek-OCR engine is not built yet; use --model fake")
+    Ok(Arc::new(DeepseekEngine::load(args)?))
 }

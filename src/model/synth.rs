@@ -274,6 +274,8 @@ struct LazyTensor {
     dtype: SynthDtype,
     seed: u64,
     pool: std::sync::Arc<Vec<f32>>,
+    /// Per-row factors (for `lm_head.weight`), see [`lm_head_row_scale`].
+    row_scale: Option<std::sync::Arc<Vec<f32>>>,
 }
 
 impl LazyTensor {
@@ -292,7 +294,12 @@ impl LazyTensor {
             SynthDtype::F32 => candle_core::DType::F32,
             SynthDtype::Bf16 => candle_core::DType::BF16,
         };
-        candle_core::Tensor::from_vec(v, self.shape.clone(), &candle_core::Device::Cpu)?.affine(std, mean)?.to_dtype(dtype)
+        let mut t = candle_core::Tensor::from_vec(v, self.shape.clone(), &candle_core::Device::Cpu)?.affine(std, mean)?;
+        if let Some(scale) = &self.row_scale {
+            let rows = self.shape[0];
+            t = t.broadcast_mul(&candle_core::Tensor::from_slice(&scale[..rows], (rows, 1), &candle_core::Device::Cpu)?)?;
+        }
+        t.to_dtype(dtype)
     }
 }
 
@@ -325,12 +332,38 @@ impl safetensors::View for LazyTensor {
     }
 }
 
-/// Writes `specs` as `path` (one safetensors file), generating each tensor on demand.
-pub fn write_weights(path: &Path, specs: &[(String, Vec<usize>)], dtype: SynthDtype, seed: u64) -> Result<(), ModelError> {
+/// Row factors of a tiny checkpoint's `lm_head`: 1 for the ids its tokenizer defines (bytes
+/// and special tokens), 0 for the padding ids it does not (so generated ids decode to text),
+/// 0.1 for EOS (as in the reference fixtures: random weights should not stop at once).
+pub fn lm_head_row_scale(vocab: usize) -> Vec<f32> {
+    let mut scale = vec![0f32; vocab];
+    let bytes = FIRST_BYTE_ID as usize..FIRST_BYTE_ID as usize + 256;
+    for id in bytes.chain(SPECIAL_TOKENS.iter().map(|&(_, id)| id as usize)) {
+        if id < vocab {
+            scale[id] = 1.0;
+        }
+    }
+    if let Some(eos) = SPECIAL_TOKENS.iter().find(|(t, _)| t.contains("end▁of▁sentence")).map(|&(_, id)| id as usize) {
+        scale[eos] = 0.1;
+    }
+    scale
+}
+
+/// Writes `specs` as `path` (one safetensors file), generating each tensor on demand;
+/// `lm_head_scale` multiplies the rows of `lm_head.weight`.
+pub fn write_weights(
+    path: &Path,
+    specs: &[(String, Vec<usize>)],
+    dtype: SynthDtype,
+    seed: u64,
+    lm_head_scale: Option<Vec<f32>>,
+) -> Result<(), ModelError> {
     let mut rng = Normals::new(seed, "pool");
     let pool = std::sync::Arc::new((0..POOL_LEN).map(|_| rng.next() as f32).collect::<Vec<f32>>());
+    let lm_head_scale = lm_head_scale.map(std::sync::Arc::new);
     let tensors = specs.iter().map(|(name, shape)| {
-        (name.clone(), LazyTensor { name: name.clone(), shape: shape.clone(), dtype, seed, pool: pool.clone() })
+        let row_scale = if name == "lm_head.weight" { lm_head_scale.clone() } else { None };
+        (name.clone(), LazyTensor { name: name.clone(), shape: shape.clone(), dtype, seed, pool: pool.clone(), row_scale })
     });
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
@@ -426,7 +459,8 @@ pub fn write_checkpoint(
     let mut specs = decoder_tensor_specs(&dec);
     specs.extend_from_slice(vision);
     let path = dir.join("model.safetensors");
-    write_weights(&path, &specs, dtype, seed)?;
+    let scale = (!full).then(|| lm_head_row_scale(dec.vocab_size));
+    write_weights(&path, &specs, dtype, seed, scale)?;
     Ok(CheckpointSummary {
         tensors: specs.len(),
         params: specs.iter().map(|(_, s)| s.iter().product::<usize>()).sum(),

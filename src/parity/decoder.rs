@@ -1,84 +1,118 @@
-//! Decoder parity against the golden fixtures (see the fixtures README):
+//! Decoder checks of one fixture (see the fixtures README), generic over what the fixture holds:
 //!
-//! - `mla-tiny` (+ `noqlora`): all-position logits without cache, prefill logits, per-step
-//!   greedy logits and the 32 greedy ids (KV cache).
-//! - `ocr1-tiny` (every mode) and `ocr2-tiny`: prefill logits, greedy logits (default mode)
-//!   and the ids of `greedy`, `ngram_vllm`, `ngram_vllm_nowl`, `ngram_hf`. The image features
-//!   come from an [`ImageSource`]: the fixture's expected `image_embeds` (decoder alone) or
-//!   the vision encoder (end to end).
+//! - decoder-only fixtures (`mla-tiny`, `noqlora`): all-position `logits` without cache,
+//!   `prefill_logits`, per-step `greedy_logits` and the greedy ids (KV cache), from
+//!   `expected.json -> input_ids`.
+//! - OCR fixtures (`ocr1-tiny`, `ocr2-tiny`): for every mode of `expected.json -> modes`, the
+//!   prompt layout, `<mode>.prefill_logits`, `<mode>.greedy_logits` where present and the ids
+//!   of `greedy`, `ngram_vllm`, `ngram_vllm_nowl`, `ngram_hf` — twice: with the fixture's own
+//!   `image_embeds` (the decoder alone) and end to end from `input/` through preprocessing and
+//!   the vision encoder (the path `docseek ocr` takes).
+//!
+//! In bf16 the decoder checks are informational: logits are compared at the looser tolerance
+//! and ids exactly, but a miss is reported, not failed. The fixtures README: bf16 "cannot be
+//! compared with these numbers ... greedy ids may diverge"; the tiny decoders' large gains
+//! amplify bf16 rounding (measured: 2.5e-2 to 3e-1 relative on prefill / all-position logits).
+//! The vision checks stay strict in bf16.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use candle_core::{DType, Device, Tensor};
+use docseek_vision::{VisionConfig, VisionEncoder};
 use serde_json::Value;
 
-use super::{compare_floats, compare_ids, Report, REL_TOL_F32};
-use crate::model::generation::{generate, GenerationConfig, StepObserver};
-use crate::model::prompt::embed_with_image;
+use super::fixture::{Fixture, FixtureKind};
+use super::vision::{load_rgb, mode_spec};
+use super::{compare_floats, compare_ids, Check, ParityOptions, Report};
+use crate::model::generation::{generate, GenerationConfig, Silent, StepObserver};
+use crate::model::prompt::{embed_with_image, prompt_ids};
 use crate::model::{DeepseekDecoder, LogitsFor, ModelConfig, NgramGuard};
 
 /// Where the image features of an OCR fixture mode come from.
-pub trait ImageSource {
-    /// Label in check names (`expected-embeds`, `vision`).
+trait ImageSource {
+    /// Label in check names (`expected-embeds`, `end-to-end`).
     fn label(&self) -> &str;
-    /// `[slots, hidden]` features for `mode` of the fixture in `dir`.
-    fn image_embeds(&self, dir: &Path, mode: &str) -> anyhow::Result<Tensor>;
+    /// `[slots, hidden]` features for `mode`.
+    fn image_embeds(&self, fx: &Fixture, mode: &str) -> anyhow::Result<Tensor>;
 }
 
 /// The fixture's own `<mode>.image_embeds` tensor.
-pub struct ExpectedEmbeds;
+struct ExpectedEmbeds;
 
 impl ImageSource for ExpectedEmbeds {
     fn label(&self) -> &str {
         "expected-embeds"
     }
 
-    fn image_embeds(&self, dir: &Path, mode: &str) -> anyhow::Result<Tensor> {
-        let expected = load_expected(dir)?;
-        expected.get(&format!("{mode}.image_embeds")).cloned().ok_or_else(|| anyhow!("{mode}.image_embeds missing"))
+    fn image_embeds(&self, fx: &Fixture, mode: &str) -> anyhow::Result<Tensor> {
+        fx.expected.get(&format!("{mode}.image_embeds")).cloned().ok_or_else(|| anyhow!("{mode}.image_embeds missing"))
     }
 }
 
-/// The fixtures folder: `$DOCSEEK_FIXTURES`, else the first existing of
-/// `CARGO_MANIFEST_DIR/{../shared, shared, ../../shared}/fixtures` (the integration checkout,
-/// a checkout carrying `shared/`, a worktree one level deeper), else the first of these.
-pub fn default_fixtures_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("DOCSEEK_FIXTURES") {
-        return PathBuf::from(dir);
+/// The input page through preprocessing and the vision encoder, in the run's dtype.
+struct EndToEnd {
+    encoder: VisionEncoder,
+    page: image::RgbImage,
+}
+
+impl EndToEnd {
+    fn load(fx: &Fixture, dtype: DType) -> anyhow::Result<Self> {
+        let cfg = VisionConfig::from_json_str(&fx.config_text)?;
+        let vb = crate::model::loader::open_weights(&fx.dir, dtype, &Device::Cpu)?;
+        let encoder = VisionEncoder::from_config(&cfg, vb)?;
+        let page = load_rgb(&input_page(&fx.dir)?)?;
+        Ok(EndToEnd { encoder, page })
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = ["../shared/fixtures", "shared/fixtures", "../../shared/fixtures"].map(|c| root.join(c));
-    candidates.iter().find(|c| c.is_dir()).cloned().unwrap_or_else(|| candidates[0].clone())
 }
 
-/// Runs every decoder check under `fixtures` (mla-tiny, ocr1-tiny, ocr2-tiny), with the OCR
-/// image features taken from `images`. Missing fixture folders are errors, not skips.
-pub fn run_checks(fixtures: &Path, images: &dyn ImageSource, report: &mut Report) -> anyhow::Result<()> {
-    let mla = fixtures.join("mla-tiny");
-    check_mla(&mla, "mla-tiny", report)?;
-    check_mla(&mla.join("noqlora"), "mla-tiny/noqlora", report)?;
-    for name in ["ocr1-tiny", "ocr2-tiny"] {
-        check_ocr(&fixtures.join(name), name, images, report)?;
+impl ImageSource for EndToEnd {
+    fn label(&self) -> &str {
+        "end-to-end"
     }
-    Ok(())
+
+    fn image_embeds(&self, fx: &Fixture, mode: &str) -> anyhow::Result<Tensor> {
+        let spec = mode_spec(&fx.dir.join("views").join(mode), self.encoder.config().arch)?;
+        Ok(self.encoder.encode(&self.page, &spec)?)
+    }
 }
 
-fn load_expected(dir: &Path) -> anyhow::Result<std::collections::HashMap<String, Tensor>> {
-    let path = dir.join("expected.safetensors");
-    candle_core::safetensors::load(&path, &Device::Cpu).with_context(|| format!("reading {}", path.display()))
+/// The single image in `DIR/input/`.
+fn input_page(dir: &Path) -> anyhow::Result<PathBuf> {
+    let input = dir.join("input");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&input)
+        .with_context(|| format!("reading {}", input.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files.into_iter().next().ok_or_else(|| anyhow!("{} holds no input image", input.display()))
 }
 
-fn load_json(dir: &Path) -> anyhow::Result<Value> {
-    let path = dir.join("expected.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(serde_json::from_str(&text)?)
+/// Runs the decoder checks `fx` supports; returns the expected tensors compared.
+pub fn run_checks(fx: &Fixture, opts: &ParityOptions, report: &mut Report) -> anyhow::Result<HashSet<String>> {
+    if !fx.expected_json.is_object() {
+        return Ok(HashSet::new());
+    }
+    let (cfg, dec) = load_decoder(&fx.dir, opts.dtype)?;
+    let run = Run { fx, opts, cfg: &cfg, dec: &dec };
+    let mut seen = HashSet::new();
+    match fx.kind() {
+        FixtureKind::DecoderOnly => run.decoder_only(report, &mut seen)?,
+        FixtureKind::Ocr => {
+            run.ocr(&ExpectedEmbeds, report, &mut seen)?;
+            let e2e = EndToEnd::load(fx, opts.dtype)?;
+            run.ocr(&e2e, report, &mut seen)?;
+        }
+    }
+    Ok(seen)
 }
 
-/// Loads the fixture's decoder in f32 on the CPU.
-pub fn load_fixture_decoder(dir: &Path) -> anyhow::Result<(ModelConfig, DeepseekDecoder)> {
+/// Loads a checkpoint folder's decoder on the CPU.
+pub fn load_decoder(dir: &Path, dtype: DType) -> anyhow::Result<(ModelConfig, DeepseekDecoder)> {
     let cfg = ModelConfig::from_dir(dir)?;
-    let vb = crate::model::loader::open_weights(dir, DType::F32, &Device::Cpu)?;
+    let vb = crate::model::loader::open_weights(dir, dtype, &Device::Cpu)?;
     let dec = DeepseekDecoder::load(&cfg.decoder, vb)?;
     Ok((cfg, dec))
 }
@@ -89,6 +123,10 @@ fn ids_of(v: &Value) -> anyhow::Result<Vec<u32>> {
         .iter()
         .map(|x| x.as_u64().map(|u| u as u32).ok_or_else(|| anyhow!("bad id")))
         .collect()
+}
+
+fn usize_of(v: &Value, what: &str) -> anyhow::Result<usize> {
+    v.as_u64().map(|u| u as usize).ok_or_else(|| anyhow!("expected.json: {what} missing"))
 }
 
 /// Collects the raw logits of every step.
@@ -108,96 +146,124 @@ fn tensor_vec(t: &Tensor) -> anyhow::Result<Vec<f32>> {
     Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
 }
 
-fn check_mla(dir: &Path, name: &str, report: &mut Report) -> anyhow::Result<()> {
-    if !dir.join("config.json").is_file() {
-        bail!("fixture {} not found", dir.display());
-    }
-    let (cfg, dec) = load_fixture_decoder(dir)?;
-    let json = load_json(dir)?;
-    let expected = load_expected(dir)?;
-    let ids = ids_of(&json["input_ids"])?;
-    let eos = cfg.decoder.eos_token_id;
-    let want = |k: &str| -> anyhow::Result<Vec<f32>> {
-        tensor_vec(expected.get(k).ok_or_else(|| anyhow!("{name}: {k} missing"))?)
-    };
-
-    let mut cache = dec.new_cache(ids.len())?;
-    let all = dec.forward(&dec.embed(&ids)?, &mut cache, LogitsFor::All)?;
-    report.push(compare_floats(&format!("{name}/logits"), &tensor_vec(&all)?, &want("logits")?, REL_TOL_F32));
-
-    let max_new = json["max_new_tokens"].as_u64().unwrap_or(32) as usize;
-    let mut rec = LogitsRecorder(Vec::new());
-    let out = generate(&dec, &dec.embed(&ids)?, &ids, eos, &greedy_config(max_new, NgramGuard::Off), &mut rec)?
-        .ok_or_else(|| anyhow!("generation cancelled"))?;
-    let vocab = cfg.decoder.vocab_size;
-    report.push(compare_floats(&format!("{name}/prefill_logits"), &rec.0[..vocab], &want("prefill_logits")?, REL_TOL_F32));
-    report.push(compare_floats(&format!("{name}/greedy_logits"), &rec.0, &want("greedy_logits")?, REL_TOL_F32));
-    report.push(compare_ids(&format!("{name}/greedy.ids"), &out.ids, &ids_of(&json["greedy"]["ids"])?));
-    Ok(())
+/// One fixture's decoder checks.
+struct Run<'a> {
+    fx: &'a Fixture,
+    opts: &'a ParityOptions,
+    cfg: &'a ModelConfig,
+    dec: &'a DeepseekDecoder,
 }
 
-fn check_ocr(dir: &Path, name: &str, images: &dyn ImageSource, report: &mut Report) -> anyhow::Result<()> {
-    if !dir.join("config.json").is_file() {
-        bail!("fixture {} not found", dir.display());
+impl Run<'_> {
+    fn eos(&self) -> Option<u32> {
+        self.cfg.decoder.eos_token_id
     }
-    let (cfg, dec) = load_fixture_decoder(dir)?;
-    let json = load_json(dir)?;
-    let expected = load_expected(dir)?;
-    let eos = cfg.decoder.eos_token_id;
-    let vocab = cfg.decoder.vocab_size;
-    let max_new = json["max_new_tokens"].as_u64().unwrap_or(32) as usize;
-    let modes = json["modes"].as_object().ok_or_else(|| anyhow!("{name}: no modes"))?;
-    let src = images.label();
-    for (mode, m) in modes {
-        let ids = ids_of(&m["input_ids"])?;
-        let image = images.image_embeds(dir, mode)?;
-        let embeds = embed_with_image(&dec, &ids, cfg.image_token_id, Some(&image))?;
-        let tag = format!("{name}/{mode}/{src}");
 
+    fn vocab(&self) -> usize {
+        self.cfg.decoder.vocab_size
+    }
+
+    fn max_new(&self) -> usize {
+        self.fx.expected_json["max_new_tokens"].as_u64().unwrap_or(32) as usize
+    }
+
+    /// Compares `got` with expected tensor `key` when the fixture has it.
+    fn floats(&self, name: &str, key: &str, got: &[f32], report: &mut Report, seen: &mut HashSet<String>) {
+        if let Some((_, want)) = self.fx.expected_f32(key) {
+            seen.insert(key.to_string());
+            report.push(self.graded(compare_floats(name, got, &want, self.opts.tolerance())));
+        }
+    }
+
+    /// Compares id sequences (exact).
+    fn ids(&self, name: &str, got: &[u32], want: &[u32], report: &mut Report) {
+        report.push(self.graded(compare_ids(name, got, want)));
+    }
+
+    /// A decoder check as it counts in this dtype: binding in f32, informational otherwise.
+    fn graded(&self, check: Check) -> Check {
+        if self.opts.dtype == DType::F32 || check.passed {
+            return check;
+        }
+        Check { passed: true, detail: format!("(informational in {:?}) {}", self.opts.dtype, check.detail), ..check }
+    }
+
+    fn decoder_only(&self, report: &mut Report, seen: &mut HashSet<String>) -> anyhow::Result<()> {
+        let json = &self.fx.expected_json;
+        let name = &self.fx.name;
+        let ids = ids_of(&json["input_ids"]).context("expected.json: input_ids")?;
+        let embeds = self.dec.embed(&ids)?;
+        if self.fx.expected.contains_key("logits") {
+            let mut cache = self.dec.new_cache(ids.len())?;
+            let all = self.dec.forward(&embeds, &mut cache, LogitsFor::All)?;
+            self.floats(&format!("{name}/logits"), "logits", &tensor_vec(&all)?, report, seen);
+        }
         let mut rec = LogitsRecorder(Vec::new());
-        let greedy = generate(&dec, &embeds, &ids, eos, &greedy_config(max_new, NgramGuard::Off), &mut rec)?
+        let out = generate(self.dec, &embeds, &ids, self.eos(), &greedy_config(self.max_new(), NgramGuard::Off), &mut rec)?
             .ok_or_else(|| anyhow!("generation cancelled"))?;
-        let want_prefill = tensor_vec(
-            expected.get(&format!("{mode}.prefill_logits")).ok_or_else(|| anyhow!("{mode}.prefill_logits missing"))?,
-        )?;
-        report.push(compare_floats(&format!("{tag}/prefill_logits"), &rec.0[..vocab], &want_prefill, REL_TOL_F32));
-        if let Some(gl) = expected.get(&format!("{mode}.greedy_logits")) {
-            report.push(compare_floats(&format!("{tag}/greedy_logits"), &rec.0, &tensor_vec(gl)?, REL_TOL_F32));
+        let vocab = self.vocab();
+        self.floats(&format!("{name}/prefill_logits"), "prefill_logits", &rec.0[..vocab.min(rec.0.len())], report, seen);
+        self.floats(&format!("{name}/greedy_logits"), "greedy_logits", &rec.0, report, seen);
+        if let Some(want) = json.pointer("/greedy/ids") {
+            self.ids(&format!("{name}/greedy.ids"), &out.ids, &ids_of(want)?, report);
         }
-        report.push(compare_ids(&format!("{tag}/greedy"), &greedy.ids, &ids_of(&m["greedy"]["ids"])?));
-
-        for variant in ["ngram_vllm", "ngram_vllm_nowl"] {
-            let v = &m[variant];
-            let guard = NgramGuard::Vllm {
-                size: v["ngram_size"].as_u64().ok_or_else(|| anyhow!("{variant}: ngram_size"))? as usize,
-                window: v["window_size"].as_u64().ok_or_else(|| anyhow!("{variant}: window_size"))? as usize,
-                whitelist: ids_of(&v["whitelist_token_ids"])?,
-            };
-            run_variant(&dec, &embeds, &ids, eos, max_new, guard, &format!("{tag}/{variant}"), &ids_of(&v["ids"])?, report)?;
-        }
-        let hf = &m["ngram_hf"];
-        let guard = NgramGuard::Hf {
-            size: hf["no_repeat_ngram_size"].as_u64().ok_or_else(|| anyhow!("ngram_hf: size"))? as usize,
-        };
-        run_variant(&dec, &embeds, &ids, eos, max_new, guard, &format!("{tag}/ngram_hf"), &ids_of(&hf["ids"])?, report)?;
+        Ok(())
     }
-    Ok(())
-}
 
-#[allow(clippy::too_many_arguments)]
-fn run_variant(
-    dec: &DeepseekDecoder,
-    embeds: &Tensor,
-    ids: &[u32],
-    eos: Option<u32>,
-    max_new: usize,
-    guard: NgramGuard,
-    name: &str,
-    want: &[u32],
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    let out = generate(dec, embeds, ids, eos, &greedy_config(max_new, guard), &mut crate::model::generation::Silent)?
-        .ok_or_else(|| anyhow!("generation cancelled"))?;
-    report.push(compare_ids(name, &out.ids, want));
-    Ok(())
+    fn ocr(&self, images: &dyn ImageSource, report: &mut Report, seen: &mut HashSet<String>) -> anyhow::Result<()> {
+        let modes = self.fx.expected_json["modes"].as_object().ok_or_else(|| anyhow!("expected.json: no modes"))?;
+        let vocab = self.vocab();
+        let image_token = self.cfg.image_token_id;
+        for (mode, m) in modes {
+            let tag = format!("{}/{mode}/{}", self.fx.name, images.label());
+            let want_ids = ids_of(&m["input_ids"]).context("expected.json: input_ids")?;
+            let image = images.image_embeds(self.fx, mode)?;
+            // The prompt as the engine lays it out: BOS, one slot per feature row, the text ids.
+            let text_start = want_ids.iter().rposition(|&t| t == image_token).map_or(1, |p| p + 1);
+            let bos = self.cfg.decoder.bos_token_id.unwrap_or(0);
+            let ids = prompt_ids(bos, image_token, image.dim(0)?, &want_ids[text_start..]);
+            report.push(compare_ids(&format!("{tag}/prompt_ids"), &ids, &want_ids));
+            if ids != want_ids {
+                continue;
+            }
+            let embeds = embed_with_image(self.dec, &ids, image_token, Some(&image))?;
+
+            let mut rec = LogitsRecorder(Vec::new());
+            let greedy = generate(self.dec, &embeds, &ids, self.eos(), &greedy_config(self.max_new(), NgramGuard::Off), &mut rec)?
+                .ok_or_else(|| anyhow!("generation cancelled"))?;
+            let key = format!("{mode}.prefill_logits");
+            if !self.fx.expected.contains_key(&key) {
+                bail!("{key} missing");
+            }
+            self.floats(&format!("{tag}/prefill_logits"), &key, &rec.0[..vocab.min(rec.0.len())], report, seen);
+            self.floats(&format!("{tag}/greedy_logits"), &format!("{mode}.greedy_logits"), &rec.0, report, seen);
+            self.ids(&format!("{tag}/greedy"), &greedy.ids, &ids_of(&m["greedy"]["ids"])?, report);
+
+            for variant in ["ngram_vllm", "ngram_vllm_nowl"] {
+                let v = &m[variant];
+                if v.is_null() {
+                    continue;
+                }
+                let guard = NgramGuard::Vllm {
+                    size: usize_of(&v["ngram_size"], "ngram_size")?,
+                    window: usize_of(&v["window_size"], "window_size")?,
+                    whitelist: ids_of(&v["whitelist_token_ids"])?,
+                };
+                self.variant(&embeds, &ids, guard, &format!("{tag}/{variant}"), &ids_of(&v["ids"])?, report)?;
+            }
+            let hf = &m["ngram_hf"];
+            if !hf.is_null() {
+                let guard = NgramGuard::Hf { size: usize_of(&hf["no_repeat_ngram_size"], "no_repeat_ngram_size")? };
+                self.variant(&embeds, &ids, guard, &format!("{tag}/ngram_hf"), &ids_of(&hf["ids"])?, report)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn variant(&self, embeds: &Tensor, ids: &[u32], guard: NgramGuard, name: &str, want: &[u32], report: &mut Report) -> anyhow::Result<()> {
+        let out = generate(self.dec, embeds, ids, self.eos(), &greedy_config(self.max_new(), guard), &mut Silent)?
+            .ok_or_else(|| anyhow!("generation cancelled"))?;
+        self.ids(name, &out.ids, want, report);
+        Ok(())
+    }
 }

@@ -20,7 +20,7 @@ use super::{vision, Check, ParityOptions, Report};
 pub type ComponentChecks = fn(&Fixture, &ParityOptions, &mut Report) -> Result<HashSet<String>>;
 
 /// Checks of components other than the vision encoder, run on every fixture.
-pub const COMPONENT_CHECKS: &[(&str, ComponentChecks)] = &[];
+pub const COMPONENT_CHECKS: &[(&str, ComponentChecks)] = &[("decoder", super::decoder::run_checks)];
 
 /// Runs every check of every fixture under `root`, printing one line per check.
 pub fn run(root: &Path, opts: &ParityOptions) -> Result<Report> {

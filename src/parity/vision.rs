@@ -58,6 +58,12 @@ fn read_mode(dir: &Path, name: &str, arch: Architecture) -> Result<ModeFixture> 
     Ok(ModeFixture { name: name.to_string(), spec, grid, slots: u("num_image_tokens")? as usize, views })
 }
 
+/// The [`ModeSpec`] a fixture's `views/<mode>/views.json` describes.
+pub fn mode_spec(mode_dir: &Path, arch: Architecture) -> Result<ModeSpec> {
+    let name = mode_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    Ok(read_mode(mode_dir, name, arch)?.spec)
+}
+
 fn compare_images(name: &str, got: &RgbImage, want: &RgbImage) -> Check {
     if got.dimensions() != want.dimensions() {
         return Check {

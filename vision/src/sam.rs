@@ -238,10 +238,37 @@ pub struct SamEncoder {
     blocks: Vec<SamBlock>,
     neck0: Tensor,
     neck1: LayerNorm,
-    neck2: Conv2d,
+    neck2: Conv3x3,
     neck3: LayerNorm,
-    net2: Conv2d,
-    net3: Conv2d,
+    net2: Conv3x3,
+    net3: Conv3x3,
+}
+
+/// A 3×3 convolution without bias. candle's CPU backend has no bf16 convolution kernel, so
+/// bf16 weights on the CPU keep an f32 copy and the convolution runs in f32 (the result is
+/// narrowed back to bf16).
+struct Conv3x3 {
+    conv: Conv2d,
+    cpu_f32: Option<Conv2d>,
+}
+
+impl Conv3x3 {
+    fn load(c_in: usize, c_out: usize, cfg: Conv2dConfig, vb: VarBuilder) -> Result<Self> {
+        let conv = candle_nn::conv2d_no_bias(c_in, c_out, 3, cfg, vb)?;
+        let cpu_f32 = if conv.weight().device().is_cpu() && conv.weight().dtype() != candle_core::DType::F32 {
+            Some(Conv2d::new(conv.weight().to_dtype(candle_core::DType::F32)?, None, cfg))
+        } else {
+            None
+        };
+        Ok(Self { conv, cpu_f32 })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match &self.cpu_f32 {
+            Some(c) => c.forward(&x.to_dtype(candle_core::DType::F32)?)?.to_dtype(x.dtype())?,
+            None => self.conv.forward(x)?,
+        })
+    }
 }
 
 impl SamEncoder {
@@ -270,10 +297,10 @@ impl SamEncoder {
             blocks,
             neck0: vb.get((n, w, 1, 1), "neck.0.weight")?.reshape((n, w))?,
             neck1: candle_nn::layer_norm(n, SAM_LN_EPS, vb.pp("neck.1"))?,
-            neck2: candle_nn::conv2d_no_bias(n, n, 3, k3, vb.pp("neck.2"))?,
+            neck2: Conv3x3::load(n, n, k3, vb.pp("neck.2"))?,
             neck3: candle_nn::layer_norm(n, SAM_LN_EPS, vb.pp("neck.3"))?,
-            net2: candle_nn::conv2d_no_bias(n, c2, 3, s2, vb.pp("net_2"))?,
-            net3: candle_nn::conv2d_no_bias(c2, c3, 3, s2, vb.pp("net_3"))?,
+            net2: Conv3x3::load(n, c2, s2, vb.pp("net_2"))?,
+            net3: Conv3x3::load(c2, c3, s2, vb.pp("net_3"))?,
         })
     }
 
