@@ -88,6 +88,11 @@ fn a_tree_with_bad_files_is_mirrored_and_recorded() {
 }
 
 #[test]
+fn a_tree_with_bad_files_through_a_tiny_checkpoint() {
+    tree_is_mirrored_and_recorded(&Model::tiny());
+}
+
+#[test]
 fn single_input_to_stdout_lists_and_start_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let img = tmp.path().join("one.png");
@@ -212,4 +217,10 @@ fn killed_run_resumes(model: &Model, docs: usize, slow: &[(&str, &str)]) {
 fn a_killed_run_resumes_without_redoing_or_leaving_partial_files() {
     // About 25 tokens per page at 40 ms each: a second per document.
     killed_run_resumes(&Model::fake(), 6, &[("DOCSEEK_FAKE_TOKEN_DELAY_MS", "40")]);
+}
+
+#[test]
+fn a_killed_run_of_a_tiny_checkpoint_resumes() {
+    // No delay knob for the real engine: enough documents that the kill comes mid-run.
+    killed_run_resumes(&Model::tiny(), 8, &[]);
 }

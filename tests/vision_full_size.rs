@@ -1,9 +1,9 @@
 //! Full-size DeepSeek-OCR / DeepSeek-OCR-2 encoders built from random weights with the official
 //! names and shapes (generated here, never committed).
 
+use std::path::PathBuf;
+
 use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
-use docseek_vision::random::random_weights;
 use docseek_vision::{slot_count, tensor_specs, Architecture, Mode, VisionConfig, VisionEncoder};
 use image::{Rgb, RgbImage};
 
@@ -66,27 +66,43 @@ fn page() -> RgbImage {
     RgbImage::from_fn(1300, 700, |x, y| Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 256) as u8]))
 }
 
-/// Runs every mode through full-size random encoders and checks the output shapes.
-/// Slow on 2 CPU cores (about a minute per architecture in release): run with `--ignored`.
+/// A full-size random checkpoint folder written by `docseek dev random-checkpoint DIR --arch
+/// ...`, named by `var`; fails loudly when the variable is unset or names no checkpoint.
+fn checkpoint_from_env(var: &str, arch: &str) -> PathBuf {
+    let dir = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("set {var} to a folder written by `docseek dev random-checkpoint DIR --arch {arch}`")
+    });
+    assert!(dir.join("config.json").is_file() && dir.join("model.safetensors").is_file(), "{var}={} holds no checkpoint", dir.display());
+    dir
+}
+
+/// Loads the full-size encoders from checkpoint files with the official names and shapes
+/// (through the real loader) and runs every mode, checking the output shapes.
+/// Minutes on 2 CPU cores: run with `--ignored` (release build recommended) and
+/// DOCSEEK_RANDOM_OCR1 / DOCSEEK_RANDOM_OCR2 set.
 #[test]
-#[ignore = "full-size random weights: minutes on CPU"]
+#[ignore = "full-size random checkpoints: minutes on CPU"]
 fn full_size_shapes_every_mode() {
     let dev = Device::Cpu;
     let img = page();
-    for (cfg, arch, modes) in [
-        (VisionConfig::deepseek_ocr(), Architecture::Ocr1, Mode::ALL.to_vec()),
-        (VisionConfig::deepseek_ocr2(), Architecture::Ocr2, vec![Mode::Base, Mode::Gundam]),
+    for (var, name, arch, modes) in [
+        ("DOCSEEK_RANDOM_OCR1", "ocr1", Architecture::Ocr1, Mode::ALL.to_vec()),
+        ("DOCSEEK_RANDOM_OCR2", "ocr2", Architecture::Ocr2, vec![Mode::Base, Mode::Gundam]),
     ] {
-        let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
-        let enc = VisionEncoder::from_config(&cfg, VarBuilder::from_tensors(weights, DType::F32, &dev)).unwrap();
+        let dir = checkpoint_from_env(var, name);
+        let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        let vb = docseek::model::loader::open_weights(&dir, DType::F32, &dev).unwrap();
+        let enc = VisionEncoder::load(&text, vb).unwrap();
+        assert_eq!(enc.config().arch, arch);
         for m in modes {
             let spec = m.spec(arch);
+            let t0 = std::time::Instant::now();
             let out = enc.encode(&img, &spec).unwrap();
             let slots = enc.slot_count(img.width(), img.height(), &spec);
             assert_eq!(out.dims(), &[slots, 1280], "{arch:?} {m}");
             let v = out.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert!(v.iter().all(|x| x.is_finite()), "{arch:?} {m}: non-finite output");
-            println!("{arch:?} {m}: {slots} slots");
+            println!("{arch:?} {m}: {slots} slots in {:.1} s", t0.elapsed().as_secs_f64());
         }
         if arch == Architecture::Ocr2 {
             assert!(enc.encode(&img, &Mode::Tiny.spec(arch)).is_err(), "OCR-2 has no 512-px queries");
