@@ -1,7 +1,8 @@
 //! The service over the real engine: a tiny random DeepSeek-OCR checkpoint (`docseek dev
 //! tiny-checkpoint`, vision tower included) loaded by `engine::load`, on the CPU. Through the
 //! router (`oneshot`): synchronous OCR of a sample PDF, and a job followed over SSE through to
-//! its result in every format; over a real socket: `docseek serve --model DIR`.
+//! its result in every format, and the OpenAI-compatible endpoint streamed and not; over a
+//! real socket: `docseek serve --model DIR`.
 //!
 //! The model is random, so its text is not checked against a reference; what is checked is
 //! that every stage ran on real output (tokens generated within the budget, page sizes, the
@@ -133,6 +134,40 @@ async fn job_with_events_through_to_every_format_with_a_tiny_checkpoint() {
         assert!((w - page["point_size"]["width"].as_f64().unwrap() as f32).abs() < 0.5, "{w}");
         assert!((h - page["point_size"]["height"].as_f64().unwrap() as f32).abs() < 0.5, "{h}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_chat_completions_over_a_tiny_checkpoint() {
+    use base64::Engine as _;
+    let s = start_engine(tiny_engine(), |_| {});
+    let url = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png(96, 64)));
+    let request = |stream: bool| {
+        let body = serde_json::json!({
+            "model": "docseek", "stream": stream, "max_tokens": 8,
+            "messages": [{ "role": "user", "content": [
+                { "type": "image_url", "image_url": { "url": url } },
+                { "type": "text", "text": "<image>\nFree OCR." }
+            ]}]
+        });
+        axum::http::Request::post("/v1/chat/completions").header("content-type", "application/json").body(axum::body::Body::from(body.to_string())).unwrap()
+    };
+    let (status, v) = call_json(&s.app, request(false)).await;
+    assert_eq!(status, 200, "{v}");
+    let completion = v["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!((1..=8).contains(&completion), "{v}");
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 64, "{v}");
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    // Streamed token by token, the same greedy text.
+    let (status, _, body) = call(&s.app, request(true)).await;
+    assert_eq!(status, 200);
+    let events = sse_events(&String::from_utf8(body).unwrap());
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
+    let streamed: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(streamed, content);
+    let pieces = chunks.iter().filter(|c| c["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty())).count();
+    assert!(pieces >= 2, "not streamed token by token: {chunks:?}");
+    assert!(chunks.last().unwrap()["choices"][0]["finish_reason"].is_string());
 }
 
 #[test]
