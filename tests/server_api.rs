@@ -47,6 +47,17 @@ async fn sync_ocr_of_an_image_in_json_and_markdown() {
     let md = String::from_utf8(body).unwrap();
     assert!(md.starts_with("# Page 64x32\n\n"), "{md}");
     assert!(!md.contains("<|ref|>"), "{md}");
+    // Several formats in one answer.
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr?formats=md,json,txt,pdf", png(64, 32))).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["md"].as_str().unwrap().starts_with("# Page 64x32\n\n"), "{v}");
+    assert_eq!(v["json"]["pages"][0]["blocks"][0]["text"], "Page 64x32");
+    assert!(v["txt"].as_str().unwrap().starts_with("Page 64x32\n"), "{v}");
+    use base64::Engine as _;
+    let pdf = base64::engine::general_purpose::STANDARD.decode(v["pdf"].as_str().unwrap()).unwrap();
+    assert!(pdf_text(&pdf).contains("Page 64x32"));
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr?formats=md,docx", png(64, 32))).await;
+    assert_error(status, &v, 400, "bad_request");
     // Synchronous jobs are removed once answered.
     assert!(s.state.runner.store.unfinished_jobs().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(s.dir.path().join("uploads")).unwrap().count(), 0);

@@ -193,6 +193,23 @@ pub fn render(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultR
     Ok(rendered)
 }
 
+/// Several formats of one result in one JSON object, keyed by format name: text formats as
+/// strings, `json` as the document object, `pdf` as base64.
+pub fn render_bundle(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultRequest, formats: &[Format]) -> Result<Value, ApiError> {
+    use base64::Engine as _;
+    let mut out = Map::new();
+    for &format in formats {
+        let rendered = render(store, job, pages, ResultRequest { format, ..req })?;
+        let value = match format {
+            Format::Json => serde_json::from_slice(&rendered.content).map_err(ApiError::internal)?,
+            Format::Pdf => Value::String(base64::engine::general_purpose::STANDARD.encode(&rendered.content)),
+            _ => Value::String(rendered.text()),
+        };
+        out.insert(format_name(format).to_string(), value);
+    }
+    Ok(Value::Object(out))
+}
+
 /// Adds `job` and `failed_pages` to a rendered JSON document.
 fn with_job_fields(content: &[u8], job: &JobRecord, pages: &[PageRecord]) -> Result<Vec<u8>, ApiError> {
     let mut value: Value = serde_json::from_slice(content).map_err(ApiError::internal)?;
