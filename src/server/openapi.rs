@@ -33,6 +33,7 @@ fn option_params() -> Value {
         p("lang", json!({ "type": "string" }), "Expected languages, comma-separated."),
         p("max_new_tokens", json!({ "type": "integer" }), "Token budget per page."),
         p("format", json!({ "$ref": "#/components/schemas/Format" }), "Result format (sync OCR)."),
+        p("formats", json!({ "type": "string" }), "Several result formats at once, comma-separated (sync OCR): one JSON object keyed by format name; text formats as strings, json as an object, pdf as base64."),
         p("hide_headers", json!({ "type": "boolean" }), "Hide running headers and footers (sync OCR; reversible, flagged in JSON)."),
         p("merge_tables", json!({ "type": "boolean" }), "Merge tables continued across pages (sync OCR).")
     ])

@@ -26,6 +26,11 @@ use crate::server::store::{JobId, JobRecord, PageRecord, Store};
 /// Folder (relative to the result URL) that figure links point into.
 pub const FIGURE_DIR: &str = "figures";
 
+/// Most page-image pixels a searchable PDF result may hold: the renderer needs every page
+/// image decoded at once (3 bytes a pixel), so this bounds its memory (~1.2 GB; about 200
+/// Letter pages at 144 dpi).
+pub const MAX_PDF_RESULT_PIXELS: u64 = 400_000_000;
+
 /// Every result format, by its API name, in the order the UI offers them.
 pub const FORMATS: [Format; 6] = [Format::Markdown, Format::Json, Format::Html, Format::Hocr, Format::Text, Format::Pdf];
 
@@ -165,6 +170,17 @@ pub struct ResultRequest {
 
 /// Renders a job's result (blocking: decodes page images, encodes PDF and PNG).
 pub fn render(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultRequest) -> Result<Rendered, ApiError> {
+    if req.format == Format::Pdf {
+        let pixels: u64 = pages.iter().filter(|p| p.error.is_none()).map(|p| p.width as u64 * p.height as u64).sum();
+        if pixels > MAX_PDF_RESULT_PIXELS {
+            return Err(ApiError::LimitExceeded(format!(
+                "the searchable PDF of this job would hold {} megapixels of page images, over the limit of {}; \
+                 ask for another format, or for fewer pages or a lower dpi",
+                pixels / 1_000_000,
+                MAX_PDF_RESULT_PIXELS / 1_000_000
+            )));
+        }
+    }
     let doc = document(job, pages, req.post);
     let mut opts = RenderOptions { figure_dir: FIGURE_DIR.to_string(), ..RenderOptions::default() };
     for (number, image) in load_images(store, &job.id, pages, &pages_needing_images(&doc, req.format, req.figures))? {
@@ -175,6 +191,23 @@ pub fn render(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultR
         rendered.content = with_job_fields(&rendered.content, job, pages)?;
     }
     Ok(rendered)
+}
+
+/// Several formats of one result in one JSON object, keyed by format name: text formats as
+/// strings, `json` as the document object, `pdf` as base64.
+pub fn render_bundle(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultRequest, formats: &[Format]) -> Result<Value, ApiError> {
+    use base64::Engine as _;
+    let mut out = Map::new();
+    for &format in formats {
+        let rendered = render(store, job, pages, ResultRequest { format, ..req })?;
+        let value = match format {
+            Format::Json => serde_json::from_slice(&rendered.content).map_err(ApiError::internal)?,
+            Format::Pdf => Value::String(base64::engine::general_purpose::STANDARD.encode(&rendered.content)),
+            _ => Value::String(rendered.text()),
+        };
+        out.insert(format_name(format).to_string(), value);
+    }
+    Ok(Value::Object(out))
 }
 
 /// Adds `job` and `failed_pages` to a rendered JSON document.
@@ -299,6 +332,11 @@ mod tests {
         assert_eq!(v["job"]["id"], job.id.as_str());
         let md = render(&store, &job, &pages, ResultRequest { format: Format::Markdown, ..req }).unwrap();
         assert_eq!(md.text(), "Plain words.\n");
+        // A searchable PDF too large to hold in memory is refused before any image is read.
+        let huge: Vec<PageRecord> = (0..3).map(|i| PageRecord { width: 20_000, height: 10_000, ..page(i, Some("x"), None) }).collect();
+        let err = render(&store, &job, &huge, ResultRequest { format: Format::Pdf, ..req }).unwrap_err();
+        assert_eq!(err.status_and_code().1, "limit_exceeded");
+        assert!(err.to_string().contains("600 megapixels"), "{err}");
     }
 
     #[test]
