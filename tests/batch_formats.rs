@@ -132,9 +132,11 @@ fn a_right_to_left_page_is_marked_in_every_layer() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let args = [input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--format", "json", "-q"];
+    let args = [input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--format", "json"];
     let run = docseek(&args).env("DOCSEEK_FAKE_SCRIPT_FILE", &script).output().unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ok scan.png: 1 page,") && stderr.contains(", languages arb 100%"), "progress lines name the languages: {stderr}");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(out.join("scan.json")).unwrap()).unwrap();
     let block = &json["pages"][0]["blocks"][0]["language"];
     assert_eq!((block["tag"].as_str(), block["script"].as_str(), block["rtl"].as_bool()), (Some("arb"), Some("Arab"), Some(true)));
