@@ -145,3 +145,27 @@ fn a_right_to_left_page_is_marked_in_every_layer() {
     assert_eq!(record["languages"][0]["tag"], "arb");
     assert_eq!(record["languages"][0]["rtl"], true);
 }
+
+#[test]
+fn language_hints_reach_the_language_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("scan.png");
+    write_png(&input, 300, 200);
+    // UDHR article 1 reads the same in Croatian and Bosnian: the hint decides.
+    let script = tmp.path().join("script.txt");
+    std::fs::write(
+        &script,
+        "<|ref|>text<|/ref|><|det|>[[100, 100, 900, 500]]<|/det|>\nSva ljudska bića rađaju se slobodna i jednaka u \
+         dostojanstvu i pravima. Ona su obdarena razumom i sviješću i treba da jedno prema drugome postupaju u duhu bratstva.\n",
+    )
+    .unwrap();
+    for hint in ["hrv", "bos"] {
+        let out = tmp.path().join(hint);
+        let args = [input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--format", "json", "--lang", hint, "-q"];
+        let run = docseek(&args).env("DOCSEEK_FAKE_SCRIPT_FILE", &script).output().unwrap();
+        assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(out.join("scan.json")).unwrap()).unwrap();
+        assert_eq!(json["pages"][0]["blocks"][0]["language"]["tag"], hint);
+        assert_eq!(manifest(&out)[0]["languages"][0]["tag"], hint);
+    }
+}

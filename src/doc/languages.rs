@@ -7,6 +7,7 @@
 
 use docseek_langs::detection::UNDETERMINED;
 use docseek_langs::router::Dir;
+use docseek_langs::script::ScriptCounts;
 use docseek_langs::{Detection, DocumentLanguages, LanguageDetector, ProfileDetector, Router};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,11 @@ fn wants_runs(kind: BlockKind) -> bool {
     is_prose(kind) || matches!(kind, BlockKind::Title | BlockKind::SubTitle | BlockKind::List)
 }
 
+/// A hinted language wins over the detected one when the model gives it at least this
+/// probability for the text: hints decide between close candidates (Croatian / Bosnian /
+/// Serbian, Malay / Indonesian) but never overrule clear evidence of another language.
+pub const HINT_MIN_PROBABILITY: f32 = 0.05;
+
 /// Fills the language of every block and page, post-processes prose blocks (unless their
 /// text carries Markdown structure such as lists, quotes or pipe tables, whose line breaks
 /// mean something), sets the document's languages ([`Document::languages`], `und` left out,
@@ -57,6 +63,13 @@ fn wants_runs(kind: BlockKind) -> bool {
 /// Running it twice gives the same languages (shares may move slightly: the second pass
 /// detects the processed text, e.g. without the removed hyphens).
 pub fn annotate(doc: &mut Document) -> Vec<DocumentLanguage> {
+    annotate_with_hints(doc, &[])
+}
+
+/// [`annotate`] with expected languages (ISO 639-3 codes or BCP-47 tags, as `--lang` takes
+/// them): a block whose text is plausibly in a hinted language (see
+/// [`HINT_MIN_PROBABILITY`]) gets that language rather than a close neighbour.
+pub fn annotate_with_hints(doc: &mut Document, hints: &[String]) -> Vec<DocumentLanguage> {
     let detector = ProfileDetector::global();
     let router = Router::global();
     let mut whole = DocumentLanguages::new();
@@ -72,7 +85,7 @@ pub fn annotate(doc: &mut Document) -> Vec<DocumentLanguage> {
             if chars == 0 {
                 continue;
             }
-            let detection = detector.detect(&text);
+            let detection = detect(detector, &text, hints);
             on_page.add(&detection, chars);
             whole.add(&detection, chars);
             if is_prose(block.kind) && !has_markdown_structure(&block.text) {
@@ -99,6 +112,33 @@ pub fn annotate(doc: &mut Document) -> Vec<DocumentLanguage> {
         .collect();
     doc.languages = languages.clone();
     languages
+}
+
+/// Detects the language of `text`, preferring a hinted language the text may well be in.
+fn detect(detector: &ProfileDetector, text: &str, hints: &[String]) -> Detection {
+    let detection = detector.detect(text);
+    // `hr`, `hr-HR` and `hrv` all name Croatian; `sr` names Serbian in either script.
+    let primary = |tag: &str| tag.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase();
+    let hinted = |code: &str, bcp47: &str| {
+        hints.iter().any(|h| h.eq_ignore_ascii_case(code) || primary(h) == primary(bcp47))
+    };
+    if hints.is_empty() || hinted(&detection.code, &detection.bcp47) {
+        return detection;
+    }
+    let Some(&(class, _)) = ScriptCounts::of(text).resolved().first() else {
+        return detection;
+    };
+    let (ranked, _) = detector.rank(text, class);
+    match ranked.iter().find(|(row, _)| hinted(row.code, row.bcp47)) {
+        Some(&(row, p)) if p >= HINT_MIN_PROBABILITY => Detection {
+            code: row.code.into(),
+            bcp47: row.bcp47.into(),
+            name: row.name.into(),
+            script: row.script.into(),
+            confidence: p,
+        },
+        _ => detection,
+    }
 }
 
 /// The text to detect: table cells rather than their HTML.
@@ -215,6 +255,26 @@ mod tests {
         let tags_again: Vec<&str> = again.iter().map(|l| l.tag.as_str()).collect();
         assert_eq!(tags_again, tags, "annotating twice finds the same languages");
         assert_eq!(doc.pages[0].blocks[1].text, text, "processed text is left as it is");
+    }
+
+    #[test]
+    fn hints_decide_between_close_languages_only() {
+        // UDHR article 1 reads the same in Croatian and Bosnian.
+        let raw = "<|ref|>text<|/ref|><|det|>[[1, 1, 900, 300]]<|/det|>\nSva ljudska bića rađaju se slobodna i jednaka \
+            u dostojanstvu i pravima. Ona su obdarena razumom i sviješću i treba da jedno prema drugome postupaju u duhu bratstva.\n";
+        let tag = |hints: &[&str]| {
+            let mut doc = doc_of(&[raw]);
+            let hints: Vec<String> = hints.iter().map(|h| h.to_string()).collect();
+            annotate_with_hints(&mut doc, &hints);
+            doc.pages[0].blocks[0].language.as_ref().map(|l| l.tag.clone()).unwrap_or_default()
+        };
+        let plain = tag(&[]);
+        assert!(["hrv", "bos", "srp"].contains(&plain.as_str()), "{plain}");
+        let other = if plain == "hrv" { "bos" } else { "hrv" };
+        assert_eq!(tag(&[other]), other, "a hint picks the close neighbour");
+        assert_eq!(tag(&["hr-HR", "hr"]), "hrv", "BCP-47 tags work as hints");
+        assert_eq!(tag(&["fin"]), plain, "a hint never overrules clear evidence");
+        assert_eq!(tag(&["xyz"]), plain, "unknown hints are ignored");
     }
 
     #[test]

@@ -80,10 +80,10 @@ pub fn render_outputs(
     stem: &str,
     pages: &[FinishedPage],
     formats: &[OutputFormat],
-    _options: &OcrOptions,
+    options: &OcrOptions,
 ) -> Result<Structured, String> {
     let mut document = build_document(name, pages);
-    let languages = doc::annotate(&mut document);
+    let languages = doc::annotate_with_hints(&mut document, &options.languages);
     let mut opts = doc::RenderOptions::default().with_figures_next_to(stem);
     for p in pages {
         if let Some(page) = &p.page {
