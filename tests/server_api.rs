@@ -490,3 +490,24 @@ async fn running_headers_hidden_on_request_and_kept_flagged_in_json() {
     let (status, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/result?hide_headers=maybe"))).await;
     assert_error(status, &v, 400, "bad_request");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn language_hints_reach_results_and_live_pages() {
+    // UDHR article 1 reads the same in Croatian and Bosnian: the request's hint decides.
+    let script = "<|ref|>text<|/ref|><|det|>[[100, 100, 900, 500]]<|/det|>\nSva ljudska bića rađaju se slobodna i jednaka u \
+                  dostojanstvu i pravima. Ona su obdarena razumom i sviješću i treba da jedno prema drugome postupaju u duhu bratstva.\n";
+    let s = start(FakeEngine { token_delay: Duration::ZERO, script: Some(script.into()) }, |_| {});
+    for hint in ["hrv", "bos"] {
+        let (status, v) = call_json(&s.app, post_raw(&format!("/v1/ocr?lang={hint}"), png(30, 20))).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["pages"][0]["blocks"][0]["language"]["tag"], hint, "{v}");
+        let (_, v) = call_json(&s.app, post_multipart("/v1/jobs", &png(30, 20), &[("lang", hint)])).await;
+        let id = v["id"].as_str().unwrap().to_string();
+        let (_, _, body) = call(&s.app, get(&format!("/v1/jobs/{id}/events"))).await;
+        let events = sse_events(&String::from_utf8(body).unwrap());
+        let page: Value = serde_json::from_str(&events.iter().find(|(e, _)| e == "page").unwrap().1).unwrap();
+        assert_eq!(page["page"]["blocks"][0]["language"]["tag"], hint);
+        let (_, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/result"))).await;
+        assert_eq!(v["languages"][0]["tag"], hint);
+    }
+}

@@ -2,7 +2,8 @@
 //! [`Document`], which renders every output format (Markdown, JSON `docseek.document/1`,
 //! HTML, hOCR, plain text, searchable PDF) and the figure crops.
 //!
-//! Every document goes through the language stage ([`doc::annotate`]): language, script and
+//! Every document goes through the language stage ([`doc::annotate_with_hints`], with the
+//! job's `lang` hints): language, script and
 //! direction per block and page, the document's languages, and the language-specific
 //! post-processing of prose.
 //!
@@ -93,7 +94,7 @@ fn pixel_size(p: &PageRecord) -> PixelSize {
 /// languages.
 pub fn document(job: &JobRecord, pages: &[PageRecord], post: Postprocess) -> Document {
     let mut doc = Document::new(job.filename.clone(), pages.iter().filter_map(page_input));
-    doc::annotate(&mut doc);
+    doc::annotate_with_hints(&mut doc, &job.options.languages);
     if post.hide_headers_footers {
         doc.hide_headers_footers();
     }
@@ -107,10 +108,11 @@ pub fn document(job: &JobRecord, pages: &[PageRecord], post: Postprocess) -> Doc
 /// its languages), plus
 /// `index` (position in the job); a failed page has `number`, `pixel_size`, `point_size`
 /// and `error` instead of blocks.
-pub fn page_event(p: &PageRecord) -> Value {
+/// `hints` are the job's expected languages.
+pub fn page_event(p: &PageRecord, hints: &[String]) -> Value {
     let page = page_input(p).map(|input| {
         let mut doc = Document::new(None, [input]);
-        doc::annotate(&mut doc);
+        doc::annotate_with_hints(&mut doc, hints);
         doc.pages.remove(0)
     });
     let mut obj = match page {
@@ -303,7 +305,7 @@ mod tests {
 
     #[test]
     fn page_events_follow_the_schema() {
-        let ok = page_event(&page(0, Some("<|ref|>title<|/ref|><|det|>[[0,0,999,999]]<|/det|>\n# Hi <script>"), None));
+        let ok = page_event(&page(0, Some("<|ref|>title<|/ref|><|det|>[[0,0,999,999]]<|/det|>\n# Hi <script>"), None), &[]);
         assert_eq!(ok["index"], 0);
         assert_eq!(ok["number"], 1);
         assert_eq!(ok["dpi"], 144.0);
@@ -311,7 +313,7 @@ mod tests {
         assert_eq!((block["kind"].as_str(), block["heading_level"].as_u64()), (Some("title"), Some(1)));
         assert_eq!(block["boxes"][0]["pixels"], json!([0, 0, 200, 100]));
         assert_eq!(block["text"], "Hi <script>");
-        let failed = page_event(&page(1, None, Some("model error: boom")));
+        let failed = page_event(&page(1, None, Some("model error: boom")), &[]);
         assert_eq!((failed["number"].as_u64(), failed["error"].as_str()), (Some(2), Some("model error: boom")));
         assert_eq!(failed["blocks"], json!([]));
     }
@@ -345,7 +347,7 @@ mod tests {
                    Tous les êtres humains naissent libres et égaux en dignité et en droits. Ils sont doués de raison et de conscience.\n\n\
                    <|ref|>text<|/ref|><|det|>[[0,400,999,700]]<|/det|>\n\
                    يولد جميع الناس أحرارًا متساوين في الكرامة والحقوق. وقد وهبوا عقلاً وضميرًا.";
-        let event = page_event(&page(0, Some(raw), None));
+        let event = page_event(&page(0, Some(raw), None), &[]);
         let blocks = event["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["language"]["tag"], "fra", "{event}");
         assert_eq!((blocks[0]["language"]["script"].as_str(), blocks[0]["language"]["rtl"].as_bool()), (Some("Latn"), Some(false)));

@@ -101,7 +101,7 @@ pub async fn events(State(st): State<AppState>, Path(raw): Path<String>) -> Resu
         }
         for p in &pages {
             sent.insert(p.index);
-            out.push(JobEvent::Page { page: results::page_event(p) });
+            out.push(JobEvent::Page { page: results::page_event(p, &job.options.languages) });
         }
         let final_event = |j: &JobRecord| JobEvent::Done {
             state: j.state,
