@@ -489,6 +489,10 @@ async fn running_headers_hidden_on_request_and_kept_flagged_in_json() {
     assert_eq!((flags["hidden"].as_bool(), flags["running"].as_str()), (Some(true), Some("header")), "{v}");
     let (status, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/result?hide_headers=maybe"))).await;
     assert_error(status, &v, 400, "bad_request");
+    // A job renders when its result is fetched: result fields at submission are refused, not ignored.
+    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &png(20, 20), &[("format", "md")])).await;
+    assert_error(status, &v, 400, "bad_request");
+    assert!(v["error"]["message"].as_str().unwrap().contains("result?format="), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

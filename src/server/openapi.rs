@@ -13,7 +13,7 @@ fn upload_body() -> Value {
         "content": {
             "multipart/form-data": { "schema": { "type": "object", "required": ["file"], "properties": {
                 "file": { "type": "string", "format": "binary", "description": "A PDF or an image (PNG, JPEG, TIFF, WebP, GIF, BMP); the type is sniffed from the bytes." },
-                "format": { "$ref": "#/components/schemas/Format" },
+                "format": { "$ref": "#/components/schemas/Format", "description": "Synchronous OCR only (jobs choose it when fetching the result; refused on POST /v1/jobs)." },
                 "webhook": { "type": "string", "description": "Jobs only: http:// URL on an operator-allowed host, called on completion." }
             }, "additionalProperties": { "type": "string", "description": "Any OcrOptions field (mode, task, locate, dpi, pages, password, lang, max_new_tokens, ngram, ngram_size, ngram_window)." } } },
             "application/octet-stream": { "schema": { "type": "string", "format": "binary" } }

@@ -17,6 +17,9 @@ use crate::server::store::{JobId, JobState};
 use crate::server::results::{self, Postprocess, ResultRequest};
 use crate::server::{webhook, AppState};
 
+/// Fields that choose how a result is rendered (synchronous requests only).
+const RESULT_FIELDS: [&str; 4] = ["format", "formats", "hide_headers", "merge_tables"];
+
 /// What a synchronous request asked to get back.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -49,6 +52,14 @@ pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Re
         let f = results::parse_format(name)?;
         if !bundle.contains(&f) {
             bundle.push(f);
+        }
+    }
+    // A job's result is rendered when it is fetched: these would be silently ignored.
+    if !ephemeral {
+        if let Some(field) = RESULT_FIELDS.iter().find(|f| get(f).is_some()) {
+            return Err(ApiError::BadRequest(format!(
+                "'{field}' is chosen when fetching a job's result: GET /v1/jobs/{{id}}/result?{field}=…"
+            )));
         }
     }
     let webhook = match get("webhook").filter(|w| !w.is_empty()) {
