@@ -190,7 +190,8 @@ mod tests {
     use crate::model::{GenerationConfig, PageOutcome, Task};
     use std::sync::Mutex;
 
-    /// Records the size of each engine call.
+    /// Records the size of each engine call; every call takes a while, so pages queued
+    /// meanwhile are batched.
     struct Recorder {
         calls: Mutex<Vec<usize>>,
         inner: FakeEngine,
@@ -202,6 +203,7 @@ mod tests {
         }
         fn recognize(&self, job: &PageJob, sink: &mut dyn TokenSink) -> Result<PageText, EngineError> {
             self.calls.lock().unwrap().push(1);
+            std::thread::sleep(Duration::from_millis(20));
             self.inner.recognize(job, sink)
         }
         fn recognize_batch(&self, jobs: &[PageJob]) -> Vec<Result<PageText, EngineError>> {
