@@ -1,4 +1,6 @@
-//! HTTP API tests through the router (`tower::ServiceExt::oneshot`) with the fake engine.
+//! HTTP API tests through the router (`tower::ServiceExt::oneshot`) with the fake engine, whose
+//! known grounding output lets every field of the results be checked exactly (the same flows
+//! over a tiny real checkpoint are in `server_model.rs`).
 
 mod server_support;
 
@@ -45,13 +47,24 @@ async fn sync_ocr_of_an_image_in_json_and_markdown() {
     let md = String::from_utf8(body).unwrap();
     assert!(md.starts_with("# Page 64x32\n\n"), "{md}");
     assert!(!md.contains("<|ref|>"), "{md}");
+    // Several formats in one answer.
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr?formats=md,json,txt,pdf", png(64, 32))).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["md"].as_str().unwrap().starts_with("# Page 64x32\n\n"), "{v}");
+    assert_eq!(v["json"]["pages"][0]["blocks"][0]["text"], "Page 64x32");
+    assert!(v["txt"].as_str().unwrap().starts_with("Page 64x32\n"), "{v}");
+    use base64::Engine as _;
+    let pdf = base64::engine::general_purpose::STANDARD.decode(v["pdf"].as_str().unwrap()).unwrap();
+    assert!(pdf_text(&pdf).contains("Page 64x32"));
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr?formats=md,docx", png(64, 32))).await;
+    assert_error(status, &v, 400, "bad_request");
     // Synchronous jobs are removed once answered.
     assert!(s.state.runner.store.unfinished_jobs().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(s.dir.path().join("uploads")).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_with_events_through_to_every_result_format() {
+async fn job_results_in_every_format_from_known_grounding_output() {
     let s = start(slow(2), |_| {});
     let (status, _, body) = call(&s.app, post_multipart("/v1/jobs", &png(100, 50), &[("task", "markdown")])).await;
     assert_eq!(status, 202);
@@ -339,21 +352,11 @@ async fn openai_chat_completions_plain_and_streamed() {
     assert_error(status, &v, 400, "bad_request");
 }
 
-/// The text layer of a PDF as pdfium reads it (through docseek's rasterizer worker).
-fn pdf_text(pdf: &[u8]) -> String {
-    use docseek::pdf::{DocumentSource, Rasterizer, RasterizerConfig, RenderOptions};
-    let config = RasterizerConfig { worker_exe: Some(env!("CARGO_BIN_EXE_docseek").into()), ..Default::default() };
-    let raster = Rasterizer::new(config).unwrap();
-    let opts = RenderOptions { dpi: 36.0, text: true, ..Default::default() };
-    let doc = raster.open(&DocumentSource::bytes(pdf.to_vec()), &opts).expect("the result is a readable PDF");
-    doc.map(|p| p.unwrap().text.expect("a text layer").text).collect::<Vec<_>>().join("\n")
-}
-
 const SAMPLE_PDF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/en_tracemonkey_p1.pdf");
 const SAMPLE_PDF_3_PAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/en_tracemonkey_p1-3.pdf");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_ocr_of_a_sample_pdf() {
+async fn sync_ocr_of_a_sample_pdf_has_boxes_in_points() {
     let s = start(FakeEngine::new(), |_| {});
     let pdf = std::fs::read(SAMPLE_PDF).unwrap();
     let (status, v) = call_json(&s.app, post_multipart("/v1/ocr?dpi=72", &pdf, &[])).await;
@@ -462,4 +465,53 @@ async fn figures_are_cropped_linked_and_served() {
     let (status, _, md) = call(&s.app, post_raw("/v1/ocr?format=md", png(200, 100))).await;
     assert_eq!(status, 200);
     assert_eq!(String::from_utf8(md).unwrap(), "Figure 1: a gradient\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_headers_hidden_on_request_and_kept_flagged_in_json() {
+    let script = "<|ref|>header<|/ref|><|det|>[[100, 10, 900, 30]]<|/det|>\nProceedings of Nothing 2009\n\n\
+                  <|ref|>text<|/ref|><|det|>[[100, 200, 900, 400]]<|/det|>\nBody text of the page.\n";
+    let s = start(FakeEngine { token_delay: Duration::ZERO, script: Some(script.into()) }, |_| {});
+    let pdf = std::fs::read(SAMPLE_PDF_3_PAGES).unwrap();
+    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &pdf, &[("dpi", "36")])).await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_final(&s.app, &id).await["state"], "done");
+    let md = |q: &'static str| {
+        let (app, id) = (s.app.clone(), id.clone());
+        async move { String::from_utf8(call(&app, get(&format!("/v1/jobs/{id}/result?format=md{q}"))).await.2).unwrap() }
+    };
+    assert_eq!(md("").await.matches("Proceedings of Nothing").count(), 3);
+    let hidden = md("&hide_headers=true").await;
+    assert!(!hidden.contains("Proceedings") && hidden.matches("Body text").count() == 3, "{hidden}");
+    let (_, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/result?hide_headers=true"))).await;
+    let flags = &v["pages"][1]["blocks"][0]["flags"];
+    assert_eq!((flags["hidden"].as_bool(), flags["running"].as_str()), (Some(true), Some("header")), "{v}");
+    let (status, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/result?hide_headers=maybe"))).await;
+    assert_error(status, &v, 400, "bad_request");
+    // A job renders when its result is fetched: result fields at submission are refused, not ignored.
+    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &png(20, 20), &[("format", "md")])).await;
+    assert_error(status, &v, 400, "bad_request");
+    assert!(v["error"]["message"].as_str().unwrap().contains("result?format="), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn language_hints_reach_results_and_live_pages() {
+    // UDHR article 1 reads the same in Croatian and Bosnian: the request's hint decides.
+    let script = "<|ref|>text<|/ref|><|det|>[[100, 100, 900, 500]]<|/det|>\nSva ljudska bića rađaju se slobodna i jednaka u \
+                  dostojanstvu i pravima. Ona su obdarena razumom i sviješću i treba da jedno prema drugome postupaju u duhu bratstva.\n";
+    let s = start(FakeEngine { token_delay: Duration::ZERO, script: Some(script.into()) }, |_| {});
+    for hint in ["hrv", "bos"] {
+        let (status, v) = call_json(&s.app, post_raw(&format!("/v1/ocr?lang={hint}"), png(30, 20))).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["pages"][0]["blocks"][0]["language"]["tag"], hint, "{v}");
+        let (_, v) = call_json(&s.app, post_multipart("/v1/jobs", &png(30, 20), &[("lang", hint)])).await;
+        let id = v["id"].as_str().unwrap().to_string();
+        let (_, _, body) = call(&s.app, get(&format!("/v1/jobs/{id}/events"))).await;
+        let events = sse_events(&String::from_utf8(body).unwrap());
+        let page: Value = serde_json::from_str(&events.iter().find(|(e, _)| e == "page").unwrap().1).unwrap();
+        assert_eq!(page["page"]["blocks"][0]["language"]["tag"], hint);
+        let (_, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}/result"))).await;
+        assert_eq!(v["languages"][0]["tag"], hint);
+    }
 }

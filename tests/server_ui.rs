@@ -17,6 +17,7 @@ const HOSTILE_OUTPUT: &str = "<|ref|>title<|/ref|><|det|>[[80, 40, 920, 90]]<|/d
 <|ref|>table<|/ref|><|det|>[[80, 340, 920, 600]]<|/det|>\n<table><tr><td>a<script>window.__pwned = 3</script></td><td><img src=x onerror=\"window.__pwned = 4\">b</td></tr></table>\n\n\
 <|ref|>equation<|/ref|><|det|>[[80, 640, 920, 700]]<|/det|>\n\\[ E = mc^2 \\]\n\n\
 <|ref|>text<|/ref|><|det|>[[80, 720, 920, 760]]<|/det|>\nInline \\( \\alpha + \\beta \\) math.\n\n\
+<|ref|>image<|/ref|><|det|>[[80, 860, 500, 990]]<|/det|>\n\n\
 <|ref|>text<|/ref|><|det|>[[80, 780, 920, 840]]<|/det|>\nيولد جميع الناس أحرارًا متساوين في الكرامة والحقوق. وقد وهبوا عقلاً وضميرًا.\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

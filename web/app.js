@@ -11,7 +11,7 @@ const TYPE_LABELS = {
   table_caption: 'caption', table_footnote: 'note', equation: 'formula', footnote: 'footnote', header: 'header',
   footer: 'footer', page_number: 'page no.', list: 'list', code: 'code', other: 'other',
 };
-const state = { key: sessionStorage.getItem('docseek-key') || '', jobs: new Map(), current: null, page: 0, images: new Map() };
+const state = { key: sessionStorage.getItem('docseek-key') || '', jobs: new Map(), current: null, page: 0, images: new Map(), renders: 0 };
 
 class ApiError extends Error {
   constructor(code, message, retryAfter) { super(message); this.code = code; this.retryAfter = retryAfter; }
@@ -165,7 +165,7 @@ function onEvent(job, name, ev) {
     job.state = ev.state;
     if (ev.message) job.error = ev.message;
     announce(`${job.name}: ${ev.state}`);
-    if (state.current === job) renderExports();
+    if (state.current === job) { renderExports(); if (ev.state === 'done') renderPage(); }
   }
   updateCard(job);
 }
@@ -187,6 +187,37 @@ function showJob(job) {
   renderPage();
 }
 
+// Figure crops exist once a job is done: the JSON result names them (figures/page-N-fig-K.png,
+// relative to the result URL). Fetched with the API key, shown from blob: URLs.
+const FIGURE_PATH = /^figures\/page-\d+-fig-\d+\.png$/;
+
+async function figurePaths(job) {
+  if (job.state !== 'done') return null;
+  if (!job.figures) {
+    job.figures = (async () => {
+      const doc = await (await api(`/v1/jobs/${job.id}/result?format=json`)).json();
+      const paths = new Map();
+      for (const p of doc.pages || []) {
+        for (const b of p.blocks || []) if (typeof b.figure === 'string' && FIGURE_PATH.test(b.figure)) paths.set(`${p.number}/${b.index}`, b.figure);
+      }
+      return paths;
+    })().catch(() => new Map());
+  }
+  return job.figures;
+}
+
+async function showFigure(job, page, block, holder) {
+  const paths = await figurePaths(job);
+  const path = paths && paths.get(`${page.number}/${block.index}`);
+  if (!path) return;
+  const key = `${job.id}/${path}`;
+  if (!state.images.has(key)) {
+    const blob = await (await api(`/v1/jobs/${job.id}/${path}`)).blob();
+    state.images.set(key, URL.createObjectURL(blob));
+  }
+  holder.replaceChildren(el('img', { class: 'figure-crop', src: state.images.get(key), alt: block.text || `Figure on page ${page.number}` }));
+}
+
 async function pageImage(job, index) {
   const key = `${job.id}/${index}`;
   if (!state.images.has(key)) {
@@ -204,6 +235,8 @@ function languageLabel(lang) {
 }
 
 async function renderPage() {
+  // Renders may overlap (a page event and the job's end): only the latest one draws.
+  const generation = ++state.renders;
   const job = state.current;
   const page = job.pages[state.page];
   const count = job.count || job.pages.length;
@@ -216,10 +249,16 @@ async function renderPage() {
   boxes.replaceChildren();
   out.replaceChildren();
   if (!page) { out.append(el('p', { class: 'muted', text: 'This page is not recognised yet.' })); return; }
-  try {
-    $('page-img').src = await pageImage(job, state.page);
+  let src = null;
+  let failure = null;
+  try { src = await pageImage(job, state.page); } catch (e) { failure = e; }
+  if (generation !== state.renders) return;
+  boxes.replaceChildren();
+  out.replaceChildren();
+  if (src) {
+    $('page-img').src = src;
     $('page-img').alt = `Page ${page.number} of ${job.name}`;
-  } catch (e) { $('page-img').removeAttribute('src'); $('page-img').alt = 'page image unavailable: ' + e.message; }
+  } else { $('page-img').removeAttribute('src'); $('page-img').alt = 'page image unavailable: ' + failure.message; }
   if (page.error) out.append(el('p', { class: 'error', text: page.error }));
   if (page.outcome && page.outcome !== 'finished') {
     out.append(el('p', { class: 'warning', text: `Generation stopped early (${page.outcome}): this page may be incomplete.` }));
@@ -234,6 +273,7 @@ async function renderPage() {
     types.add(type);
     const lang = languageLabel(b.language);
     const content = renderBlock(b, type);
+    if (type === 'image') showFigure(job, page, b, content).catch(() => { /* the placeholder stays */ });
     if (b.language?.tag) content.setAttribute('lang', b.language.tag);
     if (b.language?.rtl) content.setAttribute('dir', 'rtl');
     const block = el('div', { class: 'block', 'data-type': type, id: `blk-${i}` },
@@ -259,7 +299,7 @@ async function renderPage() {
 
 function renderBlock(b, type) {
   const text = String(b.text || '');
-  if (type === 'image') return el('p', { class: 'muted', text: text || '[figure]' });
+  if (type === 'image') return el('div', { class: 'figure' }, el('p', { class: 'muted', text: text || '[figure]' }));
   if (b.table && Array.isArray(b.table.cells)) return tableFromCells(b.table);
   if (type === 'table' && /<table/i.test(text)) return sanitizeTable(text);
   if (typeof b.latex === 'string') return renderMath(b.latex, true);

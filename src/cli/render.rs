@@ -88,6 +88,10 @@ pub struct RenderArgs {
     /// Merge a table continued on the next page into one.
     #[arg(long)]
     pub merge_tables: bool,
+
+    /// Expected languages (ISO 639-3 or BCP-47), a hint for language detection.
+    #[arg(long = "lang", value_delimiter = ',')]
+    pub languages: Vec<String>,
 }
 
 /// `--outcome` values.
@@ -163,7 +167,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     if args.merge_tables {
         doc.merge_continued_tables();
     }
-    crate::doc::annotate(&mut doc);
+    crate::doc::annotate_with_hints(&mut doc, &args.languages);
     let out_dir = args.out.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
     if let Some(stem) = args.out.as_deref().and_then(Path::file_stem) {
         opts = opts.with_figures_next_to(&stem.to_string_lossy());

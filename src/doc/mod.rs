@@ -33,7 +33,7 @@ pub mod table;
 pub use block::{Block, BlockFlags, BlockKind, BlockRef, Language, LanguageRun, Running, Warning, WarningCode};
 pub use document::{Document, Page, PageInput};
 pub use geometry::{BlockBox, PixelSize, PointBox, PointSize};
-pub use languages::{annotate, DocumentLanguage};
+pub use languages::{annotate, annotate_with_hints, DocumentLanguage};
 pub use math::MathDelimiters;
 pub use render::{render, ExtraFile, Format, RenderError, RenderOptions, Rendered};
 pub use table::{Cell, Table};

@@ -13,9 +13,11 @@ use crate::Mode;
 
 pub mod deepseek;
 pub mod fake;
+pub mod owner;
 
 pub use deepseek::DeepseekEngine;
 pub use fake::FakeEngine;
+pub use owner::{CancelFlag, EngineObserver, EngineThread, PageRequest};
 
 /// One page to recognise.
 #[derive(Debug, Clone)]

@@ -1,10 +1,11 @@
-//! The threads behind [`Pipeline`]: rasterizer workers → one engine thread (batching) →
-//! a collector that reassembles documents → finishing workers (structure + render).
+//! The threads behind [`Pipeline`]: rasterizer workers → the engine thread (batching; the
+//! shared [`EngineThread`], as the server uses) → a collector that reassembles documents →
+//! finishing workers (structure + render).
 //!
-//! Data flow (all channels are `std::sync::mpsc`):
+//! Data flow (`std::sync::mpsc` channels, and the engine thread's bounded queue):
 //! ```text
 //! submit ─► [tasks] ─► raster ×jobs ─► [pages, bounded] ─► engine ─┐
-//!                         │  (opened / failed / page errors)        │ (page results)
+//!                         │  (opened / failed / page errors)        │ (page results, by reply)
 //!                         └──────────────────► collector ◄──────────┘
 //!                                                 └─► [finished docs] ─► finish ×jobs ─► on_done
 //! ```
@@ -12,7 +13,7 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,7 +25,8 @@ use super::report::{
 use super::source::{self, RenderedPage};
 use super::structure::{self, FinishedPage};
 use super::{DocumentRequest, DocumentResult, PipelineConfig, PipelineStats};
-use crate::engine::{EngineError, Flow, OcrEngine, PageJob, PageText};
+use crate::engine::owner::{EngineObserver, EngineThread, PageRequest, TokenHook};
+use crate::engine::{EngineError, OcrEngine, PageJob, PageText};
 use crate::pdf::{PdfError, Rasterizer, RasterizerConfig};
 
 /// Completion callback of one document.
@@ -38,14 +40,13 @@ struct Task {
     on_done: OnDone,
 }
 
-/// A rendered page on its way to the engine.
+/// A rendered page at the engine, as its reply needs it.
 struct PageWork {
     id: DocId,
     /// Position among the document's selected pages.
     slot: usize,
     page_no: usize,
     page: RenderedPage,
-    job: PageJob,
     raster: Duration,
     request: Arc<DocumentRequest>,
 }
@@ -138,25 +139,24 @@ impl Pipeline {
         });
         let (task_tx, task_rx) = mpsc::channel::<Task>();
         let task_rx = Arc::new(Mutex::new(task_rx));
-        let (page_tx, page_rx) = mpsc::sync_channel::<PageWork>(config.queued_pages);
+        let observer = Arc::new(EngineStats(shared.clone()));
+        let (engine_thread, engine_join) =
+            EngineThread::spawn(shared.engine.clone(), config.queued_pages, config.batch_size, observer)
+                .expect("cannot start the engine thread");
         let (collect_tx, collect_rx) = mpsc::channel::<Collect>();
         let (finish_tx, finish_rx) = mpsc::channel::<Assembly>();
         let finish_rx = Arc::new(Mutex::new(finish_rx));
         let mut threads = Vec::new();
         for i in 0..config.jobs {
-            let (rx, pages, collect) = (task_rx.clone(), page_tx.clone(), collect_tx.clone());
+            let (rx, pages, collect) = (task_rx.clone(), engine_thread.clone(), collect_tx.clone());
             let raster = rasterizer.clone();
             threads.push(spawn(&format!("docseek-raster-{i}"), move || {
                 raster_worker(raster, rx, pages, collect)
             }));
         }
-        drop(page_tx);
-        {
-            let (shared, collect, batch) = (shared.clone(), collect_tx.clone(), config.batch_size);
-            threads.push(spawn("docseek-engine", move || {
-                engine_worker(shared, page_rx, collect, batch)
-            }));
-        }
+        // The engine thread ends once the raster workers (its only callers) have.
+        drop(engine_thread);
+        threads.push(engine_join);
         drop(collect_tx);
         {
             let shared = shared.clone();
@@ -299,7 +299,7 @@ fn skipped_page(
 fn raster_worker(
     rasterizer: Arc<Result<Rasterizer, PdfError>>,
     tasks: Arc<Mutex<Receiver<Task>>>,
-    pages: SyncSender<PageWork>,
+    engine: EngineThread,
     collect: Sender<Collect>,
 ) {
     while let Some(task) = next(&tasks) {
@@ -354,10 +354,9 @@ fn raster_worker(
                     let (width, height) = page.image.dimensions();
                     request.sink.event(&Event::PageRendered { doc: id, page: page_no, width, height, elapsed: raster });
                     let job = PageJob { image: page.image.clone(), ..job_template.clone() };
-                    let work = PageWork { id, slot, page_no, page, job, raster, request: request.clone() };
-                    if let Err(mpsc::SendError(work)) = pages.send(work) {
-                        let page = skipped_page(work.page_no, PageStatus::Cancelled, None, raster);
-                        let _ = collect.send(Collect::Page { id, slot, page });
+                    let work = PageWork { id, slot, page_no, page, raster, request: request.clone() };
+                    if let Err(refused) = engine.submit_blocking(engine_request(job, work, collect.clone())) {
+                        (refused.reply)(Err(EngineError::Cancelled));
                     }
                 }
                 Err(error) => {
@@ -383,85 +382,33 @@ fn page_job_template(request: &DocumentRequest) -> PageJob {
     }
 }
 
-/// Feeds pages to the engine, batching what is queued (up to `batch_size`).
-fn engine_worker(
-    shared: Arc<Shared>,
-    pages: Receiver<PageWork>,
-    collect: Sender<Collect>,
-    batch_size: usize,
-) {
-    while let Ok(first) = pages.recv() {
-        let mut batch = vec![first];
-        while batch.len() < batch_size {
-            match pages.try_recv() {
-                Ok(work) => batch.push(work),
-                Err(_) => break,
-            }
-        }
-        let (live, cancelled): (Vec<PageWork>, Vec<PageWork>) = batch
-            .into_iter()
-            .partition(|w| !w.request.cancel.is_cancelled());
-        for w in cancelled {
-            let page = skipped_page(w.page_no, PageStatus::Cancelled, None, w.raster);
-            let _ = collect.send(Collect::Page {
-                id: w.id,
-                slot: w.slot,
-                page,
-            });
-        }
-        if live.is_empty() {
-            continue;
-        }
-        let start = Instant::now();
-        let results = if live.len() == 1 {
-            vec![recognize_streaming(&*shared.engine, &live[0])]
-        } else {
-            let jobs: Vec<PageJob> = live.iter().map(|w| w.job.clone()).collect();
-            catch_unwind(AssertUnwindSafe(|| shared.engine.recognize_batch(&jobs))).unwrap_or_else(
-                |_| {
-                    live.iter()
-                        .map(|_| Err(EngineError::Model("the engine panicked".into())))
-                        .collect()
-                },
-            )
-        };
-        let busy = start.elapsed();
-        shared
-            .stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .engine_busy += busy;
-        for (work, result) in live.into_iter().zip(results) {
+/// The engine thread's request for one page: its tokens become [`Event::Token`]s (when it
+/// runs alone), its result a finished page for the collector.
+fn engine_request(job: PageJob, work: PageWork, collect: Sender<Collect>) -> PageRequest {
+    let (doc, page, request) = (work.id, work.page_no, work.request.clone());
+    let on_token: TokenHook = Box::new(move |piece: &str| {
+        request.sink.event(&Event::Token { doc, page, piece: piece.to_string() });
+    });
+    PageRequest {
+        job,
+        cancel: work.request.cancel.flag(),
+        on_token: Some(on_token),
+        stream: false,
+        reply: Box::new(move |result| {
             let page = page_result(&work, result);
-            work.request.sink.event(&Event::PageDone {
-                doc: work.id,
-                report: page.report.clone(),
-            });
-            let _ = collect.send(Collect::Page {
-                id: work.id,
-                slot: work.slot,
-                page,
-            });
-        }
+            work.request.sink.event(&Event::PageDone { doc: work.id, report: page.report.clone() });
+            let _ = collect.send(Collect::Page { id: work.id, slot: work.slot, page });
+        }),
     }
 }
 
-/// One page through [`OcrEngine::recognize`], streaming tokens and honouring cancellation.
-fn recognize_streaming(engine: &dyn OcrEngine, work: &PageWork) -> Result<PageText, EngineError> {
-    let (id, page, request) = (work.id, work.page_no, &work.request);
-    let mut sink = |piece: &str| {
-        if request.cancel.is_cancelled() {
-            return Flow::Stop;
-        }
-        request.sink.event(&Event::Token {
-            doc: id,
-            page,
-            piece: piece.to_string(),
-        });
-        Flow::Continue
-    };
-    catch_unwind(AssertUnwindSafe(|| engine.recognize(&work.job, &mut sink)))
-        .unwrap_or_else(|_| Err(EngineError::Model("the engine panicked".into())))
+/// Adds the engine thread's busy time to the pipeline's statistics.
+struct EngineStats(Arc<Shared>);
+
+impl EngineObserver for EngineStats {
+    fn batch_done(&self, _pages: usize, busy: Duration) {
+        self.0.stats.lock().unwrap_or_else(|p| p.into_inner()).engine_busy += busy;
+    }
 }
 
 /// Turns an engine answer into a finished page.

@@ -2,7 +2,8 @@
 //! OpenAI-compatible endpoint, Prometheus metrics, and the web UI.
 //!
 //! Shape: handlers parse requests into native types at the edge ([`intake`]), the [`runner`]
-//! admits and drives jobs, one engine thread ([`engine_thread`]) owns the model and batches
+//! admits and drives jobs, one engine thread (the shared [`crate::engine::EngineThread`], as
+//! the batch pipeline uses, reached through [`engine_thread`]) owns the model and batches
 //! pages from every request, and [`store`] keeps jobs in SQLite so they survive restarts.
 //! The server never touches tensors.
 //!
@@ -71,6 +72,9 @@ pub enum StartError {
     /// The rasterizer could not be set up.
     #[error("cannot start the document rasterizer: {0}")]
     Rasterizer(crate::pdf::PdfError),
+    /// The engine thread could not be started.
+    #[error("cannot start the engine thread: {0}")]
+    Engine(std::io::Error),
     /// Unfinished jobs could not be resumed.
     #[error("cannot resume unfinished jobs: {0}")]
     Resume(String),
@@ -83,7 +87,7 @@ pub fn start(engine: Arc<dyn OcrEngine>, config: ServerConfig) -> Result<AppStat
         .map_err(|source| StartError::Store { dir: config.data_dir.display().to_string(), source })?;
     let config = Arc::new(config);
     let raster = crate::pdf::Rasterizer::new(config.raster.clone()).map_err(StartError::Rasterizer)?;
-    let engine = engine_thread::EngineHandle::spawn(engine, config.engine_queue_pages, config.max_batch);
+    let engine = engine_thread::EngineHandle::spawn(engine, config.engine_queue_pages, config.max_batch).map_err(StartError::Engine)?;
     let runner = runner::Runner::new(Arc::new(store), engine, raster, config.clone());
     runner.resume().map_err(|e| StartError::Resume(e.to_string()))?;
     tokio::spawn(runner.clone().retention_loop());

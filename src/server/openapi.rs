@@ -13,7 +13,7 @@ fn upload_body() -> Value {
         "content": {
             "multipart/form-data": { "schema": { "type": "object", "required": ["file"], "properties": {
                 "file": { "type": "string", "format": "binary", "description": "A PDF or an image (PNG, JPEG, TIFF, WebP, GIF, BMP); the type is sniffed from the bytes." },
-                "format": { "$ref": "#/components/schemas/Format" },
+                "format": { "$ref": "#/components/schemas/Format", "description": "Synchronous OCR only (jobs choose it when fetching the result; refused on POST /v1/jobs)." },
                 "webhook": { "type": "string", "description": "Jobs only: http:// URL on an operator-allowed host, called on completion." }
             }, "additionalProperties": { "type": "string", "description": "Any OcrOptions field (mode, task, locate, dpi, pages, password, lang, max_new_tokens, ngram, ngram_size, ngram_window)." } } },
             "application/octet-stream": { "schema": { "type": "string", "format": "binary" } }
@@ -33,6 +33,7 @@ fn option_params() -> Value {
         p("lang", json!({ "type": "string" }), "Expected languages, comma-separated."),
         p("max_new_tokens", json!({ "type": "integer" }), "Token budget per page."),
         p("format", json!({ "$ref": "#/components/schemas/Format" }), "Result format (sync OCR)."),
+        p("formats", json!({ "type": "string" }), "Several result formats at once, comma-separated (sync OCR): one JSON object keyed by format name; text formats as strings, json as an object, pdf as base64."),
         p("hide_headers", json!({ "type": "boolean" }), "Hide running headers and footers (sync OCR; reversible, flagged in JSON)."),
         p("merge_tables", json!({ "type": "boolean" }), "Merge tables continued across pages (sync OCR).")
     ])

@@ -2,7 +2,8 @@
 //! [`Document`], which renders every output format (Markdown, JSON `docseek.document/1`,
 //! HTML, hOCR, plain text, searchable PDF) and the figure crops.
 //!
-//! Every document goes through the language stage ([`doc::annotate`]): language, script and
+//! Every document goes through the language stage ([`doc::annotate_with_hints`], with the
+//! job's `lang` hints): language, script and
 //! direction per block and page, the document's languages, and the language-specific
 //! post-processing of prose.
 //!
@@ -25,6 +26,11 @@ use crate::server::store::{JobId, JobRecord, PageRecord, Store};
 
 /// Folder (relative to the result URL) that figure links point into.
 pub const FIGURE_DIR: &str = "figures";
+
+/// Most page-image pixels a searchable PDF result may hold: the renderer needs every page
+/// image decoded at once (3 bytes a pixel), so this bounds its memory (~1.2 GB; about 200
+/// Letter pages at 144 dpi).
+pub const MAX_PDF_RESULT_PIXELS: u64 = 400_000_000;
 
 /// Every result format, by its API name, in the order the UI offers them.
 pub const FORMATS: [Format; 6] = [Format::Markdown, Format::Json, Format::Html, Format::Hocr, Format::Text, Format::Pdf];
@@ -88,7 +94,7 @@ fn pixel_size(p: &PageRecord) -> PixelSize {
 /// languages.
 pub fn document(job: &JobRecord, pages: &[PageRecord], post: Postprocess) -> Document {
     let mut doc = Document::new(job.filename.clone(), pages.iter().filter_map(page_input));
-    doc::annotate(&mut doc);
+    doc::annotate_with_hints(&mut doc, &job.options.languages);
     if post.hide_headers_footers {
         doc.hide_headers_footers();
     }
@@ -102,10 +108,11 @@ pub fn document(job: &JobRecord, pages: &[PageRecord], post: Postprocess) -> Doc
 /// its languages), plus
 /// `index` (position in the job); a failed page has `number`, `pixel_size`, `point_size`
 /// and `error` instead of blocks.
-pub fn page_event(p: &PageRecord) -> Value {
+/// `hints` are the job's expected languages.
+pub fn page_event(p: &PageRecord, hints: &[String]) -> Value {
     let page = page_input(p).map(|input| {
         let mut doc = Document::new(None, [input]);
-        doc::annotate(&mut doc);
+        doc::annotate_with_hints(&mut doc, hints);
         doc.pages.remove(0)
     });
     let mut obj = match page {
@@ -165,6 +172,17 @@ pub struct ResultRequest {
 
 /// Renders a job's result (blocking: decodes page images, encodes PDF and PNG).
 pub fn render(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultRequest) -> Result<Rendered, ApiError> {
+    if req.format == Format::Pdf {
+        let pixels: u64 = pages.iter().filter(|p| p.error.is_none()).map(|p| p.width as u64 * p.height as u64).sum();
+        if pixels > MAX_PDF_RESULT_PIXELS {
+            return Err(ApiError::LimitExceeded(format!(
+                "the searchable PDF of this job would hold {} megapixels of page images, over the limit of {}; \
+                 ask for another format, or for fewer pages or a lower dpi",
+                pixels / 1_000_000,
+                MAX_PDF_RESULT_PIXELS / 1_000_000
+            )));
+        }
+    }
     let doc = document(job, pages, req.post);
     let mut opts = RenderOptions { figure_dir: FIGURE_DIR.to_string(), ..RenderOptions::default() };
     for (number, image) in load_images(store, &job.id, pages, &pages_needing_images(&doc, req.format, req.figures))? {
@@ -175,6 +193,23 @@ pub fn render(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultR
         rendered.content = with_job_fields(&rendered.content, job, pages)?;
     }
     Ok(rendered)
+}
+
+/// Several formats of one result in one JSON object, keyed by format name: text formats as
+/// strings, `json` as the document object, `pdf` as base64.
+pub fn render_bundle(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultRequest, formats: &[Format]) -> Result<Value, ApiError> {
+    use base64::Engine as _;
+    let mut out = Map::new();
+    for &format in formats {
+        let rendered = render(store, job, pages, ResultRequest { format, ..req })?;
+        let value = match format {
+            Format::Json => serde_json::from_slice(&rendered.content).map_err(ApiError::internal)?,
+            Format::Pdf => Value::String(base64::engine::general_purpose::STANDARD.encode(&rendered.content)),
+            _ => Value::String(rendered.text()),
+        };
+        out.insert(format_name(format).to_string(), value);
+    }
+    Ok(Value::Object(out))
 }
 
 /// Adds `job` and `failed_pages` to a rendered JSON document.
@@ -270,7 +305,7 @@ mod tests {
 
     #[test]
     fn page_events_follow_the_schema() {
-        let ok = page_event(&page(0, Some("<|ref|>title<|/ref|><|det|>[[0,0,999,999]]<|/det|>\n# Hi <script>"), None));
+        let ok = page_event(&page(0, Some("<|ref|>title<|/ref|><|det|>[[0,0,999,999]]<|/det|>\n# Hi <script>"), None), &[]);
         assert_eq!(ok["index"], 0);
         assert_eq!(ok["number"], 1);
         assert_eq!(ok["dpi"], 144.0);
@@ -278,7 +313,7 @@ mod tests {
         assert_eq!((block["kind"].as_str(), block["heading_level"].as_u64()), (Some("title"), Some(1)));
         assert_eq!(block["boxes"][0]["pixels"], json!([0, 0, 200, 100]));
         assert_eq!(block["text"], "Hi <script>");
-        let failed = page_event(&page(1, None, Some("model error: boom")));
+        let failed = page_event(&page(1, None, Some("model error: boom")), &[]);
         assert_eq!((failed["number"].as_u64(), failed["error"].as_str()), (Some(2), Some("model error: boom")));
         assert_eq!(failed["blocks"], json!([]));
     }
@@ -299,6 +334,11 @@ mod tests {
         assert_eq!(v["job"]["id"], job.id.as_str());
         let md = render(&store, &job, &pages, ResultRequest { format: Format::Markdown, ..req }).unwrap();
         assert_eq!(md.text(), "Plain words.\n");
+        // A searchable PDF too large to hold in memory is refused before any image is read.
+        let huge: Vec<PageRecord> = (0..3).map(|i| PageRecord { width: 20_000, height: 10_000, ..page(i, Some("x"), None) }).collect();
+        let err = render(&store, &job, &huge, ResultRequest { format: Format::Pdf, ..req }).unwrap_err();
+        assert_eq!(err.status_and_code().1, "limit_exceeded");
+        assert!(err.to_string().contains("600 megapixels"), "{err}");
     }
 
     #[test]
@@ -307,7 +347,7 @@ mod tests {
                    Tous les êtres humains naissent libres et égaux en dignité et en droits. Ils sont doués de raison et de conscience.\n\n\
                    <|ref|>text<|/ref|><|det|>[[0,400,999,700]]<|/det|>\n\
                    يولد جميع الناس أحرارًا متساوين في الكرامة والحقوق. وقد وهبوا عقلاً وضميرًا.";
-        let event = page_event(&page(0, Some(raw), None));
+        let event = page_event(&page(0, Some(raw), None), &[]);
         let blocks = event["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["language"]["tag"], "fra", "{event}");
         assert_eq!((blocks[0]["language"]["script"].as_str(), blocks[0]["language"]["rtl"].as_bool()), (Some("Latn"), Some(false)));

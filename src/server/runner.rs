@@ -363,7 +363,7 @@ impl Runner {
                 Err(e) => record.error = Some(ApiError::from(e).to_string()),
             }
             self.store.save_page(id, &record)?;
-            let _ = live.events.send(JobEvent::Page { page: results::page_event(&record) });
+            let _ = live.events.send(JobEvent::Page { page: results::page_event(&record, &opts.languages) });
         }
         drop(results);
         raster.await.map_err(ApiError::internal)?

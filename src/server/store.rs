@@ -470,6 +470,38 @@ mod tests {
     }
 
     #[test]
+    fn databases_of_the_first_schema_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = JobId::generate();
+        {
+            // The pages table as the first release wrote it: no point sizes, tokens or timings.
+            let conn = Connection::open(dir.path().join("docseek.db")).unwrap();
+            let first = SCHEMA.replace("CREATE TABLE IF NOT EXISTS pages", "CREATE TABLE IF NOT EXISTS unused");
+            conn.execute_batch(&first).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE pages(job_id TEXT NOT NULL, idx INTEGER NOT NULL, page_number INTEGER NOT NULL,
+                 width INTEGER NOT NULL, height INTEGER NOT NULL, raw TEXT, outcome TEXT,
+                 tokens INTEGER NOT NULL DEFAULT 0, error TEXT, PRIMARY KEY(job_id, idx))",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO jobs(id, created_ms, state, media, options) VALUES (?1, 0, 'done', 'png', '{}')",
+                [id.as_str()],
+            )
+            .unwrap();
+            conn.execute("INSERT INTO pages VALUES (?1, 0, 1, 300, 200, 'old text', 'finished', 4, NULL)", [id.as_str()]).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let page = &store.pages(&id).unwrap()[0];
+        assert_eq!(page.raw.as_deref(), Some("old text"));
+        // Unknown point sizes read as pixels at 72 dpi; new columns default to zero.
+        assert_eq!((page.width_pt, page.height_pt, page.prompt_tokens, page.tokens), (300.0, 200.0, 0, 4));
+        // Opening again is a no-op.
+        drop(store);
+        Store::open(dir.path()).unwrap();
+    }
+
+    #[test]
     fn job_ids_are_strict() {
         assert!(JobId::parse(JobId::generate().as_str()).is_some());
         assert!(JobId::parse("../../etc/passwd").is_none());

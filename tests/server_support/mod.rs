@@ -1,5 +1,6 @@
-//! Shared helpers of the server tests: a server over the fake engine in a temporary data
-//! directory, request builders (multipart, raw), and body readers.
+//! Shared helpers of the server tests: a server over the fake engine or a tiny random
+//! DeepSeek-OCR checkpoint in a temporary data directory, request builders (multipart, raw),
+//! and body readers.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -20,17 +21,54 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
 }
 
-/// Starts a server (inside the current tokio runtime).
+/// Starts a server over the fake engine (inside the current tokio runtime).
 pub fn start(engine: FakeEngine, tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    start_engine(std::sync::Arc::new(engine), tweak)
+}
+
+/// Starts a server over any engine (inside the current tokio runtime).
+pub fn start_engine(engine: std::sync::Arc<dyn docseek::engine::OcrEngine>, tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::new(dir.path().to_path_buf());
     config.defaults.mode = docseek::Mode::Tiny;
     // The test harness is not the docseek binary: PDF workers run the real one.
     config.raster.worker_exe = Some(env!("CARGO_BIN_EXE_docseek").into());
     tweak(&mut config);
-    let state = server::start(std::sync::Arc::new(engine), config).unwrap();
+    let state = server::start(engine, config).unwrap();
     let app = server::router(state.clone());
     TestServer { state, app, dir }
+}
+
+/// Tokens generated per page with the tiny checkpoint: enough to exercise decoding and
+/// streaming, few enough to keep the tests quick on two cores.
+pub const TINY_MAX_NEW_TOKENS: &str = "16";
+
+/// A tiny random DeepSeek-OCR checkpoint folder, written once per test binary by
+/// `docseek dev tiny-checkpoint` (kept for the life of the process).
+pub fn tiny_checkpoint() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_docseek"))
+            .args(["dev", "tiny-checkpoint"])
+            .arg(dir.path())
+            .output()
+            .expect("running docseek dev tiny-checkpoint");
+        assert!(out.status.success(), "docseek dev tiny-checkpoint failed: {}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+    .path()
+}
+
+/// The real engine over the tiny checkpoint, on the CPU.
+pub fn tiny_engine() -> std::sync::Arc<dyn docseek::engine::OcrEngine> {
+    let args = docseek::options::ModelArgs {
+        model: tiny_checkpoint().to_str().unwrap().to_string(),
+        revision: "main".into(),
+        dtype: None,
+        device: "cpu".into(),
+    };
+    docseek::engine::load(&args).expect("loading the tiny checkpoint")
 }
 
 /// A PNG of `w`x`h` with a gradient (so pages differ).
@@ -226,4 +264,24 @@ pub fn poll_job(addr: &str, id: &str, what: &str, pred: impl Fn(&Value) -> bool)
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("job {id} never reached: {what}");
+}
+
+/// The pages of a PDF as pdfium reads them (through docseek's rasterizer worker, at 36 dpi):
+/// each page's size in points and its text layer.
+pub fn pdf_pages(pdf: &[u8]) -> Vec<(f32, f32, String)> {
+    use docseek::pdf::{DocumentSource, Rasterizer, RasterizerConfig, RenderOptions};
+    let config = RasterizerConfig { worker_exe: Some(env!("CARGO_BIN_EXE_docseek").into()), ..Default::default() };
+    let raster = Rasterizer::new(config).unwrap();
+    let opts = RenderOptions { dpi: 36.0, text: true, ..Default::default() };
+    let doc = raster.open(&DocumentSource::bytes(pdf.to_vec()), &opts).expect("a readable PDF");
+    doc.map(|p| {
+        let p = p.unwrap();
+        (p.width_pt, p.height_pt, p.text.expect("a text layer").text)
+    })
+    .collect()
+}
+
+/// The text layer of a whole PDF, pages joined by newlines.
+pub fn pdf_text(pdf: &[u8]) -> String {
+    pdf_pages(pdf).into_iter().map(|(_, _, t)| t).collect::<Vec<_>>().join("\n")
 }

@@ -43,13 +43,16 @@ try {
   await page.waitForSelector('.job[data-state="done"]', { timeout: 60000 });
   await page.waitForSelector('#boxes .box', { timeout: 10000 });
   await page.waitForFunction(() => document.querySelector('#page-img').naturalWidth > 0);
+  // The figure crop arrives once the job is done (from the JSON result's links).
+  await page.waitForFunction(() => document.querySelector('#rendered img.figure-crop')?.naturalWidth > 0, null, { timeout: 10000 });
 
   const findings = await page.evaluate(() => ({
     boxes: document.querySelectorAll('#boxes .box').length,
     boxTypes: [...document.querySelectorAll('#boxes .box')].map((b) => b.dataset.type),
     blocks: document.querySelectorAll('#rendered .block').length,
     renderedText: document.querySelector('#rendered').textContent,
-    scriptsInResult: document.querySelectorAll('#rendered script, #rendered img, #rendered iframe').length,
+    scriptsInResult: document.querySelectorAll('#rendered script, #rendered img:not(.figure-crop), #rendered iframe').length,
+    figureCrops: [...document.querySelectorAll('#rendered img.figure-crop')].map((i) => `${i.naturalWidth}x${i.naturalHeight} ${i.src.slice(0, 5)}`),
     tableCells: document.querySelectorAll('#rendered table td').length,
     katexLoaded: typeof window.katex,
     languages: [...document.querySelectorAll('#rendered .lang')].map((l) => l.textContent),
@@ -70,7 +73,8 @@ try {
   check(findings.heading === 'Injected page', `heading: ${findings.heading}`);
   check(findings.renderedText.includes('<script>window.__pwned = 1</script>'), 'script tag shown as text');
   check(findings.renderedText.includes('Hello from the fake model.'), 'model text shown');
-  check(findings.scriptsInResult === 0, `no script/img/iframe elements in the result: ${findings.scriptsInResult}`);
+  check(findings.scriptsInResult === 0, `no script/img/iframe elements from the model in the result: ${findings.scriptsInResult}`);
+  check(findings.figureCrops.length === 1 && findings.figureCrops[0].endsWith('blob:'), `figure crop shown: ${findings.figureCrops}`);
   check(findings.tableCells === 2, `table cells rebuilt: ${findings.tableCells}`);
   check(findings.languages.some((l) => l.endsWith('Arab')) && findings.languages.some((l) => l.endsWith('Latn')), `languages shown: ${findings.languages}`);
   check(findings.rtlBlocks.length === 1 && findings.rtlBlocks[0].includes('يولد'), `right-to-left blocks: ${findings.rtlBlocks}`);

@@ -257,11 +257,12 @@ impl BatchObserver for BatchProgress {
         let tokens: usize = record.pages.iter().map(|p| p.generated_tokens).sum();
         let text = match record.status {
             DocumentStatus::Ok => format!(
-                "[{finished}/{total}] ok {}: {} page{}, {tokens} tokens, {:.1} s",
+                "[{finished}/{total}] ok {}: {} page{}, {tokens} tokens, {:.1} s{}",
                 record.input,
                 record.pages.len(),
                 if record.pages.len() == 1 { "" } else { "s" },
-                record.elapsed.as_secs_f64()
+                record.elapsed.as_secs_f64(),
+                language_note(record)
             ),
             other => format!(
                 "[{finished}/{total}] {} {}: {}",
@@ -281,4 +282,14 @@ impl BatchObserver for BatchProgress {
             _ => {}
         }
     }
+}
+
+/// `, languages eng 80%, fra 20%` (empty when none was detected).
+fn language_note(record: &ManifestRecord) -> String {
+    if record.languages.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> =
+        record.languages.iter().map(|l| format!("{} {:.0}%", l.tag, l.share * 100.0)).collect();
+    format!(", languages {}", parts.join(", "))
 }

@@ -88,20 +88,30 @@ fn sse(event: &JobEvent) -> Event {
 pub async fn events(State(st): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = job_id(&raw)?;
     // Subscribe before reading the snapshot so nothing falls between the two.
-    let mut live = st.runner.live(&id).map(|l| l.events.subscribe());
+    let live = st.runner.live(&id).map(|l| l.events.subscribe());
     let job = st.runner.store.job(&id)?.ok_or_else(|| ApiError::NotFound("no such job".into()))?;
     let pages = st.runner.store.pages(&id)?;
     let (tx, rx) = mpsc::channel(SSE_BUFFER);
     let store = st.runner.store.clone();
     tokio::spawn(async move {
         let mut sent: HashSet<usize> = HashSet::new();
-        let mut out = vec![JobEvent::State { state: job.state }];
+        let mut head = vec![JobEvent::State { state: job.state }];
         if let Some(count) = job.page_count {
-            out.push(JobEvent::Pages { count });
+            head.push(JobEvent::Pages { count });
         }
-        for p in &pages {
+        for e in &head {
+            if tx.send(sse(e)).await.is_err() {
+                return;
+            }
+        }
+        // Finished pages, structured one at a time off the async workers (a long job has many).
+        for p in pages {
             sent.insert(p.index);
-            out.push(JobEvent::Page { page: results::page_event(p) });
+            let hints = job.options.languages.clone();
+            let Ok(page) = tokio::task::spawn_blocking(move || results::page_event(&p, &hints)).await else { return };
+            if tx.send(sse(&JobEvent::Page { page })).await.is_err() {
+                return;
+            }
         }
         let final_event = |j: &JobRecord| JobEvent::Done {
             state: j.state,
@@ -109,13 +119,8 @@ pub async fn events(State(st): State<AppState>, Path(raw): Path<String>) -> Resu
             message: j.error.as_ref().map(|e| e.1.clone()),
         };
         if job.state.is_final() || live.is_none() {
-            out.push(final_event(&job));
-            live = None;
-        }
-        for e in &out {
-            if tx.send(sse(e)).await.is_err() {
-                return;
-            }
+            let _ = tx.send(sse(&final_event(&job))).await;
+            return;
         }
         let Some(mut rx) = live else { return };
         loop {

@@ -17,9 +17,21 @@ use crate::server::store::{JobId, JobState};
 use crate::server::results::{self, Postprocess, ResultRequest};
 use crate::server::{webhook, AppState};
 
+/// Fields that choose how a result is rendered (synchronous requests only).
+const RESULT_FIELDS: [&str; 4] = ["format", "formats", "hide_headers", "merge_tables"];
+
+/// What a synchronous request asked to get back.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The format (`format=`) and post-processing.
+    pub result: ResultRequest,
+    /// With `formats=md,json,…`: several formats in one JSON answer (overrides `format`).
+    pub bundle: Vec<crate::doc::Format>,
+}
+
 /// Reads an upload and its fields (query string first, then form fields) into a submission
-/// and the requested result (format and post-processing).
-pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Result<(Submission, ResultRequest), ApiError> {
+/// and what to answer with.
+pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Result<(Submission, Answer), ApiError> {
     // A full queue answers at once, without reading (and paying for) the upload.
     st.runner.check_capacity()?;
     let mut fields = intake::query_fields(req.uri().query());
@@ -35,6 +47,21 @@ pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Re
     let post = Postprocess { hide_headers_footers: flag("hide_headers")?, merge_tables: flag("merge_tables")? };
     // A synchronous answer's job is deleted afterwards, so its figure crops could not be fetched.
     let result = ResultRequest { format, post, figures: false };
+    let mut bundle = Vec::new();
+    for name in get("formats").iter().flat_map(|f| f.split(',')).map(str::trim).filter(|f| !f.is_empty()) {
+        let f = results::parse_format(name)?;
+        if !bundle.contains(&f) {
+            bundle.push(f);
+        }
+    }
+    // A job's result is rendered when it is fetched: these would be silently ignored.
+    if !ephemeral {
+        if let Some(field) = RESULT_FIELDS.iter().find(|f| get(f).is_some()) {
+            return Err(ApiError::BadRequest(format!(
+                "'{field}' is chosen when fetching a job's result: GET /v1/jobs/{{id}}/result?{field}=…"
+            )));
+        }
+    }
     let webhook = match get("webhook").filter(|w| !w.is_empty()) {
         Some(url) if !ephemeral => {
             webhook::check(&url, &st.config.webhook_hosts)?;
@@ -46,7 +73,7 @@ pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Re
     let options = intake::options_from_fields(&st.config.defaults, &fields)?;
     let kind = intake::sniff(&bytes)?;
     let filename = filename.or_else(|| get("filename"));
-    Ok((Submission { bytes, kind, filename, options, webhook, ephemeral }, result))
+    Ok((Submission { bytes, kind, filename, options, webhook, ephemeral }, Answer { result, bundle }))
 }
 
 /// Cancels and removes a synchronous job unless disarmed (client gone, timeout, error).
@@ -76,10 +103,11 @@ pub async fn wait_done(runner: &Runner, id: &JobId, rx: &mut broadcast::Receiver
 }
 
 /// `POST /v1/ocr`: multipart (`file` + option fields) or a raw body; options also as query
-/// parameters; `format=json|md|html|hocr|txt|pdf` picks the response.
+/// parameters; `format=json|md|html|hocr|txt|pdf` picks the response, `formats=md,json,…`
+/// asks for several at once (one JSON object, see [`results::render_bundle`]).
 #[instrument(skip_all)]
 pub async fn ocr(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (submission, request) = read_submission(&st, req, true).await?;
+    let (submission, answer) = read_submission(&st, req, true).await?;
     let runner = st.runner.clone();
     let (id, mut rx) = runner.submit(submission)?;
     let guard = JobGuard { runner: runner.clone(), id: id.clone() };
@@ -101,9 +129,19 @@ pub async fn ocr(State(st): State<AppState>, req: Request) -> Result<Response, A
         return Err(ApiError::ModelFailed(pages[0].error.clone().unwrap_or_default()));
     }
     let store = runner.store.clone();
-    let rendered = tokio::task::spawn_blocking(move || results::render(&store, &job, &pages, request))
-        .await
-        .map_err(ApiError::internal)??;
+    let request = answer.result;
+    let response = if answer.bundle.is_empty() {
+        let rendered = tokio::task::spawn_blocking(move || results::render(&store, &job, &pages, request))
+            .await
+            .map_err(ApiError::internal)??;
+        ([(header::CONTENT_TYPE, request.format.mime())], rendered.content).into_response()
+    } else {
+        let bundle = answer.bundle;
+        let body = tokio::task::spawn_blocking(move || results::render_bundle(&store, &job, &pages, request, &bundle))
+            .await
+            .map_err(ApiError::internal)??;
+        axum::Json(body).into_response()
+    };
     drop(guard);
-    Ok(([(header::CONTENT_TYPE, request.format.mime())], rendered.content).into_response())
+    Ok(response)
 }

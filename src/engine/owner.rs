@@ -1,0 +1,299 @@
+//! The engine owner: one OS thread holds the [`OcrEngine`] and is fed pages from every caller
+//! (the server's jobs and chat requests, the batch pipeline's documents) through one bounded
+//! channel; each page carries its own reply. Shared by `src/server` and `src/pipeline`.
+//!
+//! Pages waiting in the channel are drained into a batch (up to `max_batch`), so pages from
+//! different requests and documents share one `recognize_batch` call. A page that asks for
+//! streaming, or that is alone in its batch, runs through `recognize` with a token sink that
+//! reports its tokens and stops it when its cancel flag is set. A token-level scheduler would
+//! replace the body of [`run_batch`] and keep this interface.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText};
+
+/// A shared cancellation flag: set when the page's owner no longer wants the result.
+pub type CancelFlag = Arc<AtomicBool>;
+
+/// Receives a page's generated text pieces.
+pub type TokenHook = Box<dyn FnMut(&str) + Send>;
+
+/// Receives a page's result, once, on the engine thread.
+pub type ReplyHook = Box<dyn FnOnce(Result<PageText, EngineError>) + Send>;
+
+/// One page for the engine thread.
+pub struct PageRequest {
+    /// The page.
+    pub job: PageJob,
+    /// Checked before the page runs and after each of its tokens.
+    pub cancel: CancelFlag,
+    /// Receives text pieces while the page runs alone (see `stream`).
+    pub on_token: Option<TokenHook>,
+    /// Run this page alone, token by token, even when others wait (a streaming client).
+    pub stream: bool,
+    /// Gets the result; a page cancelled before it ran gets [`EngineError::Cancelled`].
+    pub reply: ReplyHook,
+}
+
+/// Told about the engine thread's work (metrics, statistics). Methods run on that thread.
+pub trait EngineObserver: Send + Sync {
+    /// `pages` left the queue.
+    fn dequeued(&self, pages: usize) {
+        let _ = pages;
+    }
+
+    /// One engine call over `pages` pages took `busy`.
+    fn batch_done(&self, pages: usize, busy: Duration) {
+        let _ = (pages, busy);
+    }
+
+    /// A page finished after waiting and running for `latency` since it was queued.
+    fn page_done(&self, result: &Result<PageText, EngineError>, latency: Duration) {
+        let _ = (result, latency);
+    }
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+
+impl EngineObserver for NoObserver {}
+
+/// Why a page could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the engine thread has stopped")]
+pub struct EngineStopped;
+
+/// A page on its way, with the time it was queued.
+struct Queued {
+    request: PageRequest,
+    enqueued: Instant,
+}
+
+/// The handle callers use to reach the engine thread; cloning it is cheap. The thread ends
+/// once every handle is dropped and the queue is empty.
+#[derive(Clone)]
+pub struct EngineThread {
+    tx: mpsc::Sender<Queued>,
+    info: EngineInfo,
+}
+
+impl EngineThread {
+    /// Starts the engine thread with a queue of `capacity` pages and batches of up to
+    /// `max_batch`; returns the handle and the thread (to join after dropping every handle).
+    pub fn spawn(
+        engine: Arc<dyn OcrEngine>,
+        capacity: usize,
+        max_batch: usize,
+        observer: Arc<dyn EngineObserver>,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let info = engine.info();
+        let thread = std::thread::Builder::new()
+            .name("docseek-engine".into())
+            .spawn(move || engine_loop(engine, rx, max_batch.max(1), observer))?;
+        Ok((EngineThread { tx, info }, thread))
+    }
+
+    /// What the engine is.
+    pub fn info(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    /// Queues a page, waiting for space (back-pressure). On error the request is dropped
+    /// without its reply being called.
+    pub async fn submit(&self, request: PageRequest) -> Result<(), EngineStopped> {
+        self.tx.send(Queued { request, enqueued: Instant::now() }).await.map_err(|_| EngineStopped)
+    }
+
+    /// [`submit`](Self::submit) for threads outside an async runtime; gives the request back
+    /// when the engine thread has stopped.
+    pub fn submit_blocking(&self, request: PageRequest) -> Result<(), Box<PageRequest>> {
+        self.tx
+            .blocking_send(Queued { request, enqueued: Instant::now() })
+            .map_err(|e| Box::new(e.0.request))
+    }
+}
+
+fn engine_loop(engine: Arc<dyn OcrEngine>, mut rx: mpsc::Receiver<Queued>, max_batch: usize, observer: Arc<dyn EngineObserver>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(q) => batch.push(q),
+                Err(_) => break,
+            }
+        }
+        observer.dequeued(batch.len());
+        // Pages whose owner has gone are answered without running.
+        let (live, dead): (Vec<_>, Vec<_>) = batch.into_iter().partition(|q| !q.request.cancel.load(Ordering::Relaxed));
+        for q in dead {
+            (q.request.reply)(Err(EngineError::Cancelled));
+        }
+        if !live.is_empty() {
+            run_batch(engine.as_ref(), live, observer.as_ref());
+        }
+    }
+    tracing::debug!("engine thread stopped");
+}
+
+/// Runs one batch: streaming pages (and a page alone) one by one with a token sink, the
+/// others in one batched call.
+fn run_batch(engine: &dyn OcrEngine, batch: Vec<Queued>, observer: &dyn EngineObserver) {
+    let (mut single, batched): (Vec<_>, Vec<_>) = batch.into_iter().partition(|q| q.request.stream);
+    let batched = if batched.len() == 1 {
+        single.extend(batched);
+        Vec::new()
+    } else {
+        batched
+    };
+    for q in single {
+        let Queued { request, enqueued } = q;
+        let PageRequest { job, cancel, mut on_token, reply, .. } = request;
+        let mut sink = |piece: &str| {
+            if let Some(hook) = on_token.as_mut() {
+                hook(piece);
+            }
+            if cancel.load(Ordering::Relaxed) { Flow::Stop } else { Flow::Continue }
+        };
+        let start = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| engine.recognize(&job, &mut sink)))
+            .unwrap_or_else(|_| Err(EngineError::Model("the engine panicked".into())));
+        observer.batch_done(1, start.elapsed());
+        observer.page_done(&result, enqueued.elapsed());
+        reply(result);
+    }
+    if batched.is_empty() {
+        return;
+    }
+    let jobs: Vec<PageJob> = batched.iter().map(|q| q.request.job.clone()).collect();
+    let start = Instant::now();
+    let results = catch_unwind(AssertUnwindSafe(|| engine.recognize_batch(&jobs)))
+        .unwrap_or_else(|_| jobs.iter().map(|_| Err(EngineError::Model("the engine panicked".into()))).collect());
+    observer.batch_done(jobs.len(), start.elapsed());
+    let mut results = results.into_iter();
+    for q in batched {
+        let result = results.next().unwrap_or_else(|| Err(EngineError::Model("the engine returned too few results".into())));
+        observer.page_done(&result, q.enqueued.elapsed());
+        (q.request.reply)(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{FakeEngine, NoSink, TokenSink};
+    use crate::model::{GenerationConfig, PageOutcome, Task};
+    use std::sync::Mutex;
+
+    /// Records the size of each engine call; every call takes a while, so pages queued
+    /// meanwhile are batched.
+    struct Recorder {
+        calls: Mutex<Vec<usize>>,
+        inner: FakeEngine,
+    }
+
+    impl OcrEngine for Recorder {
+        fn info(&self) -> EngineInfo {
+            self.inner.info()
+        }
+        fn recognize(&self, job: &PageJob, sink: &mut dyn TokenSink) -> Result<PageText, EngineError> {
+            self.calls.lock().unwrap().push(1);
+            std::thread::sleep(Duration::from_millis(20));
+            self.inner.recognize(job, sink)
+        }
+        fn recognize_batch(&self, jobs: &[PageJob]) -> Vec<Result<PageText, EngineError>> {
+            self.calls.lock().unwrap().push(jobs.len());
+            std::thread::sleep(Duration::from_millis(20));
+            jobs.iter().map(|j| self.inner.recognize(j, &mut NoSink)).collect()
+        }
+    }
+
+    /// Counts what the observer hears.
+    #[derive(Default)]
+    struct Counts(Mutex<(usize, usize, usize)>);
+
+    impl EngineObserver for Counts {
+        fn dequeued(&self, pages: usize) {
+            self.0.lock().unwrap().0 += pages;
+        }
+        fn batch_done(&self, pages: usize, _busy: Duration) {
+            self.0.lock().unwrap().1 += pages;
+        }
+        fn page_done(&self, _result: &Result<PageText, EngineError>, _latency: Duration) {
+            self.0.lock().unwrap().2 += 1;
+        }
+    }
+
+    fn page() -> PageJob {
+        PageJob {
+            image: Arc::new(image::RgbImage::new(8, 8)),
+            mode: crate::Mode::Tiny,
+            task: Task::Free,
+            locate: None,
+            generation: GenerationConfig::default(),
+        }
+    }
+
+    /// A request whose result goes to a std channel.
+    fn request(cancel: CancelFlag, tx: std::sync::mpsc::Sender<Result<PageText, EngineError>>) -> PageRequest {
+        PageRequest { job: page(), cancel, on_token: None, stream: false, reply: Box::new(move |r| drop(tx.send(r))) }
+    }
+
+    #[test]
+    fn pages_from_many_callers_share_batches() {
+        let rec = Arc::new(Recorder { calls: Mutex::new(Vec::new()), inner: FakeEngine::new() });
+        let counts = Arc::new(Counts::default());
+        let (engine, thread) = EngineThread::spawn(rec.clone(), 64, 8, counts.clone()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                let (engine, tx) = (engine.clone(), tx.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..4 {
+                        assert!(engine.submit_blocking(request(Arc::default(), tx.clone())).is_ok());
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.join().unwrap();
+        }
+        drop((engine, tx));
+        let results: Vec<_> = rx.iter().collect();
+        thread.join().unwrap();
+        assert_eq!(results.len(), 16);
+        assert!(results.iter().all(|r| r.as_ref().is_ok_and(|t| t.outcome == PageOutcome::Finished)));
+        let calls = rec.calls.lock().unwrap().clone();
+        assert_eq!(calls.iter().sum::<usize>(), 16);
+        assert!(calls.iter().any(|&b| b > 1), "no batching happened: {calls:?}");
+        assert!(calls.iter().all(|&b| b <= 8), "{calls:?}");
+        assert_eq!(*counts.0.lock().unwrap(), (16, 16, 16));
+    }
+
+    #[tokio::test]
+    async fn streaming_and_cancellation() {
+        let (engine, _thread) = EngineThread::spawn(Arc::new(FakeEngine::new()), 4, 4, Arc::new(NoObserver)).unwrap();
+        let streamed = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sink = streamed.clone();
+        let req = PageRequest {
+            job: page(),
+            cancel: Arc::default(),
+            on_token: Some(Box::new(move |p| sink.lock().unwrap().push_str(p))),
+            stream: true,
+            reply: Box::new(move |r| drop(tx.send(r))),
+        };
+        engine.submit(req).await.unwrap();
+        let out = rx.await.unwrap().unwrap();
+        assert_eq!(*streamed.lock().unwrap(), out.raw);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let cancelled = PageRequest { job: page(), cancel: Arc::new(AtomicBool::new(true)), on_token: None, stream: false, reply: Box::new(move |r| drop(tx.send(r))) };
+        engine.submit(cancelled).await.unwrap();
+        assert!(matches!(rx.await.unwrap(), Err(EngineError::Cancelled)));
+    }
+}
