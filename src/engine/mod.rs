@@ -34,6 +34,20 @@ pub struct PageJob {
     pub generation: GenerationConfig,
 }
 
+#[cfg(test)]
+impl PageJob {
+    /// An 8×8 free-OCR page with default settings, for unit tests of the engine plumbing.
+    pub(crate) fn test_page() -> Self {
+        PageJob {
+            image: Arc::new(image::RgbImage::new(8, 8)),
+            mode: crate::Mode::Tiny,
+            task: Task::Free,
+            locate: None,
+            generation: GenerationConfig::default(),
+        }
+    }
+}
+
 /// Whether generation should go on after a streamed token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {

@@ -230,13 +230,7 @@ mod tests {
     }
 
     fn page() -> PageJob {
-        PageJob {
-            image: Arc::new(image::RgbImage::new(8, 8)),
-            mode: crate::Mode::Tiny,
-            task: Task::Free,
-            locate: None,
-            generation: GenerationConfig::default(),
-        }
+        PageJob::test_page()
     }
 
     /// A request whose result goes to a std channel.

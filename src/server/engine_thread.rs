@@ -99,13 +99,7 @@ mod tests {
     use crate::model::{GenerationConfig, Task};
 
     fn page() -> PageJob {
-        PageJob {
-            image: Arc::new(image::RgbImage::new(8, 8)),
-            mode: crate::Mode::Tiny,
-            task: Task::Free,
-            locate: None,
-            generation: GenerationConfig::default(),
-        }
+        PageJob::test_page()
     }
 
     #[tokio::test]
