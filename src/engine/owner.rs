@@ -187,7 +187,7 @@ fn run_batch(engine: &dyn OcrEngine, batch: Vec<Queued>, observer: &dyn EngineOb
 mod tests {
     use super::*;
     use crate::engine::{FakeEngine, NoSink, TokenSink};
-    use crate::model::{GenerationConfig, PageOutcome, Task};
+    use crate::model::PageOutcome;
     use std::sync::Mutex;
 
     /// Records the size of each engine call; every call takes a while, so pages queued

@@ -96,7 +96,6 @@ impl EngineHandle {
 mod tests {
     use super::*;
     use crate::engine::FakeEngine;
-    use crate::model::{GenerationConfig, Task};
 
     fn page() -> PageJob {
         PageJob::test_page()
