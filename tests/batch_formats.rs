@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 mod batch_support;
-use batch_support::{docseek, files_under, manifest, poppler, sample, squash, write_png};
+use batch_support::{files_under, manifest, run_scripted, poppler, sample, squash, write_png};
 
 /// What the fake engine answers for every page: a heading, English prose, a table, a figure
 /// with its caption, a French paragraph.
@@ -40,16 +40,7 @@ fn run_all_formats(tmp: &Path) -> std::path::PathBuf {
         "36",
         "-q",
     ];
-    let run = docseek(&args)
-        .env("DOCSEEK_FAKE_SCRIPT_FILE", &script)
-        .output()
-        .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    run_scripted(&args, &script);
     out
 }
 
@@ -231,12 +222,7 @@ fn a_right_to_left_page_is_marked_in_every_layer() {
         "--format",
         "json",
     ];
-    let run = docseek(&args)
-        .env("DOCSEEK_FAKE_SCRIPT_FILE", &script)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    let stderr = run_scripted(&args, &script);
     assert!(
         stderr.contains("ok scan.png: 1 page,") && stderr.contains(", languages arb 100%"),
         "progress lines name the languages: {stderr}"
@@ -283,16 +269,7 @@ fn language_hints_reach_the_language_stage() {
             hint,
             "-q",
         ];
-        let run = docseek(&args)
-            .env("DOCSEEK_FAKE_SCRIPT_FILE", &script)
-            .output()
-            .unwrap();
-        assert_eq!(
-            run.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        run_scripted(&args, &script);
         let json: Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("scan.json")).unwrap()).unwrap();
         assert_eq!(json["pages"][0]["blocks"][0]["language"]["tag"], hint);

@@ -32,6 +32,15 @@ pub fn ocr_with_model(model: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `docseek ocr ARGS` on the fake engine answering every page with the text in `script`;
+/// asserts exit 0 and returns stderr.
+pub fn run_scripted(args: &[&str], script: &Path) -> String {
+    let run = docseek(args).env("DOCSEEK_FAKE_SCRIPT_FILE", script).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    stderr
+}
+
 /// `docseek ocr ARGS --model fake`.
 pub fn docseek(args: &[&str]) -> Command {
     ocr_with_model("fake", args)
