@@ -202,40 +202,34 @@ fn every_format_holds_the_recognised_content() {
     }
 }
 
+/// `docseek ocr scan.png --format json EXTRA` (a 300 x 200 scan in `tmp`) with the fake engine
+/// answering one text block `text`; output in `tmp/<out_name>`. Returns the JSON document,
+/// the output folder and stderr.
+fn ocr_one_block(tmp: &Path, text: &str, out_name: &str, extra: &[&str]) -> (Value, std::path::PathBuf, String) {
+    let input = tmp.join("scan.png");
+    write_png(&input, 300, 200);
+    let script = tmp.join("script.txt");
+    std::fs::write(&script, format!("<|ref|>text<|/ref|><|det|>[[100, 100, 900, 500]]<|/det|>\n{text}\n")).unwrap();
+    let out = tmp.join(out_name);
+    let mut args = vec![input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--format", "json"];
+    args.extend_from_slice(extra);
+    let stderr = run_scripted(&args, &script);
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(out.join("scan.json")).unwrap()).unwrap();
+    (json, out, stderr)
+}
+
 #[test]
 fn a_right_to_left_page_is_marked_in_every_layer() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("scan.png");
-    write_png(&input, 300, 200);
-    let script = tmp.path().join("script.txt");
-    std::fs::write(
-        &script,
-        "<|ref|>text<|/ref|><|det|>[[100, 100, 900, 500]]<|/det|>\n\
-         يولد جميع الناس أحرارًا متساوين في الكرامة والحقوق. وقد وهبوا عقلاً وضميرًا وعليهم أن يعامل بعضهم بعضًا بروح الإخاء.\n",
-    )
-    .unwrap();
-    let out = tmp.path().join("out");
-    let args = [
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "json",
-    ];
-    let stderr = run_scripted(&args, &script);
+    let text = "يولد جميع الناس أحرارًا متساوين في الكرامة والحقوق. وقد وهبوا عقلاً وضميرًا وعليهم أن يعامل بعضهم بعضًا بروح الإخاء.";
+    let (json, out, stderr) = ocr_one_block(tmp.path(), text, "out", &[]);
     assert!(
         stderr.contains("ok scan.png: 1 page,") && stderr.contains(", languages arb 100%"),
         "progress lines name the languages: {stderr}"
     );
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("scan.json")).unwrap()).unwrap();
     let block = &json["pages"][0]["blocks"][0]["language"];
     assert_eq!(
-        (
-            block["tag"].as_str(),
-            block["script"].as_str(),
-            block["rtl"].as_bool()
-        ),
+        (block["tag"].as_str(), block["script"].as_str(), block["rtl"].as_bool()),
         (Some("arb"), Some("Arab"), Some(true))
     );
     assert_eq!(json["pages"][0]["language"]["rtl"], true);
@@ -247,31 +241,11 @@ fn a_right_to_left_page_is_marked_in_every_layer() {
 #[test]
 fn language_hints_reach_the_language_stage() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("scan.png");
-    write_png(&input, 300, 200);
     // UDHR article 1 reads the same in Croatian and Bosnian: the hint decides.
-    let script = tmp.path().join("script.txt");
-    std::fs::write(
-        &script,
-        "<|ref|>text<|/ref|><|det|>[[100, 100, 900, 500]]<|/det|>\nSva ljudska bića rađaju se slobodna i jednaka u \
-         dostojanstvu i pravima. Ona su obdarena razumom i sviješću i treba da jedno prema drugome postupaju u duhu bratstva.\n",
-    )
-    .unwrap();
+    let text = "Sva ljudska bića rađaju se slobodna i jednaka u dostojanstvu i pravima. \
+                Ona su obdarena razumom i sviješću i treba da jedno prema drugome postupaju u duhu bratstva.";
     for hint in ["hrv", "bos"] {
-        let out = tmp.path().join(hint);
-        let args = [
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--format",
-            "json",
-            "--lang",
-            hint,
-            "-q",
-        ];
-        run_scripted(&args, &script);
-        let json: Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("scan.json")).unwrap()).unwrap();
+        let (json, out, _) = ocr_one_block(tmp.path(), text, hint, &["--lang", hint, "-q"]);
         assert_eq!(json["pages"][0]["blocks"][0]["language"]["tag"], hint);
         assert_eq!(manifest(&out)[0]["languages"][0]["tag"], hint);
     }
