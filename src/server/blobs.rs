@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::server::errors::ApiError;
 use crate::server::store::JobId;
@@ -83,7 +83,7 @@ impl BlobStore {
     fn key(&self, parts: &[&str]) -> Key {
         let mut key = self.prefix.clone();
         for p in parts {
-            key = key.child(*p);
+            key = key.clone().join(*p);
         }
         key
     }

@@ -217,14 +217,9 @@ impl Runner {
             metrics::global().jobs_accepted.fetch_add(1, Ordering::Relaxed);
             return Ok((id, rx));
         }
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.len() >= self.config.max_queued_jobs {
-            drop(queue);
-            let _ = self.blobs.delete(&self.blobs.upload_key(&id)).await;
-            return Err(ApiError::QueueFull { retry_after_s: self.retry_after(self.queued()) });
-        }
         self.store.create_job(&record).await?;
         metrics::global().jobs_accepted.fetch_add(1, Ordering::Relaxed);
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let rx = self.enqueue(&mut queue, id.clone());
         drop(queue);
         Ok((id, rx))
@@ -338,26 +333,28 @@ impl Runner {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<RasterEvent>(RASTER_AHEAD);
         let raster = self.start_pages(&job, tx);
         // Pages are recognised while later ones are still being rendered.
-        let done = &done;
-        let pages = futures_util::stream::poll_fn(|cx| rx.poll_recv(cx)).filter_map(|event| async move {
-            match event {
+        let pages = futures_util::stream::poll_fn(|cx| rx.poll_recv(cx)).filter_map(|event| {
+            let out = match event {
                 RasterEvent::Count(count) => {
-                    let _ = self.store.set_page_count(id, count).await;
+                    // Recorded beside the stream (the store is async; this closure is not).
+                    let (store, id) = (self.store.clone(), id.clone());
+                    tokio::spawn(async move { store.set_page_count(&id, count).await });
                     let _ = live.events.send(JobEvent::Pages { count });
                     None
                 }
                 RasterEvent::Page(index, page) => (!done.contains(&index)).then_some((index, page)),
-            }
+            };
+            std::future::ready(out)
         });
         let window = self.config.max_batch.max(1);
         let opts = job.options.clone();
-        let mut results = pages
+        let mut results = Box::pin(pages
             .map(|(index, page)| {
                 let cancel = live.cancel.clone();
                 let opts = opts.clone();
                 async move { (index, page, self.recognize_page(id, index, &opts, cancel).await) }
             })
-            .buffer_unordered(window);
+            .buffer_unordered(window));
         while let Some((index, page, result)) = results.next().await {
             if live.cancel.load(Ordering::Relaxed) {
                 return Ok(());

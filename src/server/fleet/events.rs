@@ -46,7 +46,8 @@ pub async fn follow(store: Arc<dyn JobStore>, id: JobId, tx: mpsc::Sender<Event>
         // Pages committed before the state was read are all here (a job is finished in the
         // transaction of its last page).
         let pages = store.pages(&id).await.unwrap_or_default();
-        for p in pages.into_iter().filter(|p| !sent.contains(&p.index)) {
+        let new: Vec<_> = pages.into_iter().filter(|p| !sent.contains(&p.index)).collect();
+        for p in new {
             sent.insert(p.index);
             let hints = job.options.languages.clone();
             let Ok(page) = tokio::task::spawn_blocking(move || results::page_event(&p, &hints)).await else { return };

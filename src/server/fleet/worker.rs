@@ -160,14 +160,12 @@ impl PageWorker {
             }
             let (_, code) = e.status_and_code();
             let reason = e.to_string();
-            match self.queue().map(|q| q.fail(&self.config.id, lease, code, &reason, retry)) {
-                Ok(fut) => match fut.await {
-                    Ok(FailOutcome::Retry) => tracing::info!(job = %lease.job, page = ?lease.page, %reason, "attempt failed; will retry"),
-                    Ok(FailOutcome::GaveUp) => tracing::warn!(job = %lease.job, page = ?lease.page, %reason, "gave up"),
-                    Ok(FailOutcome::LeaseLost) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot record a failed attempt"),
-                },
-                Err(e) => tracing::warn!(error = %e, "no queue"),
+            let Ok(queue) = self.queue() else { return };
+            match queue.fail(&self.config.id, lease, code, &reason, retry).await {
+                Ok(FailOutcome::Retry) => tracing::info!(job = %lease.job, page = ?lease.page, %reason, "attempt failed; will retry"),
+                Ok(FailOutcome::GaveUp) => tracing::warn!(job = %lease.job, page = ?lease.page, %reason, "gave up"),
+                Ok(FailOutcome::LeaseLost) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot record a failed attempt"),
             }
         }
     }

@@ -250,7 +250,7 @@ pub trait JobStore: Send + Sync {
 /// A leased work item: the document of a job (to rasterize) or one of its pages (to
 /// recognise). The lease is the worker's until `lease_until` (renewed by its heartbeat);
 /// `attempt` tells this lease from a later one of the same item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
     /// The job.
     pub job: JobId,

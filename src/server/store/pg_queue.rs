@@ -108,7 +108,7 @@ impl WorkQueue for PgStore {
     async fn submit(&self, job: &JobRecord) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        insert_job(&tx, job).await?;
+        insert_job(&*tx, job).await?;
         tx.execute(
             "INSERT INTO work_items(job_id, idx, max_attempts) VALUES ($1, $2, $3)",
             &[&job.id.as_str(), &DOCUMENT, &self.max_attempts],
@@ -137,7 +137,7 @@ impl WorkQueue for PgStore {
                 Some(e) => format!("gave up after {attempts} attempts (the last worker stopped answering); earlier: {e}"),
                 None => format!("gave up after {attempts} attempts (the last worker stopped answering)"),
             };
-            give_up(&tx, job, idx, row.get(2), "worker_lost", &reason, None).await?;
+            give_up(&*tx, job, idx, row.get(2), "worker_lost", &reason, None).await?;
         }
         let rows = tx
             .query(
@@ -204,7 +204,7 @@ impl WorkQueue for PgStore {
         if held == 0 {
             return Ok(false);
         }
-        if lock_job(&tx, job).await?.is_some_and(|s| s == "queued" || s == "running") {
+        if lock_job(&*tx, job).await?.is_some_and(|s| s == "queued" || s == "running") {
             tx.execute("UPDATE jobs SET page_count = $2, state = 'running' WHERE id = $1", &[&job, &(pages.len() as i32)]).await?;
             let indices: Vec<i32> = (0..pages.len() as i32).collect();
             let metas: Vec<String> = pages.iter().map(|p| serde_json::to_string(p).unwrap_or_default()).collect();
@@ -215,9 +215,9 @@ impl WorkQueue for PgStore {
                 &[&job, &self.max_attempts, &indices, &metas],
             )
             .await?;
-            finish_if_complete(&tx, job).await?;
+            finish_if_complete(&*tx, job).await?;
         }
-        notify(&tx, &lease.job).await?;
+        notify(&*tx, &lease.job).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -236,12 +236,12 @@ impl WorkQueue for PgStore {
         if held == 0 {
             return Ok(false);
         }
-        let live = lock_job(&tx, job).await?.is_some_and(|s| s == "queued" || s == "running");
-        let committed = live && insert_page(&tx, &lease.job, page, Some(worker), Some(lease.attempt as i32)).await?;
+        let live = lock_job(&*tx, job).await?.is_some_and(|s| s == "queued" || s == "running");
+        let committed = live && insert_page(&*tx, &lease.job, page, Some(worker), Some(lease.attempt as i32)).await?;
         if committed {
             tx.execute("UPDATE workers SET pages_done = pages_done + 1 WHERE id = $1", &[&worker]).await?;
-            finish_if_complete(&tx, job).await?;
-            notify(&tx, &lease.job).await?;
+            finish_if_complete(&*tx, job).await?;
+            notify(&*tx, &lease.job).await?;
         }
         tx.commit().await?;
         Ok(committed)
@@ -270,7 +270,7 @@ impl WorkQueue for PgStore {
             .await?;
             FailOutcome::Retry
         } else {
-            give_up(&tx, job, idx(lease), row.get(2), code, reason, Some(worker)).await?;
+            give_up(&*tx, job, idx(lease), row.get(2), code, reason, Some(worker)).await?;
             FailOutcome::GaveUp
         };
         tx.commit().await?;
@@ -307,7 +307,7 @@ impl WorkQueue for PgStore {
                 &[&id.as_str(), &now_ms()],
             )
             .await?;
-        notify(&tx, id).await?;
+        notify(&*tx, id).await?;
         tx.commit().await?;
         Ok(n == 1)
     }
