@@ -43,6 +43,8 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     prefix: Key,
     url: String,
+    /// The folder of a local store (its emptied job folders are removed too).
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -63,16 +65,22 @@ impl BlobStore {
                 return Err(BlobError::Invalid(format!("--blobs {url}: no bucket")));
             }
             let s3 = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket).build()?;
-            return Ok(BlobStore { store: Arc::new(s3), prefix: Key::from(prefix.trim_matches('/')), url: url.to_string() });
+            let prefix = Key::from(prefix.trim_matches('/'));
+            return Ok(BlobStore { store: Arc::new(s3), prefix, url: url.to_string(), local_root: None });
         }
         Err(BlobError::Invalid(format!("--blobs must be file://DIR or s3://bucket/prefix, got '{url}'")))
     }
 
-    /// Files under the local folder `dir` (created if missing).
+    /// Files under the local folder `dir` (created, with its `uploads` and `pages` folders,
+    /// if missing).
     pub fn local(dir: &std::path::Path) -> Result<Self, BlobError> {
-        std::fs::create_dir_all(dir).map_err(|e| BlobError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
-        Ok(BlobStore { store: Arc::new(fs), prefix: Key::default(), url: format!("file://{}", dir.display()) })
+        for sub in ["uploads", "pages"] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path).map_err(|e| BlobError::Invalid(format!("cannot create {}: {e}", path.display())))?;
+        }
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
+        let url = format!("file://{}", dir.display());
+        Ok(BlobStore { store: Arc::new(fs), prefix: Key::default(), url, local_root: Some(dir.to_path_buf()) })
     }
 
     /// The URL it was opened from.
@@ -139,15 +147,18 @@ impl BlobStore {
         for key in keys {
             self.delete(&key).await?;
         }
+        if let Some(root) = &self.local_root {
+            let _ = std::fs::remove_dir(root.join("pages").join(id.as_str()));
+        }
         Ok(())
     }
 
-    /// Checks that the store answers (for `/health` and `/ready`): lists one key.
+    /// Checks that the store answers (for `/health` and `/ready`): asks for a key that does not
+    /// exist; "not found" is the healthy answer.
     pub async fn ping(&self) -> Result<(), BlobError> {
-        let mut list = self.store.list(Some(&self.prefix));
-        match list.next().await {
-            None | Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(e.into()),
+        match self.store.head(&self.key(&[".docseek-health"])).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -114,6 +114,8 @@ pub struct Runner {
     pub config: Arc<ServerConfig>,
     live: Mutex<HashMap<JobId, Arc<LiveJob>>>,
     queue: Mutex<VecDeque<JobId>>,
+    /// When this runner started: jobs created since are its own, never resumed.
+    started_ms: i64,
     slots: Arc<Semaphore>,
 }
 
@@ -164,6 +166,7 @@ impl Runner {
             config,
             live: Mutex::new(HashMap::new()),
             queue: Mutex::new(VecDeque::new()),
+            started_ms: now_ms(),
         })
     }
 
@@ -250,7 +253,8 @@ impl Runner {
             return Ok(0);
         }
         let mut resumed = 0;
-        for job in self.store.unfinished_jobs().await? {
+        // Resumption runs beside new submissions: only a previous process's jobs are taken.
+        for job in self.store.unfinished_jobs().await?.into_iter().filter(|j| j.created_ms < self.started_ms) {
             if job.ephemeral {
                 self.store.set_state(&job.id, JobState::Failed, Some(("interrupted", "the server restarted during a synchronous request"))).await?;
                 continue;
