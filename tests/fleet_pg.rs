@@ -252,7 +252,7 @@ fn the_jobs_of_a_killed_api_node_are_served_by_the_other() {
 }
 
 #[test]
-#[ignore = "measurement: cargo test --release --test fleet_pg fleet_throughput -- --ignored --nocapture"]
+#[ignore = "measurement: cargo test --test fleet_pg fleet_throughput -- --ignored --nocapture"]
 fn fleet_throughput() {
     let _serial = serial();
     let (pg, s3) = (Postgres::start(), S3::start());
@@ -280,4 +280,42 @@ fn fleet_throughput() {
         }
     }
     println!("speed-up at 2 workers: {:.2}x, at 3 workers: {:.2}x", rates[1] / rates[0], rates[2] / rates[0]);
+}
+
+#[test]
+fn a_stopped_worker_hands_its_pages_back_at_once() {
+    let _serial = serial();
+    let (pg, s3) = (Postgres::start(), S3::start());
+    let env = s3.env();
+    let fleet = fleet_args(&pg, &s3, "graceful");
+    let data = tempfile::tempdir().unwrap();
+    let api = api_node(&fleet, &data, &env);
+    // A long lease: only a clean hand-back lets another worker have the page soon.
+    let slow = fake_worker(&fleet, &env, 300, &["--lease-s", "600", "--max-batch", "1"]);
+    let id = submit(&api.addr, &tiff(2, 64, 48), "");
+    let db_rt = rt();
+    let db = db_rt.block_on(pg.client());
+    let started = Instant::now();
+    let idx: i32 = loop {
+        let row = db_rt
+            .block_on(db.query_opt("SELECT idx FROM work_items WHERE job_id = $1 AND idx >= 0 AND worker = $2", &[&id, &slow.id]))
+            .unwrap();
+        if let Some(row) = row {
+            break row.get(0);
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the slow worker never leased a page");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let slow_id = slow.id.clone();
+    assert!(slow.terminate().success());
+    let row = db_rt
+        .block_on(db.query_one("SELECT state, attempts, worker FROM work_items WHERE job_id = $1 AND idx = $2", &[&id, &idx]))
+        .unwrap();
+    assert_eq!((row.get::<_, &str>(0), row.get::<_, i32>(1), row.get::<_, Option<&str>>(2)), ("ready", 0, None));
+    let _fast = fake_worker(&fleet, &env, 1, &[]);
+    let v = wait_final(&api.addr, &id, Duration::from_secs(60));
+    assert_eq!((v["state"].as_str(), v["pages_done"].as_u64()), (Some("done"), Some(2)), "{v}");
+    let (_, _, body) = http(&api.addr, "GET", "/metrics", &[], b"");
+    let up = metric_series(&String::from_utf8(body).unwrap(), "docseek_worker_up");
+    assert!(up.iter().any(|(s, v)| s.contains(&slow_id) && *v == 0.0), "the stopped worker reads as down: {up:?}");
 }
