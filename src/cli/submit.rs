@@ -171,8 +171,7 @@ mod tests {
 
     #[test]
     fn options_travel_as_query_fields() {
-        let mut o = OcrOptions::default();
-        o.languages = vec!["hrv".into(), "bos".into()];
+        let o = OcrOptions { languages: vec!["hrv".into(), "bos".into()], ..OcrOptions::default() };
         let q = option_query(&o).unwrap();
         let fields = crate::server::intake::query_fields(Some(&q));
         // The service reads them back into the same options.

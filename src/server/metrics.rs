@@ -175,7 +175,8 @@ pub fn render_fleet(out: &mut String, stats: &crate::server::store::QueueStats) 
     }
     let _ = writeln!(out, "# HELP docseek_work_retries_total Attempts beyond the first.\n# TYPE docseek_work_retries_total counter");
     let _ = writeln!(out, "docseek_work_retries_total {}", stats.retries);
-    let series: [(&str, &str, &str, fn(&crate::server::store::WorkerStatus) -> f64); 5] = [
+    type Series = (&'static str, &'static str, &'static str, fn(&crate::server::store::WorkerStatus) -> f64);
+    let series: [Series; 5] = [
         ("worker_pages_total", "counter", "Pages a worker committed.", |w| w.pages_done as f64),
         ("worker_page_failures_total", "counter", "Pages a worker gave up on.", |w| w.pages_failed as f64),
         ("worker_leased_items", "gauge", "Items a worker holds now.", |w| w.leased as f64),

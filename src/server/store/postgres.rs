@@ -21,7 +21,7 @@ use crate::engine::PageTimings;
 /// The schema migrations, in order: (version, SQL).
 const MIGRATIONS: [(i32, &str); 1] = [(1, include_str!("migrations/0001_jobs_pages_queue.sql"))];
 /// Advisory lock key taken while migrating ("docseek" in ASCII).
-const MIGRATION_LOCK: i64 = 0x646f_6373_6565_6b;
+const MIGRATION_LOCK: i64 = 0x64_6f63_7365_656b;
 /// The `NOTIFY` channel whose payload is the id of a job that changed.
 pub const CHANGES_CHANNEL: &str = "docseek_jobs";
 /// Connections per process.
