@@ -319,3 +319,71 @@ fn a_stopped_worker_hands_its_pages_back_at_once() {
     let up = metric_series(&String::from_utf8(body).unwrap(), "docseek_worker_up");
     assert!(up.iter().any(|(s, v)| s.contains(&slow_id) && *v == 0.0), "the stopped worker reads as down: {up:?}");
 }
+
+#[test]
+fn the_queue_retries_up_to_its_cap_keeps_the_reason_and_commits_once() {
+    use docseek::server::store::{FailOutcome, JobId, JobRecord, JobState, JobStore, PageMeta, PageRecord, PgStore};
+    let _serial = serial();
+    let pg = Postgres::start();
+    rt().block_on(async {
+        let store = PgStore::connect(&pg.url()).await.unwrap().with_max_attempts(2);
+        let queue = store.queue().unwrap();
+        let lease_for = Duration::from_secs(30);
+        let job = JobRecord {
+            id: JobId::generate(),
+            state: JobState::Queued,
+            filename: None,
+            media: "png".into(),
+            options: Default::default(),
+            webhook: None,
+            page_count: None,
+            error: None,
+            created_ms: docseek::server::store::now_ms(),
+            finished_ms: None,
+            ephemeral: false,
+        };
+        queue.submit(&job).await.unwrap();
+        let doc = queue.lease("w1", 4, lease_for).await.unwrap();
+        assert_eq!((doc.len(), doc[0].page), (1, None));
+        // Nothing else to lease while the document is held.
+        assert!(queue.lease("w2", 4, lease_for).await.unwrap().is_empty());
+        let meta = PageMeta { page_number: 1, width: 10, height: 10, width_pt: 5.0, height_pt: 5.0 };
+        assert!(queue.add_pages("w1", &doc[0], &[meta, PageMeta { page_number: 2, ..meta }]).await.unwrap());
+        // A second hand-in of the same document lease changes nothing.
+        assert!(!queue.add_pages("w1", &doc[0], &[meta]).await.unwrap());
+        let pages = queue.lease("w2", 4, lease_for).await.unwrap();
+        assert_eq!(pages.iter().map(|l| (l.page, l.attempt)).collect::<Vec<_>>(), vec![(Some(0), 1), (Some(1), 1)]);
+        let record = |index: usize| PageRecord {
+            index,
+            page_number: index + 1,
+            width: 10,
+            height: 10,
+            width_pt: 5.0,
+            height_pt: 5.0,
+            raw: Some(format!("page {index}")),
+            outcome: Some("finished".into()),
+            tokens: 2,
+            prompt_tokens: 1,
+            timings: Default::default(),
+            error: None,
+        };
+        // Page 0: fails, is retried once (the cap is 2), fails again and is given up on.
+        assert_eq!(queue.fail("w2", &pages[0], "model_failed", "boom 1", true).await.unwrap(), FailOutcome::Retry);
+        let again = queue.lease("w3", 4, lease_for).await.unwrap();
+        assert_eq!(again.iter().map(|l| (l.page, l.attempt)).collect::<Vec<_>>(), vec![(Some(0), 2)]);
+        // The first attempt's result can no longer be committed.
+        assert!(!queue.complete("w2", &pages[0], &record(0)).await.unwrap());
+        assert_eq!(queue.fail("w3", &again[0], "model_failed", "boom 2", true).await.unwrap(), FailOutcome::GaveUp);
+        // Page 1 commits once; a repeated commit of the same lease is refused.
+        assert!(queue.complete("w2", &pages[1], &record(1)).await.unwrap());
+        assert!(!queue.complete("w2", &pages[1], &record(1)).await.unwrap());
+        let done = store.job(&job.id).await.unwrap().unwrap();
+        assert_eq!((done.state, done.page_count), (JobState::Done, Some(2)));
+        let stored = store.pages(&job.id).await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!((stored[0].raw.as_deref(), stored[0].error.as_deref()), (None, Some("boom 2")));
+        assert_eq!(stored[1].raw.as_deref(), Some("page 1"));
+        let stats = queue.stats().await.unwrap();
+        assert_eq!((stats.ready, stats.leased, stats.failed, stats.retries), (0, 0, 1, 1));
+    });
+}
