@@ -34,8 +34,14 @@ fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// Starts an API node (no engine) over the fleet's stores.
 fn api_node(fleet: &[String], data: &tempfile::TempDir, env: &[(String, String)]) -> ServeProcess {
+    serve_node(fleet, data, env, &["--api-only"])
+}
+
+/// Starts `docseek serve` over the fleet's stores with `extra` flags.
+fn serve_node(fleet: &[String], data: &tempfile::TempDir, env: &[(String, String)], extra: &[&str]) -> ServeProcess {
     let mut args = fleet.to_vec();
-    args.extend(["--api-only", "--mode", "tiny", "--data-dir"].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(["--mode", "tiny", "--data-dir"].map(String::from));
     args.push(data.path().to_str().unwrap().into());
     ServeProcess::start(&strs(&args), &pairs(env))
 }
@@ -213,7 +219,11 @@ fn the_jobs_of_a_killed_api_node_are_served_by_the_other() {
     let env = s3.env();
     let fleet = fleet_args(&pg, &s3, "kill-api");
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (doomed, survivor) = (api_node(&fleet, &d1, &env), api_node(&fleet, &d2, &env));
+    // The survivor is a full node: it serves the API and pulls pages with its own engine.
+    let full = [("DOCSEEK_FAKE_TOKEN_DELAY_MS".to_string(), "20".to_string())];
+    let survivor_env: Vec<(String, String)> = env.iter().cloned().chain(full).collect();
+    let doomed = api_node(&fleet, &d1, &env);
+    let survivor = serve_node(&fleet, &d2, &survivor_env, &["--model", "fake", "--max-batch", "2"]);
     let _workers = [fake_worker(&fleet, &env, 20, &["--max-batch", "2"]), fake_worker(&fleet, &env, 20, &["--max-batch", "2"])];
     let doc = tiff(6, 64, 48);
     let ids: Vec<String> = (0..3).map(|_| submit(&doomed.addr, &doc, "")).collect();
@@ -249,6 +259,9 @@ fn the_jobs_of_a_killed_api_node_are_served_by_the_other() {
     // The survivor still takes new work.
     let id = submit(&survivor.addr, &doc, "");
     assert_eq!(wait_final(&survivor.addr, &id, Duration::from_secs(120))["state"], "done");
+    let (_, _, body) = http(&survivor.addr, "GET", "/metrics", &[], b"");
+    let roles = metric_series(&String::from_utf8(body).unwrap(), "docseek_worker_pages_total");
+    assert!(roles.iter().any(|(s, n)| s.contains("role=\"serve\"") && *n > 0.0), "the full node pulled no page: {roles:?}");
 }
 
 #[test]

@@ -270,12 +270,3 @@ fn document_error(e: ApiError) -> (ApiError, bool) {
     let retry = status.is_server_error();
     (e, retry)
 }
-
-/// Shared pieces of a worker for callers that build one from a [`crate::server::AppState`].
-pub fn config_for(role: &str, slots: usize, lease: Option<Duration>) -> WorkerConfig {
-    let mut c = WorkerConfig::new(role, slots);
-    if let Some(l) = lease {
-        c.lease = l.max(Duration::from_millis(300));
-    }
-    c
-}
