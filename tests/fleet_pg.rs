@@ -137,6 +137,10 @@ fn two_api_nodes_and_three_workers_complete_200_pages_exactly_once() {
         let done = per_worker.iter().find(|(s, _)| s.contains(&w.id)).map(|(_, n)| *n).unwrap_or(0.0);
         assert!(done > 0.0, "worker {} committed no page: {per_worker:?}", w.id);
     }
+    // A synchronous request through an API node is answered by the fleet too.
+    let (status, _, md) = http(&apis[1].addr, "POST", "/v1/ocr?format=md&max_new_tokens=8", &[], &tiff(2, 64, 48));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&md));
+    assert!(!md.is_empty());
     let (status, health) = http_json(&apis[1].addr, "GET", "/health", &[], b"");
     assert_eq!(status, 200, "{health}");
     assert_eq!((health["store"]["backend"].as_str(), health["blobs"]["status"].as_str()), (Some("postgres"), Some("ok")));
@@ -356,12 +360,14 @@ fn the_queue_retries_up_to_its_cap_keeps_the_reason_and_commits_once() {
             ephemeral: false,
         };
         queue.submit(&job).await.unwrap();
+        assert_eq!(queue.waiting_jobs().await.unwrap(), 1);
         let doc = queue.lease("w1", 4, lease_for).await.unwrap();
         assert_eq!((doc.len(), doc[0].page), (1, None));
         // Nothing else to lease while the document is held.
         assert!(queue.lease("w2", 4, lease_for).await.unwrap().is_empty());
         let meta = PageMeta { page_number: 1, width: 10, height: 10, width_pt: 5.0, height_pt: 5.0 };
         assert!(queue.add_pages("w1", &doc[0], &[meta, PageMeta { page_number: 2, ..meta }]).await.unwrap());
+        assert_eq!(queue.waiting_jobs().await.unwrap(), 0, "a rasterized job is running");
         // A second hand-in of the same document lease changes nothing.
         assert!(!queue.add_pages("w1", &doc[0], &[meta]).await.unwrap());
         let pages = queue.lease("w2", 4, lease_for).await.unwrap();

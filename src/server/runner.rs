@@ -215,8 +215,13 @@ impl Runner {
         // The upload is stored before the row that points at it.
         self.blobs.put(&self.blobs.upload_key(&id), sub.bytes).await?;
         if let Some(fleet) = self.store.queue() {
-            let rx = crate::server::fleet::watch(self.store.clone(), id.clone());
+            let waiting = fleet.waiting_jobs().await? as usize;
+            if waiting >= self.config.max_queued_jobs {
+                let _ = self.blobs.delete(&self.blobs.upload_key(&id)).await;
+                return Err(ApiError::QueueFull { retry_after_s: self.retry_after(waiting) });
+            }
             fleet.submit(&record).await?;
+            let rx = crate::server::fleet::watch(self.store.clone(), id.clone());
             metrics::global().jobs_accepted.fetch_add(1, Ordering::Relaxed);
             return Ok((id, rx));
         }

@@ -352,6 +352,10 @@ pub trait WorkQueue: Send + Sync {
     /// (a page is committed as failed with `reason`; a document fails its job with `code`).
     async fn fail(&self, worker: &str, lease: &Lease, code: &str, reason: &str, retry: bool) -> Result<FailOutcome, StoreError>;
 
+    /// Jobs accepted but not yet rasterized by any worker (for admission: `429` past
+    /// `--max-queue`).
+    async fn waiting_jobs(&self) -> Result<u64, StoreError>;
+
     /// Hands back every item `worker` holds (graceful shutdown) and marks it stopped.
     async fn release(&self, worker: &str) -> Result<u64, StoreError>;
 

@@ -277,6 +277,12 @@ impl WorkQueue for PgStore {
         Ok(outcome)
     }
 
+    async fn waiting_jobs(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client.query_one("SELECT count(*) FROM jobs WHERE state = 'queued'", &[]).await?.get(0);
+        Ok(n as u64)
+    }
+
     async fn release(&self, worker: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
         // The attempt is given back: a clean shutdown is not the page's fault.
