@@ -1,6 +1,10 @@
 //! Job running: admission (bounded queue, `429` when full), run slots (`--concurrency`),
 //! rasterizing, feeding pages to the engine thread, committing each finished page, live
 //! events, cancellation, resumption after a restart, and retention.
+//!
+//! With a shared store (PostgreSQL, [`JobStore::queue`]) a job is handed to the fleet's work
+//! queue instead of being run here ([`crate::server::fleet`]); its events then come from the
+//! store, so any API node answers for it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,13 +24,13 @@ use crate::server::errors::ApiError;
 use crate::pdf::{DocumentKind, DocumentSource, Rasterizer, RenderOptions};
 use crate::server::intake;
 use crate::server::metrics;
-use crate::server::store::{now_ms, JobId, JobRecord, JobState, PageRecord, Store};
+use crate::server::blobs::BlobStore;
+use crate::server::store::{now_ms, JobId, JobRecord, JobState, JobStore, PageRecord};
 use crate::server::results;
 
 /// Events buffered per job for slow subscribers.
 const EVENT_BUFFER: usize = 1024;
 /// Name of the page list written next to the page images.
-const MANIFEST: &str = "manifest.json";
 /// Lower bound of the `Retry-After` hint, seconds.
 const MIN_RETRY_AFTER_S: u64 = 1;
 
@@ -99,7 +103,9 @@ pub struct Submission {
 /// Runs jobs; shared by all handlers.
 pub struct Runner {
     /// The job store.
-    pub store: Arc<Store>,
+    pub store: Arc<dyn JobStore>,
+    /// Uploads and page images.
+    pub blobs: Arc<BlobStore>,
     /// The engine thread.
     pub engine: EngineHandle,
     /// Renders documents into page images.
@@ -108,6 +114,8 @@ pub struct Runner {
     pub config: Arc<ServerConfig>,
     live: Mutex<HashMap<JobId, Arc<LiveJob>>>,
     queue: Mutex<VecDeque<JobId>>,
+    /// When this runner started: jobs created since are its own, never resumed.
+    started_ms: i64,
     slots: Arc<Semaphore>,
 }
 
@@ -148,15 +156,17 @@ impl ManifestPage {
 
 impl Runner {
     /// A runner over `store` and `engine`.
-    pub fn new(store: Arc<Store>, engine: EngineHandle, raster: Rasterizer, config: Arc<ServerConfig>) -> Arc<Self> {
+    pub fn new(store: Arc<dyn JobStore>, blobs: Arc<BlobStore>, engine: EngineHandle, raster: Rasterizer, config: Arc<ServerConfig>) -> Arc<Self> {
         Arc::new(Runner {
             store,
+            blobs,
             engine,
             raster,
             slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
             config,
             live: Mutex::new(HashMap::new()),
             queue: Mutex::new(VecDeque::new()),
+            started_ms: now_ms(),
         })
     }
 
@@ -186,12 +196,9 @@ impl Runner {
 
     /// Accepts a job, or refuses with `QueueFull` when the queue is at capacity. The receiver
     /// is subscribed before the job starts, so no event is missed.
-    pub fn submit(self: &Arc<Self>, sub: Submission) -> Result<(JobId, broadcast::Receiver<JobEvent>), ApiError> {
+    pub async fn submit(self: &Arc<Self>, sub: Submission) -> Result<(JobId, broadcast::Receiver<JobEvent>), ApiError> {
         let id = JobId::generate();
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.len() >= self.config.max_queued_jobs {
-            return Err(ApiError::QueueFull { retry_after_s: self.retry_after(queue.len()) });
-        }
+        self.check_capacity()?;
         let record = JobRecord {
             id: id.clone(),
             state: JobState::Queued,
@@ -205,8 +212,22 @@ impl Runner {
             finished_ms: None,
             ephemeral: sub.ephemeral,
         };
-        self.store.create_job(&record, &sub.bytes)?;
+        // The upload is stored before the row that points at it.
+        self.blobs.put(&self.blobs.upload_key(&id), sub.bytes).await?;
+        if let Some(fleet) = self.store.queue() {
+            let waiting = fleet.waiting_jobs().await? as usize;
+            if waiting >= self.config.max_queued_jobs {
+                let _ = self.blobs.delete(&self.blobs.upload_key(&id)).await;
+                return Err(ApiError::QueueFull { retry_after_s: self.retry_after(waiting) });
+            }
+            fleet.submit(&record).await?;
+            let rx = crate::server::fleet::watch(self.store.clone(), id.clone());
+            metrics::global().jobs_accepted.fetch_add(1, Ordering::Relaxed);
+            return Ok((id, rx));
+        }
+        self.store.create_job(&record).await?;
         metrics::global().jobs_accepted.fetch_add(1, Ordering::Relaxed);
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let rx = self.enqueue(&mut queue, id.clone());
         drop(queue);
         Ok((id, rx))
@@ -231,11 +252,16 @@ impl Runner {
 
     /// Resumes jobs left queued or running by a previous process (oldest first); a synchronous
     /// request's job is marked failed, since its client has gone.
-    pub fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
+    /// With a shared store nothing is resumed here: the work queue outlives any node.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
+        if self.store.queue().is_some() {
+            return Ok(0);
+        }
         let mut resumed = 0;
-        for job in self.store.unfinished_jobs()? {
+        // Resumption runs beside new submissions: only a previous process's jobs are taken.
+        for job in self.store.unfinished_jobs().await?.into_iter().filter(|j| j.created_ms < self.started_ms) {
             if job.ephemeral {
-                self.store.set_state(&job.id, JobState::Failed, Some(("interrupted", "the server restarted during a synchronous request")))?;
+                self.store.set_state(&job.id, JobState::Failed, Some(("interrupted", "the server restarted during a synchronous request"))).await?;
                 continue;
             }
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -249,11 +275,14 @@ impl Runner {
     }
 
     /// Cancels a queued or running job; returns false when it was already final.
-    pub fn cancel(&self, id: &JobId) -> Result<bool, ApiError> {
+    pub async fn cancel(&self, id: &JobId) -> Result<bool, ApiError> {
+        if let Some(fleet) = self.store.queue() {
+            return Ok(fleet.cancel(id).await?);
+        }
         let Some(live) = self.live(id) else { return Ok(false) };
         live.cancel.store(true, Ordering::Relaxed);
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).retain(|j| j != id);
-        self.store.set_state(id, JobState::Cancelled, None)?;
+        self.store.set_state(id, JobState::Cancelled, None).await?;
         let _ = live.events.send(JobEvent::Done { state: JobState::Cancelled, code: None, message: None });
         self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         Ok(true)
@@ -288,15 +317,16 @@ impl Runner {
                 (JobState::Failed, Some((code.to_string(), e.to_string())))
             }
         };
-        if let Err(e) = self.store.set_state(&id, state, error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()))) {
+        if let Err(e) = self.store.set_state(&id, state, error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()))).await {
             tracing::error!(job = %id, error = %e, "cannot record the job's final state");
         }
-        self.store.drop_upload(&id);
+        // The page images stay for the viewer; the upload is no longer needed.
+        let _ = self.blobs.delete(&self.blobs.upload_key(&id)).await;
         m.job_latency.observe(started.elapsed().as_secs_f64());
         let (code, message) = error.unzip();
         let _ = live.events.send(JobEvent::Done { state, code, message });
         self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-        if let Ok(Some(job)) = self.store.job(&id) {
+        if let Ok(Some(job)) = self.store.job(&id).await {
             if let Some(url) = job.webhook.clone() {
                 let allowed = self.config.webhook_hosts.clone();
                 tokio::spawn(async move { crate::server::webhook::notify(&url, &allowed, &job).await });
@@ -305,17 +335,19 @@ impl Runner {
     }
 
     async fn run_job(&self, id: &JobId, live: &LiveJob) -> Result<(), ApiError> {
-        let job = self.store.job(id)?.ok_or_else(|| ApiError::internal("job row vanished"))?;
-        self.store.set_state(id, JobState::Running, None)?;
+        let job = self.store.job(id).await?.ok_or_else(|| ApiError::internal("job row vanished"))?;
+        self.store.set_state(id, JobState::Running, None).await?;
         let _ = live.events.send(JobEvent::State { state: JobState::Running });
-        let done: std::collections::HashSet<usize> = self.store.pages(id)?.iter().map(|p| p.index).collect();
+        let done: std::collections::HashSet<usize> = self.store.pages(id).await?.iter().map(|p| p.index).collect();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<RasterEvent>(RASTER_AHEAD);
         let raster = self.start_pages(&job, tx);
         // Pages are recognised while later ones are still being rendered.
         let pages = futures_util::stream::poll_fn(|cx| rx.poll_recv(cx)).filter_map(|event| {
             let out = match event {
                 RasterEvent::Count(count) => {
-                    let _ = self.store.set_page_count(id, count);
+                    // Recorded beside the stream (the store is async; this closure is not).
+                    let (store, id) = (self.store.clone(), id.clone());
+                    tokio::spawn(async move { store.set_page_count(&id, count).await });
                     let _ = live.events.send(JobEvent::Pages { count });
                     None
                 }
@@ -325,13 +357,13 @@ impl Runner {
         });
         let window = self.config.max_batch.max(1);
         let opts = job.options.clone();
-        let mut results = pages
+        let mut results = Box::pin(pages
             .map(|(index, page)| {
                 let cancel = live.cancel.clone();
                 let opts = opts.clone();
                 async move { (index, page, self.recognize_page(id, index, &opts, cancel).await) }
             })
-            .buffer_unordered(window);
+            .buffer_unordered(window));
         while let Some((index, page, result)) = results.next().await {
             if live.cancel.load(Ordering::Relaxed) {
                 return Ok(());
@@ -362,7 +394,7 @@ impl Runner {
                 Err(EngineError::Cancelled) => return Ok(()),
                 Err(e) => record.error = Some(ApiError::from(e).to_string()),
             }
-            self.store.save_page(id, &record)?;
+            self.store.save_page(id, &record).await?;
             let _ = live.events.send(JobEvent::Page { page: results::page_event(&record, &opts.languages) });
         }
         drop(results);
@@ -370,8 +402,12 @@ impl Runner {
     }
 
     async fn recognize_page(&self, id: &JobId, index: usize, opts: &OcrOptions, cancel: CancelFlag) -> Result<crate::engine::PageText, EngineError> {
-        let path = self.store.page_image_path(id, index);
-        let image = tokio::task::spawn_blocking(move || image::open(&path).map(|i| i.to_rgb8()))
+        let png = self
+            .blobs
+            .get_required(&self.blobs.page_key(id, index))
+            .await
+            .map_err(|e| EngineError::Model(format!("cannot read the page image: {e}")))?;
+        let image = tokio::task::spawn_blocking(move || image::load_from_memory(&png).map(|i| i.to_rgb8()))
             .await
             .map_err(|e| EngineError::Model(e.to_string()))?
             .map_err(|e| EngineError::Model(format!("cannot read the page image: {e}")))?;
@@ -388,14 +424,17 @@ impl Runner {
     /// Feeds the job's page images into `tx`: from the manifest when an earlier run finished
     /// rendering, else rendered now (each page saved as PNG before it is announced).
     fn start_pages(&self, job: &JobRecord, tx: tokio::sync::mpsc::Sender<RasterEvent>) -> tokio::task::JoinHandle<Result<(), ApiError>> {
-        let dir = self.store.pages_dir(&job.id);
-        let upload = self.store.upload_path(&job.id);
+        let blobs = self.blobs.clone();
+        let id = job.id.clone();
         let kind = intake::kind_from_name(&job.media);
         let ropts = RenderOptions::from(&job.options);
         let raster = self.raster.clone();
+        // Blob calls are async; this thread blocks on them (it is a blocking-pool thread).
+        let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            let manifest = dir.join(MANIFEST);
-            if let Some(pages) = std::fs::read(&manifest).ok().and_then(|b| serde_json::from_slice::<Vec<ManifestPage>>(&b).ok()) {
+            let manifest = blobs.manifest_key(&id);
+            let stored = rt.block_on(blobs.get(&manifest))?;
+            if let Some(pages) = stored.and_then(|b| serde_json::from_slice::<Vec<ManifestPage>>(&b).ok()) {
                 let _ = tx.blocking_send(RasterEvent::Count(pages.len()));
                 for (i, p) in pages.into_iter().enumerate() {
                     if tx.blocking_send(RasterEvent::Page(i, p)).is_err() {
@@ -405,15 +444,17 @@ impl Runner {
                 return Ok(());
             }
             kind.ok_or_else(|| ApiError::internal("unknown stored media kind"))?;
-            std::fs::create_dir_all(&dir)?;
-            let mut doc = raster.open(&DocumentSource::path(upload), &ropts)?;
+            let upload = rt.block_on(blobs.get_required(&blobs.upload_key(&id)))?;
+            let mut doc = raster.open(&DocumentSource::bytes(upload.to_vec()), &ropts)?;
             if tx.blocking_send(RasterEvent::Count(doc.info().selected.len())).is_err() {
                 return Ok(());
             }
             let mut pages = Vec::new();
             for (i, page) in (&mut doc).enumerate() {
                 let page = page?;
-                page.image.save_with_format(dir.join(format!("{i}.png")), image::ImageFormat::Png).map_err(ApiError::internal)?;
+                let mut png = Vec::new();
+                page.image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(ApiError::internal)?;
+                rt.block_on(blobs.put(&blobs.page_key(&id, i), png))?;
                 let entry = ManifestPage {
                     page_number: page.index + 1,
                     width: page.image.width(),
@@ -426,10 +467,8 @@ impl Runner {
                     return Ok(());
                 }
             }
-            // Written last, atomically: its presence means every page image is on disk.
-            let tmp = dir.join("manifest.tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&pages).map_err(ApiError::internal)?)?;
-            std::fs::rename(&tmp, &manifest)?;
+            // Written last, atomically: its presence means every page image is stored.
+            rt.block_on(blobs.put(&manifest, serde_json::to_vec(&pages).map_err(ApiError::internal)?))?;
             Ok(())
         })
     }
@@ -440,11 +479,14 @@ impl Runner {
         loop {
             tokio::time::sleep(period).await;
             let cutoff = now_ms() - self.config.retention.as_millis() as i64;
-            match self.store.expired_jobs(cutoff) {
+            match self.store.expired_jobs(cutoff).await {
                 Ok(ids) => {
                     for id in ids {
-                        if let Err(e) = self.store.delete_job(&id) {
+                        if let Err(e) = self.store.delete_job(&id).await {
                             tracing::warn!(job = %id, error = %e, "cannot delete an expired job");
+                        }
+                        if let Err(e) = self.blobs.delete_job(&id).await {
+                            tracing::warn!(job = %id, error = %e, "cannot delete an expired job's files");
                         }
                     }
                 }
