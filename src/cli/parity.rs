@@ -21,8 +21,9 @@ pub enum ParityDtype {
 /// Arguments of `docseek parity`.
 #[derive(Debug, clap::Args)]
 pub struct ParityArgs {
-    /// A fixture folder (e.g. shared/fixtures/ocr1-tiny) or a parent holding several.
-    pub dir: PathBuf,
+    /// A fixture folder (e.g. tests/fixtures/ocr1-tiny) or a parent holding several
+    /// [default: tests/fixtures, the public set vendored in the repository].
+    pub dir: Option<PathBuf>,
     /// Compute dtype.
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: ParityDtype,
@@ -34,7 +35,8 @@ pub fn run(args: ParityArgs) -> anyhow::Result<ExitCode> {
         ParityDtype::F32 => DType::F32,
         ParityDtype::Bf16 => DType::BF16,
     };
-    let report = runner::run(&args.dir, &ParityOptions { dtype })?;
+    let dir = args.dir.unwrap_or_else(crate::parity::default_fixtures_dir);
+    let report = runner::run(&dir, &ParityOptions { dtype })?;
     println!("{}", report.summary());
     Ok(if report.failed() == 0 && report.passed() > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

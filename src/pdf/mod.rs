@@ -59,6 +59,7 @@ pub mod protocol;
 pub mod rasterizer;
 pub mod selection;
 pub mod sniff;
+pub mod stream_guard;
 pub mod worker;
 
 use image::RgbImage;

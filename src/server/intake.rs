@@ -56,27 +56,32 @@ pub async fn read_upload(req: Request, limit: usize) -> Result<Upload, ApiError>
         .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
     let mut upload = Upload::default();
     if !is_multipart {
-        upload.bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| too_large())?.to_vec();
+        upload.bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| body_error(&e, limit))?.to_vec();
         return Ok(upload);
     }
     let mut multipart = Multipart::from_request(req, &()).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut seen_file = false;
-    while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(e, &too_large))? {
-        let name = field.name().unwrap_or_default().to_string();
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
+        let Some(name) = field.name().map(str::to_string) else {
+            return Err(ApiError::BadRequest(format!(
+                "a multipart part has no Content-Disposition header with a name; send the document as the \
+                 '{FILE_FIELD}' field and options as named fields"
+            )));
+        };
         if name == FILE_FIELD || (field.file_name().is_some() && !seen_file) {
             if seen_file {
                 return Err(ApiError::BadRequest("send one document per request".into()));
             }
             seen_file = true;
             upload.filename = field.file_name().map(display_name);
-            while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, &too_large))? {
+            while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
                 if upload.bytes.len() + chunk.len() > limit {
                     return Err(too_large());
                 }
                 upload.bytes.extend_from_slice(&chunk);
             }
         } else {
-            let text = field.text().await.map_err(|e| multipart_error(e, &too_large))?;
+            let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
             if text.len() > MAX_FIELD_BYTES {
                 return Err(ApiError::BadRequest(format!("field '{name}' is too long")));
             }
@@ -96,12 +101,42 @@ const MAX_FIELD_BYTES: usize = 8 * 1024;
 /// Longest kept display file name.
 const MAX_FILENAME_CHARS: usize = 200;
 
-fn multipart_error(e: axum::extract::multipart::MultipartError, too_large: &dyn Fn() -> ApiError) -> ApiError {
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        too_large()
-    } else {
-        ApiError::BadRequest(format!("bad multipart body: {}", e.body_text()))
+        return ApiError::PayloadTooLarge { limit_mb: (limit as u64).div_ceil(1 << 20) };
     }
+    match body_error(&e, limit) {
+        ApiError::BadRequest(_) => ApiError::BadRequest(format!("bad multipart body: {}", e.body_text())),
+        other => other,
+    }
+}
+
+/// Why a request body could not be read: over `limit` (413), stalled past the read timeout
+/// (408), or anything else - a malformed chunked encoding, a body shorter than its
+/// Content-Length - a bad request (400).
+pub fn body_error(e: &(dyn std::error::Error + 'static), limit: usize) -> ApiError {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return ApiError::PayloadTooLarge { limit_mb: (limit as u64).div_ceil(1 << 20) };
+        }
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::BodyTimeout;
+        }
+        cause = c.source();
+    }
+    ApiError::BadRequest(format!("the request body could not be read: {e}"))
+}
+
+/// Cuts off request bodies that stall: each piece of the body must arrive within `read_timeout`
+/// of the one before (a slow sender cannot hold a connection and an upload slot for ever).
+pub async fn body_read_timeout(
+    axum::extract::State(st): axum::extract::State<crate::server::AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let timeout = st.config.read_timeout;
+    next.run(req.map(|b| Body::new(tower_http::timeout::TimeoutBody::new(timeout, b)))).await
 }
 
 /// Keeps the last path component of a client file name, without control characters.
@@ -171,7 +206,7 @@ pub fn query_fields(query: Option<&str>) -> Vec<(String, String)> {
 
 /// Reads a body of at most `limit` bytes (JSON endpoints).
 pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit_mb: (limit as u64).div_ceil(1 << 20) })
+    axum::body::to_bytes(body, limit).await.map_err(|e| body_error(&e, limit))
 }
 
 #[cfg(test)]
