@@ -164,3 +164,23 @@ fn write_page(page: &RenderedPage, dir: &Path) -> Result<(), PdfError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_are_one_plain_component() {
+        let name = |p: &str| output_folder_name(Path::new(p));
+        assert_eq!(name("a/report.pdf"), "report");
+        assert_eq!(name("a/...pdf"), "...pdf", "stem '..' falls back to the file name");
+        assert_eq!(name("a/..pdf"), "..pdf", "stem '.' falls back to the file name");
+        assert_eq!(name("a/.pdf"), ".pdf");
+        assert_eq!(name("a/..."), "input");
+        assert_eq!(name(".."), "input");
+        assert_eq!(name("/"), "input");
+        let mut used = std::collections::HashSet::new();
+        assert_eq!(unique_stem(Path::new("x/a.pdf"), &mut used), "a");
+        assert_eq!(unique_stem(Path::new("y/a.png"), &mut used), "a-2");
+    }
+}

@@ -240,3 +240,20 @@ fn text_layer(page: &PdfPage<'_>) -> Result<TextLayer, PdfiumError> {
     }
     Ok(TextLayer { text: text.all(), chars })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pdfium_errors_read_as_words_not_debug_dumps() {
+        let unknown = PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::Unknown);
+        let reason = pdfium_reason(&unknown);
+        assert!(!reason.contains("PdfiumLibraryInternalError") && !reason.contains("Unknown"), "{reason}");
+        assert!(reason.contains("damaged or unsupported"), "{reason}");
+        let page = pdfium_reason(&PdfiumError::PageIndexOutOfBounds);
+        assert_eq!(page, "pdfium: page index out of bounds");
+        let format = pdfium_reason(&PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::FormatError));
+        assert!(format.contains("format error"), "{format}");
+    }
+}

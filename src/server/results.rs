@@ -151,9 +151,10 @@ fn load_images(store: &Store, id: &JobId, pages: &[PageRecord], wanted: &[u32]) 
     let mut out = Vec::new();
     for p in pages.iter().filter(|p| wanted.contains(&(p.page_number as u32))) {
         let path = store.page_image_path(id, p.index);
-        let image = image::open(&path)
-            .map_err(|e| ApiError::internal(format!("cannot read the image of page {}: {e}", p.page_number)))?
-            .to_rgb8();
+        // The page passed intake's limits at this size; read it back under the same bound.
+        let limits = crate::pdf::Limits { max_image_pixels: p.width as u64 * p.height as u64, ..Default::default() };
+        let image = crate::pdf::image_input::read_stored_page(&path, &limits)
+            .map_err(|e| ApiError::internal(format!("cannot read the image of page {}: {e}", p.page_number)))?;
         out.push((p.page_number as u32, Arc::new(image)));
     }
     Ok(out)

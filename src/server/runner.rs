@@ -274,7 +274,8 @@ impl Runner {
         m.jobs_running.fetch_add(1, Ordering::Relaxed);
         let outcome = self.run_job(&id, &live).await;
         m.jobs_running.fetch_sub(1, Ordering::Relaxed);
-        drop(permit);
+        // Page images of a large document were freed: hand the memory back to the system.
+        crate::alloc::release_free_memory();
         if live.cancel.load(Ordering::Relaxed) {
             return;
         }
@@ -291,6 +292,9 @@ impl Runner {
         if let Err(e) = self.store.set_state(&id, state, error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()))) {
             tracing::error!(job = %id, error = %e, "cannot record the job's final state");
         }
+        // The slot is free only once the job is recorded as finished: a poll never shows more
+        // running jobs than `--concurrency`.
+        drop(permit);
         self.store.drop_upload(&id);
         m.job_latency.observe(started.elapsed().as_secs_f64());
         let (code, message) = error.unzip();
@@ -366,12 +370,24 @@ impl Runner {
             let _ = live.events.send(JobEvent::Page { page: results::page_event(&record, &opts.languages) });
         }
         drop(results);
-        raster.await.map_err(ApiError::internal)?
+        raster.await.map_err(ApiError::internal)??;
+        // A document none of whose pages could be recognised is a failed job, not an empty result.
+        let pages = self.store.pages(id)?;
+        if let Some(first) = pages.first().filter(|_| pages.iter().all(|p| p.error.is_some())) {
+            let reason = first.error.as_deref().unwrap_or_default();
+            return Err(ApiError::ModelFailed(format!(
+                "none of the {} pages could be recognised (page {}: {reason})",
+                pages.len(),
+                first.page_number
+            )));
+        }
+        Ok(())
     }
 
     async fn recognize_page(&self, id: &JobId, index: usize, opts: &OcrOptions, cancel: CancelFlag) -> Result<crate::engine::PageText, EngineError> {
         let path = self.store.page_image_path(id, index);
-        let image = tokio::task::spawn_blocking(move || image::open(&path).map(|i| i.to_rgb8()))
+        let limits = *self.raster.limits();
+        let image = tokio::task::spawn_blocking(move || crate::pdf::image_input::read_stored_page(&path, &limits))
             .await
             .map_err(|e| EngineError::Model(e.to_string()))?
             .map_err(|e| EngineError::Model(format!("cannot read the page image: {e}")))?;
