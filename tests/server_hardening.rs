@@ -153,6 +153,63 @@ async fn polls_never_show_more_running_jobs_than_run_slots() {
     assert!(most >= 1, "no job was ever seen running");
 }
 
+/// Appends one PNG chunk (length, type, data, CRC).
+fn png_chunk(png: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+    png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    png.extend_from_slice(kind);
+    png.extend_from_slice(data);
+    png.extend_from_slice(&crc.sum().to_be_bytes());
+}
+
+/// A one-page PDF whose content stream is `inflated` bytes of spaces, Flate-compressed.
+fn flate_bomb_pdf(inflated: usize) -> Vec<u8> {
+    use flate2::write::ZlibEncoder;
+    let mut enc = ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&vec![b' '; inflated]).unwrap();
+    let data = enc.finish().unwrap();
+    let objects: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>".to_vec(),
+        [format!("<< /Length {} /Filter /FlateDecode >>\nstream\n", data.len()).into_bytes(), data, b"\nendstream".to_vec()]
+            .concat(),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        pdf.extend_from_slice(o);
+        pdf.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(b"xref\n0 5\n0000000000 65535 f \n");
+    for o in offsets {
+        pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(format!("trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes());
+    pdf
+}
+
+#[tokio::test]
+async fn bombs_are_refused_with_422_never_500() {
+    let s = start(FakeEngine::new(), |c| c.raster.limits.max_stream_bytes = 1 << 20);
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", flate_bomb_pdf(16 << 20))).await;
+    assert_error(status, &v, 422, "limit_exceeded");
+    assert!(v["error"]["message"].as_str().unwrap().contains("max_stream_bytes"), "{v}");
+    // An image header claiming 20000 x 20000 pixels (400 MP, over max_image_pixels).
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png_chunk(&mut png, b"IHDR", &[&20_000u32.to_be_bytes()[..], &20_000u32.to_be_bytes(), &[8, 2, 0, 0, 0]].concat());
+    png_chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0, 0, 0, 0]);
+    png_chunk(&mut png, b"IEND", &[]);
+    let (status, v) = call_json(&s.app, post_raw("/v1/ocr", png)).await;
+    assert_error(status, &v, 422, "limit_exceeded");
+    assert!(v["error"]["message"].as_str().unwrap().contains("20000x20000"), "{v}");
+}
+
 /// An engine that fails every page.
 struct FailingEngine;
 
@@ -196,15 +253,6 @@ fn memory_mib(pid: u32) -> (u64, u64) {
 #[cfg(target_os = "linux")]
 fn png_missing_last_row(w: u32, h: u32) -> Vec<u8> {
     use flate2::write::ZlibEncoder;
-    let mut chunk = |png: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
-        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut crc = flate2::Crc::new();
-        crc.update(kind);
-        crc.update(data);
-        png.extend_from_slice(kind);
-        png.extend_from_slice(data);
-        png.extend_from_slice(&crc.sum().to_be_bytes());
-    };
     let mut enc = ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     let row = vec![0u8; 1 + 3 * w as usize]; // filter byte + RGB
     for _ in 0..h - 1 {
@@ -216,9 +264,9 @@ fn png_missing_last_row(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&w.to_be_bytes());
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
-    chunk(&mut png, b"IHDR", &ihdr);
-    chunk(&mut png, b"IDAT", &idat);
-    chunk(&mut png, b"IEND", &[]);
+    png_chunk(&mut png, b"IHDR", &ihdr);
+    png_chunk(&mut png, b"IDAT", &idat);
+    png_chunk(&mut png, b"IEND", &[]);
     png
 }
 
