@@ -166,7 +166,7 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
             "{}@{}:{}",
             args.model.model,
             args.model.revision,
-            args.model.dtype.as_deref().unwrap_or("auto")
+            args.model.dtype.map_or("auto", |d| d.name())
         ),
         force: args.force,
     };

@@ -108,7 +108,7 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     fn config(&self) -> anyhow::Result<ServerConfig> {
-        crate::server::intake::check_options(&self.defaults).map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.defaults.validate()?;
         anyhow::ensure!(self.retention_hours > 0.0, "--retention-hours must be positive");
         let mut c = ServerConfig::new(self.data_dir.clone());
         c.max_upload_bytes = usize::try_from(self.max_upload_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);

@@ -16,9 +16,9 @@ use docseek_vision::VisionEncoder;
 
 use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText, PageTimings, TokenSink};
 use crate::model::generation::{generate, Step, StepObserver};
-use crate::model::loader::{open_weights, parse_device, parse_dtype, resolve_model_dir};
+use crate::model::loader::{open_weights, resolve_model_dir};
 use crate::model::prompt::{embed_with_image, prompt_ids, PromptTokenizer};
-use crate::model::{Architecture, DeepseekDecoder, ModelConfig, ModelError};
+use crate::model::{Architecture, DeepseekDecoder, Dtype, ModelConfig, ModelError};
 use crate::options::ModelArgs;
 
 /// A loaded DeepSeek-OCR (-2) model.
@@ -61,8 +61,8 @@ impl DeepseekEngine {
     /// Resolves `args.model` (folder or hub id), then loads it.
     pub fn load(args: &ModelArgs) -> Result<Self, ModelError> {
         let dir = resolve_model_dir(&args.model, &args.revision)?;
-        let device = parse_device(&args.device)?;
-        let dtype = parse_dtype(args.dtype.as_deref(), &device)?;
+        let device = args.device.open()?;
+        let dtype = args.dtype.unwrap_or_else(|| Dtype::default_for(&device)).candle();
         Self::load_dir(&dir, &args.model, dtype, &device)
     }
 

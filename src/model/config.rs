@@ -12,7 +12,7 @@ use super::ModelError;
 
 /// `image_token_id` when a checkpoint's config does not name one (hard-coded in the official
 /// `modeling_deepseekocr.py`).
-pub const DEFAULT_IMAGE_TOKEN_ID: u32 = 128815;
+pub const DEFAULT_IMAGE_TOKEN_ID: u32 = super::tokens::IMAGE_ID;
 
 /// YaRN / linear / dynamic RoPE scaling (`rope_scaling` in config.json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

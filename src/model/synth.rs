@@ -46,26 +46,7 @@ pub enum SynthDtype {
 pub const REAL_VOCAB_SIZE: usize = 129280;
 
 /// The special tokens of the DeepSeek-OCR tokenizer with their real ids.
-pub const SPECIAL_TOKENS: &[(&str, u32)] = &[
-    ("<｜begin▁of▁sentence｜>", 0),
-    ("<｜end▁of▁sentence｜>", 1),
-    ("<｜▁pad▁｜>", 2),
-    ("<｜User｜>", 128803),
-    ("<｜Assistant｜>", 128804),
-    ("<|EOT|>", 128805),
-    ("<image>", 128815),
-    ("<|ref|>", 128816),
-    ("<|/ref|>", 128817),
-    ("<|det|>", 128818),
-    ("<|/det|>", 128819),
-    ("<|grounding|>", 128820),
-    ("<td>", 128821),
-    ("</td>", 128822),
-    ("<tr>", 128823),
-    ("</tr>", 128824),
-    ("<|User|>", 128825),
-    ("<|Assistant|>", 128826),
-];
+pub use super::tokens::SPECIAL_TOKENS;
 
 /// First id of the byte tokens of the tiny tokenizer (after BOS, EOS, pad).
 const FIRST_BYTE_ID: u32 = 3;
@@ -138,7 +119,7 @@ pub fn config_json(arch: SynthArch, full: bool) -> Value {
         "tile_tag": "2D",
         "torch_dtype": "bfloat16",
         "vision_config": {"image_size": 1024, "mlp_ratio": 3.7362, "model_name": model_name, "model_type": "vision", "width": width},
-        "image_token_id": 128815
+        "image_token_id": super::tokens::IMAGE_ID
     });
     if let (Some(obj), Some(l)) = (cfg.as_object_mut(), lang.as_object()) {
         for (k, v) in l {

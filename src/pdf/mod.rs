@@ -100,12 +100,6 @@ impl Default for RenderOptions {
     }
 }
 
-impl From<&crate::options::OcrOptions> for RenderOptions {
-    fn from(o: &crate::options::OcrOptions) -> Self {
-        RenderOptions { dpi: o.dpi, pages: o.pages.clone(), password: o.password.clone(), text: false }
-    }
-}
-
 /// A page size in PDF points.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PageSize {

@@ -164,7 +164,8 @@ impl DocumentRequest {
         self
     }
 
-    /// Checks what can be checked before any work: formats given, task arguments given.
+    /// Checks what can be checked before any work: formats given, and the options
+    /// ([`OcrOptions::validate`](crate::options::OcrOptions::validate), as the server does).
     pub fn validate(&self) -> Result<(), DocumentError> {
         if self.formats.is_empty() {
             return Err(DocumentError::InvalidRequest(
@@ -172,16 +173,8 @@ impl DocumentRequest {
             ));
         }
         self.options
-            .task
-            .prompt(self.options.locate.as_deref())
-            .map_err(|e| DocumentError::InvalidRequest(e.to_string()))?;
-        if !(self.options.dpi.is_finite() && self.options.dpi > 0.0) {
-            return Err(DocumentError::InvalidRequest(format!(
-                "invalid dpi {}",
-                self.options.dpi
-            )));
-        }
-        Ok(())
+            .validate()
+            .map_err(|e| DocumentError::InvalidRequest(e.to_string()))
     }
 }
 

@@ -187,16 +187,9 @@ pub fn options_from_fields(defaults: &OcrOptions, fields: &[(String, String)]) -
     Ok(opts)
 }
 
-/// Bounds on options a client may set.
+/// Bounds on options a client may set: [`OcrOptions::validate`], as a 400.
 pub fn check_options(opts: &OcrOptions) -> Result<(), ApiError> {
-    crate::pdf::check_dpi(opts.dpi).map_err(ApiError::InvalidOptions)?;
-    if opts.max_new_tokens == 0 {
-        return Err(ApiError::InvalidOptions("max_new_tokens must be at least 1".into()));
-    }
-    if opts.task == crate::model::Task::Locate && opts.locate.as_deref().is_none_or(|t| t.trim().is_empty()) {
-        return Err(ApiError::InvalidOptions("the locate task needs a 'locate' text".into()));
-    }
-    Ok(())
+    opts.validate().map_err(|e| ApiError::InvalidOptions(e.to_string()))
 }
 
 /// The text fields of a query string, in order.

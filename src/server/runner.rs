@@ -391,14 +391,7 @@ impl Runner {
             .await
             .map_err(|e| EngineError::Model(e.to_string()))?
             .map_err(|e| EngineError::Model(format!("cannot read the page image: {e}")))?;
-        let job = PageJob {
-            image: Arc::new(image),
-            mode: opts.mode,
-            task: opts.task,
-            locate: opts.locate.clone(),
-            generation: opts.generation(),
-        };
-        self.engine.recognize(job, cancel, None).await
+        self.engine.recognize(PageJob::new(Arc::new(image), opts), cancel, None).await
     }
 
     /// Feeds the job's page images into `tx`: from the manifest when an earlier run finished
