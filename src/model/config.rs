@@ -9,6 +9,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
+pub use docseek_vision::Architecture;
+use docseek_vision::VisionConfig;
+
+/// [`ModelConfig::architecture_name`] of a text-only DeepSeek-V2 checkpoint.
+pub const TEXT_ONLY_NAME: &str = "deepseek-v2";
 
 /// `image_token_id` when a checkpoint's config does not name one (hard-coded in the official
 /// `modeling_deepseekocr.py`).
@@ -381,40 +386,18 @@ impl DeepseekV2Config {
     }
 }
 
-/// Which OCR model family a checkpoint folder holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Architecture {
-    /// DeepSeek-OCR (DeepEncoder: SAM-B + CLIP-L).
-    DeepseekOcr,
-    /// DeepSeek-OCR-2 (DeepEncoder V2: SAM-B + Qwen2-style encoder).
-    DeepseekOcr2,
-    /// A text-only DeepSeek-V2 decoder (no vision tower).
-    DeepseekV2,
-}
-
-impl Architecture {
-    /// Name used in `EngineInfo` and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Architecture::DeepseekOcr => "deepseek-ocr",
-            Architecture::DeepseekOcr2 => "deepseek-ocr-2",
-            Architecture::DeepseekV2 => "deepseek-v2",
-        }
-    }
-}
-
 /// A checkpoint folder's `config.json`: the architecture, the decoder config and the OCR keys.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
-    /// Which family (chosen from `model_type` and `vision_config.model_name`).
-    pub architecture: Architecture,
+    /// Which OCR family ([`Architecture::detect`]'s rule); `None` for a text-only DeepSeek-V2
+    /// decoder (no vision tower).
+    pub architecture: Option<Architecture>,
     /// The decoder config.
     pub decoder: DeepseekV2Config,
     /// The id that marks image slots in the prompt.
     pub image_token_id: u32,
-    /// The whole config.json, for the vision side.
-    pub raw: serde_json::Value,
+    /// The vision tower's config, parsed from the same file (`None` for a text-only decoder).
+    pub vision: Option<VisionConfig>,
 }
 
 impl ModelConfig {
@@ -422,25 +405,9 @@ impl ModelConfig {
     pub fn from_json(text: &str) -> Result<Self, ModelError> {
         let raw: serde_json::Value =
             serde_json::from_str(text).map_err(|e| ModelError::Config(e.to_string()))?;
-        let vision_name = raw
-            .pointer("/vision_config/model_name")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let model_type = raw.get("model_type").and_then(|v| v.as_str()).unwrap_or_default();
-        let architecture = if raw.get("vision_config").is_none() {
-            Architecture::DeepseekV2
-        } else if vision_name == "deepencoderv2"
-            || raw.get("architectures").is_some_and(|a| a.to_string().contains("OCR2"))
-        {
-            Architecture::DeepseekOcr2
-        } else if model_type == "deepseek_vl_v2" || vision_name.starts_with("deeplip") {
-            Architecture::DeepseekOcr
-        } else {
-            return Err(ModelError::Config(format!(
-                "unknown vision tower '{vision_name}' (model_type '{model_type}')"
-            )));
-        };
+        let vision_error = |e: docseek_vision::VisionError| ModelError::Config(format!("vision config: {e}"));
+        let architecture = Architecture::detect(&raw).map_err(vision_error)?;
+        let vision = architecture.map(|_| VisionConfig::from_value(&raw)).transpose().map_err(vision_error)?;
         let lang = raw.get("language_config").unwrap_or(&raw);
         let decoder: DeepseekV2Config = serde_json::from_value(lang.clone())
             .map_err(|e| ModelError::Config(format!("language config: {e}")))?;
@@ -450,7 +417,13 @@ impl ModelConfig {
             .and_then(|v| v.as_u64())
             .map(|v| v as u32)
             .unwrap_or(DEFAULT_IMAGE_TOKEN_ID);
-        Ok(ModelConfig { architecture, decoder, image_token_id, raw })
+        Ok(ModelConfig { architecture, decoder, image_token_id, vision })
+    }
+
+    /// The family's name for engine info and logs (`deepseek-ocr`, `deepseek-ocr-2`, or
+    /// `deepseek-v2` for a text-only decoder).
+    pub fn architecture_name(&self) -> &'static str {
+        self.architecture.map_or(TEXT_ONLY_NAME, Architecture::name)
     }
 
     /// Reads `DIR/config.json`.
@@ -488,7 +461,8 @@ mod tests {
             "num_experts_per_tok":6,"n_shared_experts":2,"first_k_dense_replace":1,"topk_method":"greedy",
             "vocab_size":129280,"intermediate_size":6848,"moe_intermediate_size":896,"max_position_embeddings":8192}}"#;
         let m = ModelConfig::from_json(text).unwrap();
-        assert_eq!(m.architecture, Architecture::DeepseekOcr);
+        assert_eq!(m.architecture, Some(Architecture::Ocr1));
+        assert_eq!(m.architecture_name(), "deepseek-ocr");
         assert_eq!(m.image_token_id, DEFAULT_IMAGE_TOKEN_ID);
         let c = &m.decoder;
         assert_eq!(c.attention_kind(), AttentionKind::Mha);

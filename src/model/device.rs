@@ -73,9 +73,11 @@ impl FromStr for Dtype {
     }
 }
 
-/// A device to run on (`--device`): `cpu`, or `cuda` / `cuda:N`.
+/// A device to run on (`--device`): `auto`, `cpu`, or `cuda` / `cuda:N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DeviceSpec {
+    /// GPU 0 when this is a `--features cuda` build and a GPU answers, else the CPU.
+    Auto,
     /// The CPU.
     #[default]
     Cpu,
@@ -87,6 +89,15 @@ impl DeviceSpec {
     /// Opens the device; a CUDA device needs a build with `--features cuda`.
     pub fn open(self) -> Result<Device, ModelError> {
         match self {
+            DeviceSpec::Auto => {
+                if cfg!(feature = "cuda") {
+                    match Device::new_cuda(0) {
+                        Ok(d) => return Ok(d),
+                        Err(e) => tracing::info!("--device auto: no usable GPU ({e}); using the CPU"),
+                    }
+                }
+                Ok(Device::Cpu)
+            }
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(_) if !cfg!(feature = "cuda") => Err(ModelError::Config(format!(
                 "device '{self}' needs a build with `--features cuda`; this build is CPU only"
@@ -99,6 +110,7 @@ impl DeviceSpec {
 impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DeviceSpec::Auto => f.write_str("auto"),
             DeviceSpec::Cpu => f.write_str("cpu"),
             DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
         }
@@ -110,8 +122,10 @@ impl FromStr for DeviceSpec {
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let s = spec.trim().to_ascii_lowercase();
-        if s == "cpu" {
-            return Ok(DeviceSpec::Cpu);
+        match s.as_str() {
+            "cpu" => return Ok(DeviceSpec::Cpu),
+            "auto" => return Ok(DeviceSpec::Auto),
+            _ => {}
         }
         match s.strip_prefix("cuda") {
             Some("") => Ok(DeviceSpec::Cuda(0)),
@@ -119,8 +133,8 @@ impl FromStr for DeviceSpec {
                 .strip_prefix(':')
                 .and_then(|n| n.parse::<usize>().ok())
                 .map(DeviceSpec::Cuda)
-                .ok_or_else(|| format!("bad device '{spec}' (cpu, cuda, cuda:N)")),
-            None => Err(format!("unknown device '{spec}' (cpu, cuda, cuda:N)")),
+                .ok_or_else(|| format!("bad device '{spec}' (auto, cpu, cuda, cuda:N)")),
+            None => Err(format!("unknown device '{spec}' (auto, cpu, cuda, cuda:N)")),
         }
     }
 }
@@ -148,7 +162,7 @@ mod tests {
         }
         assert_eq!("BFloat16".parse::<Dtype>().unwrap(), Dtype::Bf16);
         assert!("f8".parse::<Dtype>().unwrap_err().contains("f32, bf16, f16"));
-        for (s, d) in [("cpu", DeviceSpec::Cpu), ("cuda", DeviceSpec::Cuda(0)), ("CUDA:3", DeviceSpec::Cuda(3))] {
+        for (s, d) in [("cpu", DeviceSpec::Cpu), ("auto", DeviceSpec::Auto), ("cuda", DeviceSpec::Cuda(0)), ("CUDA:3", DeviceSpec::Cuda(3))] {
             assert_eq!(s.parse::<DeviceSpec>().unwrap(), d);
         }
         assert_eq!(DeviceSpec::Cuda(2).to_string(), "cuda:2");
@@ -156,6 +170,7 @@ mod tests {
         assert_eq!(Dtype::default_for(&Device::Cpu), Dtype::F32);
         if !cfg!(feature = "cuda") {
             assert!(DeviceSpec::Cuda(0).open().unwrap_err().to_string().contains("--features cuda"));
+            assert!(DeviceSpec::Auto.open().unwrap().is_cpu());
         }
     }
 }

@@ -24,14 +24,9 @@ use serde_json::{json, Value};
 use super::config::DeepseekV2Config;
 use super::ModelError;
 
-/// Which OCR family to imitate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SynthArch {
-    /// DeepSeek-OCR (SAM-B + CLIP-L).
-    Ocr1,
-    /// DeepSeek-OCR-2 (SAM-B + Qwen2 encoder).
-    Ocr2,
-}
+/// Which OCR family to imitate: the workspace's one architecture type (this name stays for
+/// the callers that used it).
+pub use docseek_vision::Architecture as SynthArch;
 
 /// Weight file dtype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,7 +104,7 @@ pub fn config_json(arch: SynthArch, full: bool) -> Value {
         ),
     };
     let mut cfg = json!({
-        "_name_or_path": format!("docseek-synthetic/{}-{}", if arch == SynthArch::Ocr1 { "ocr1" } else { "ocr2" }, if full { "full" } else { "tiny" }),
+        "_name_or_path": format!("docseek-synthetic/{}-{}", arch.short_name(), if full { "full" } else { "tiny" }),
         "architectures": [arch_name],
         "candidate_resolutions": [[1024, 1024]],
         "global_view_pos": "head",
