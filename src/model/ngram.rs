@@ -20,7 +20,8 @@ pub const DEFAULT_NGRAM_SIZE: usize = 20;
 /// The official PDF script's window, in generated tokens (vLLM flavour).
 pub const DEFAULT_NGRAM_WINDOW: usize = 50;
 
-/// The no-repeat n-gram guard, in the two reference flavours (dossier §5.4).
+/// The no-repeat n-gram guard, in the two reference flavours (see the module docs and
+/// `tests/fixtures/README.md`, "Decoding settings").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum NgramGuard {

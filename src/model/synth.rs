@@ -461,11 +461,11 @@ mod tests {
     }
 
     #[test]
-    fn full_config_counts_match_the_dossier() {
+    fn full_config_counts_match_the_released_model() {
         let cfg = config_json(SynthArch::Ocr1, true);
         let dec: DeepseekV2Config = serde_json::from_value(cfg["language_config"].clone()).unwrap();
         let params: usize = decoder_tensor_specs(&dec).iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-        // Dossier §4: LM parameters of DeepSeek-OCR.
+        // LM parameters of the released DeepSeek-OCR checkpoint.
         assert_eq!(params, 2_934_734_080);
     }
 }

@@ -1,4 +1,5 @@
-//! The document pipeline shared by `docseek ocr` and the server:
+//! The document pipeline of `docseek ocr` (the server drives the same stages itself, in
+//! `server::runner`, over the same engine thread, [`crate::engine::EngineThread`]):
 //! document in (path or bytes) → rasterize (crash-isolated worker) → engine (page jobs, batched)
 //! → document structure → languages per block → rendered outputs.
 //!
