@@ -19,7 +19,17 @@ fn ocr_and_serve_refuse_what_the_server_refuses() {
         (vec!["ocr", png, "--model", "fake", "--dpi", "5000"], "dpi 5000 is outside"),
         (vec!["ocr", png, "--model", "fake", "--task", "locate"], "needs a 'locate' text"),
         (
-            vec!["serve", "--model", "fake", "--port", "0", "--data-dir", data.to_str().unwrap(), "--max-new-tokens", "0"],
+            vec![
+                "serve",
+                "--model",
+                "fake",
+                "--port",
+                "0",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--max-new-tokens",
+                "0",
+            ],
             "max_new_tokens must be at least 1",
         ),
         (vec!["ocr", png, "--model", "fake", "--device", "tpu"], "unknown device 'tpu'"),

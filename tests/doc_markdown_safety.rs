@@ -43,7 +43,8 @@ fn active_content(html: &str) -> Vec<String> {
             }
         }
         for (name, value) in v.attrs() {
-            let squashed: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>().to_ascii_lowercase();
+            let squashed: String =
+                value.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>().to_ascii_lowercase();
             let bad_url = ["javascript:", "vbscript:", "data:text"].iter().any(|s| squashed.starts_with(s));
             if name.starts_with("on") || ((name == "href" || name == "src") && bad_url) {
                 found.push(format!("<{} {name}={value:?}>", v.name()));

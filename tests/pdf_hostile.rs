@@ -102,7 +102,15 @@ fn names_that_are_not_utf8_are_rendered() {
     std::fs::write(&png_name, png(40, 30)).unwrap();
 
     let out = tmp.path().join("pages");
-    let run = docseek(&[os("pages"), os("--dpi"), os("36"), os("--out"), out.as_os_str(), pdf_name.as_os_str(), png_name.as_os_str()]);
+    let run = docseek(&[
+        os("pages"),
+        os("--dpi"),
+        os("36"),
+        os("--out"),
+        out.as_os_str(),
+        pdf_name.as_os_str(),
+        png_name.as_os_str(),
+    ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let written = files_under(&out);
     assert_eq!(written.len(), 2, "{written:?}");
@@ -147,8 +155,12 @@ fn flate_bomb_pdf(inflated: usize, layers: usize) -> Vec<u8> {
         b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>".to_vec(),
-        [format!("<< /Length {} /Filter [{filters}] >>\nstream\n", data.len()).into_bytes(), data, b"\nendstream".to_vec()]
-            .concat(),
+        [
+            format!("<< /Length {} /Filter [{filters}] >>\nstream\n", data.len()).into_bytes(),
+            data,
+            b"\nendstream".to_vec(),
+        ]
+        .concat(),
     ];
     let mut pdf = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
@@ -181,7 +193,15 @@ fn pdf_decompression_bombs_fail_that_document_with_a_clear_error() {
     let out = tmp.path().join("out");
 
     // The stream guard refuses it before pdfium reads it.
-    let run = docseek(&[os("pages"), os("--dpi"), os("36"), os("--out"), out.as_os_str(), bomb.as_os_str(), good.as_os_str()]);
+    let run = docseek(&[
+        os("pages"),
+        os("--dpi"),
+        os("36"),
+        os("--out"),
+        out.as_os_str(),
+        bomb.as_os_str(),
+        good.as_os_str(),
+    ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
     let line = stderr.lines().find(|l| l.starts_with("error ") && l.contains("bomb.pdf")).expect(&stderr);
@@ -207,7 +227,10 @@ fn pdf_decompression_bombs_fail_that_document_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
     let line = stderr.lines().find(|l| l.starts_with("error ") && l.contains("bomb.pdf")).expect(&stderr);
-    assert!(line.contains("more memory than the renderer may use") && line.contains("max_worker_memory_mb = 512"), "{line}");
+    assert!(
+        line.contains("more memory than the renderer may use") && line.contains("max_worker_memory_mb = 512"),
+        "{line}"
+    );
     assert!(out.join("en_tracemonkey_p1/page-0001.png").is_file(), "the next document still renders");
 }
 

@@ -21,7 +21,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(1);
 const STUCK: Duration = Duration::from_secs(30);
 
 /// Starts an in-process server on a real socket (port 0); returns its address and a stopper.
-async fn serve(tweak: impl FnOnce(&mut docseek::server::ServerConfig)) -> (String, TestServer, tokio::sync::oneshot::Sender<()>) {
+async fn serve(
+    tweak: impl FnOnce(&mut docseek::server::ServerConfig),
+) -> (String, TestServer, tokio::sync::oneshot::Sender<()>) {
     let s = start(FakeEngine::new(), |c| {
         c.read_timeout = READ_TIMEOUT;
         tweak(c);
@@ -55,7 +57,10 @@ fn exchange(addr: &str, raw: &[u8]) -> (String, Duration) {
                     break;
                 }
             }
-            Err(e) => panic!("the server neither answered nor closed within {STUCK:?}: {e}; got {:?}", String::from_utf8_lossy(&got)),
+            Err(e) => panic!(
+                "the server neither answered nor closed within {STUCK:?}: {e}; got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
         }
     }
     (String::from_utf8_lossy(&got).into_owned(), start.elapsed())
@@ -77,8 +82,10 @@ async fn slow_or_broken_requests_are_cut_off_or_refused() {
         assert!(got.contains("request_timeout"), "{got}");
 
         // A malformed chunk size is a bad request, not a too-large one.
-        let (got, _) =
-            exchange(&a, b"POST /v1/ocr HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
+        let (got, _) = exchange(
+            &a,
+            b"POST /v1/ocr HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        );
         assert!(got.starts_with("HTTP/1.1 400"), "{got}");
         assert!(got.contains("bad_request") && !got.contains("payload_too_large"), "{got}");
 
@@ -174,8 +181,12 @@ fn flate_bomb_pdf(inflated: usize) -> Vec<u8> {
         b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>".to_vec(),
-        [format!("<< /Length {} /Filter /FlateDecode >>\nstream\n", data.len()).into_bytes(), data, b"\nendstream".to_vec()]
-            .concat(),
+        [
+            format!("<< /Length {} /Filter /FlateDecode >>\nstream\n", data.len()).into_bytes(),
+            data,
+            b"\nendstream".to_vec(),
+        ]
+        .concat(),
     ];
     let mut pdf = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
@@ -279,7 +290,8 @@ fn huge_images_are_answered_and_their_memory_given_back() {
 
     // A page that fails half-way through decoding (150 MP, 450 MB as RGB) is a 422, and the
     // memory it touched goes back to the system.
-    let (status, v) = http_json(&server.addr, "POST", "/v1/ocr?format=json", &[], &png_missing_last_row(12_500, 12_000));
+    let (status, v) =
+        http_json(&server.addr, "POST", "/v1/ocr?format=json", &[], &png_missing_last_row(12_500, 12_000));
     assert_error(axum::http::StatusCode::from_u16(status).unwrap(), &v, 422, "invalid_document");
     let (rss, peak) = memory_mib(pid);
     assert!(peak > 400, "the page went through memory (peak {peak} MiB)");

@@ -64,8 +64,10 @@ pub fn run(args: PagesArgs) -> anyhow::Result<ExitCode> {
         max_worker_memory_mb: args.max_worker_memory_mb,
         ..Limits::default()
     };
-    let raster = Rasterizer::new(RasterizerConfig { pdfium_lib: args.pdfium_lib.clone(), limits, ..Default::default() })?;
-    let opts = RenderOptions { dpi: args.dpi, pages: args.pages.clone(), password: args.password.clone(), text: args.text };
+    let raster =
+        Rasterizer::new(RasterizerConfig { pdfium_lib: args.pdfium_lib.clone(), limits, ..Default::default() })?;
+    let opts =
+        RenderOptions { dpi: args.dpi, pages: args.pages.clone(), password: args.password.clone(), text: args.text };
     let mut used = std::collections::HashSet::new();
     let mut failed = 0usize;
     for input in &args.inputs {
@@ -113,11 +115,7 @@ fn output_folder_name(input: &Path) -> String {
         // `components` drops a trailing `.`, so "x/." also reads as one component: refuse it.
         (one_normal_component && !s.contains(['/', '\\']) && !s.chars().all(|c| c == '.')).then_some(s)
     };
-    input
-        .file_stem()
-        .and_then(plain)
-        .or_else(|| input.file_name().and_then(plain))
-        .unwrap_or_else(|| "input".into())
+    input.file_stem().and_then(plain).or_else(|| input.file_name().and_then(plain)).unwrap_or_else(|| "input".into())
 }
 
 fn render_one(raster: &Rasterizer, input: &Path, dir: &Path, opts: &RenderOptions) -> Result<usize, PdfError> {
@@ -159,7 +157,8 @@ fn write_page(page: &RenderedPage, dir: &Path) -> Result<(), PdfError> {
             "text": text.text,
             "chars": text.chars,
         });
-        let bytes = serde_json::to_vec_pretty(&body).map_err(|e| PdfError::Unwritable { path: json.clone(), reason: e.to_string() })?;
+        let bytes = serde_json::to_vec_pretty(&body)
+            .map_err(|e| PdfError::Unwritable { path: json.clone(), reason: e.to_string() })?;
         std::fs::write(&json, bytes).map_err(|e| unwritable(&json, &e))?;
     }
     Ok(())

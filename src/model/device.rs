@@ -162,7 +162,12 @@ mod tests {
         }
         assert_eq!("BFloat16".parse::<Dtype>().unwrap(), Dtype::Bf16);
         assert!("f8".parse::<Dtype>().unwrap_err().contains("f32, bf16, f16"));
-        for (s, d) in [("cpu", DeviceSpec::Cpu), ("auto", DeviceSpec::Auto), ("cuda", DeviceSpec::Cuda(0)), ("CUDA:3", DeviceSpec::Cuda(3))] {
+        for (s, d) in [
+            ("cpu", DeviceSpec::Cpu),
+            ("auto", DeviceSpec::Auto),
+            ("cuda", DeviceSpec::Cuda(0)),
+            ("CUDA:3", DeviceSpec::Cuda(3)),
+        ] {
             assert_eq!(s.parse::<DeviceSpec>().unwrap(), d);
         }
         assert_eq!(DeviceSpec::Cuda(2).to_string(), "cuda:2");

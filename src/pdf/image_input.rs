@@ -23,13 +23,24 @@ pub(crate) struct ImagePages {
 
 impl ImagePages {
     /// Reads the headers: page count and sizes, pixel-bomb check, selection.
-    pub fn open(intake: &Intake, opts: &RenderOptions, limits: &Limits) -> Result<(DocumentInfo, ImagePages), PdfError> {
+    pub fn open(
+        intake: &Intake,
+        opts: &RenderOptions,
+        limits: &Limits,
+    ) -> Result<(DocumentInfo, ImagePages), PdfError> {
         let bytes = intake.read_all()?;
         let kind = intake.kind;
-        let dims = if kind == DocumentKind::Tiff { tiff_page_dims(&bytes, limits)? } else { vec![header_dims(&bytes, kind, limits)?] };
+        let dims = if kind == DocumentKind::Tiff {
+            tiff_page_dims(&bytes, limits)?
+        } else {
+            vec![header_dims(&bytes, kind, limits)?]
+        };
         let page_sizes: Vec<PageSize> = dims
             .iter()
-            .map(|&(w, h)| PageSize { width_pt: w as f32 * POINTS_PER_INCH / opts.dpi, height_pt: h as f32 * POINTS_PER_INCH / opts.dpi })
+            .map(|&(w, h)| PageSize {
+                width_pt: w as f32 * POINTS_PER_INCH / opts.dpi,
+                height_pt: h as f32 * POINTS_PER_INCH / opts.dpi,
+            })
             .collect();
         let selected = super::selection::select(opts.pages.as_ref(), page_sizes.len())?;
         let info = DocumentInfo { kind, page_count: page_sizes.len(), page_sizes, selected: selected.clone() };
@@ -86,7 +97,12 @@ fn corrupt(kind: DocumentKind, e: impl std::fmt::Display) -> PdfError {
 /// A decoder error as a [`PdfError`] in plain words: a limit hit while decoding is a pixel bomb
 /// of the image's (known) size, data cut short says so, and the decoders' debug dumps are
 /// reduced to the names they hold.
-fn decode_error(kind: DocumentKind, e: &(dyn std::error::Error + 'static), size: (u32, u32), limits: &Limits) -> PdfError {
+fn decode_error(
+    kind: DocumentKind,
+    e: &(dyn std::error::Error + 'static),
+    size: (u32, u32),
+    limits: &Limits,
+) -> PdfError {
     let mut cause = Some(e);
     while let Some(c) = cause {
         if let Some(image::ImageError::Limits(_)) = c.downcast_ref::<image::ImageError>() {
@@ -159,7 +175,8 @@ fn header_dims(bytes: &[u8], kind: DocumentKind, limits: &Limits) -> Result<(u32
 /// `max_image_pixels`.
 fn header(bytes: &[u8], kind: DocumentKind, limits: &Limits) -> Result<(u32, u32, Orientation), PdfError> {
     let unlimited = Limits { max_image_pixels: u64::MAX / 16, ..Limits::default() };
-    let mut dec = reader(bytes, kind, &unlimited).into_decoder().map_err(|e| decode_error(kind, &e, (0, 0), &unlimited))?;
+    let mut dec =
+        reader(bytes, kind, &unlimited).into_decoder().map_err(|e| decode_error(kind, &e, (0, 0), &unlimited))?;
     let (w, h) = dec.dimensions();
     if w == 0 || h == 0 {
         // The WebP decoder reads a 16384-pixel side as 0: read the header ourselves to say what
@@ -202,7 +219,10 @@ fn webp_size(b: &[u8]) -> Option<(u32, u32)> {
 }
 
 fn swaps_axes(o: Orientation) -> bool {
-    matches!(o, Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH)
+    matches!(
+        o,
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+    )
 }
 
 /// The first (or only) image, through the `image` crate. The size is checked from the header

@@ -148,7 +148,9 @@ impl From<PdfError> for ApiError {
                 tracing::error!(error = %msg, "PDF support unavailable");
                 ApiError::Unavailable("PDF rendering is not available on this server".into())
             }
-            PdfError::WorkerCrashed { .. } | PdfError::WorkerTimeout { .. } | PdfError::RenderFailed { .. } => ApiError::RenderFailed(msg),
+            PdfError::WorkerCrashed { .. } | PdfError::WorkerTimeout { .. } | PdfError::RenderFailed { .. } => {
+                ApiError::RenderFailed(msg)
+            }
             PdfError::WorkerUnavailable { .. }
             | PdfError::Unwritable { .. }
             | PdfError::Unreadable { .. }

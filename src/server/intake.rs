@@ -43,7 +43,9 @@ pub struct Upload {
 /// Reads a multipart (`file` field plus option fields) or raw-body upload of at most `limit` bytes.
 pub async fn read_upload(req: Request, limit: usize) -> Result<Upload, ApiError> {
     let too_large = || ApiError::PayloadTooLarge { limit_mb: (limit as u64).div_ceil(1 << 20) };
-    if let Some(len) = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
+    if let Some(len) =
+        req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+    {
         // Multipart framing adds a little; anything clearly bigger is refused before reading.
         if len > limit + MULTIPART_SLACK {
             return Err(too_large());
@@ -171,18 +173,30 @@ pub fn options_from_fields(defaults: &OcrOptions, fields: &[(String, String)]) -
         }
         let key = if key == "lang" { "languages" } else { key.as_str() };
         let json = if key == "languages" {
-            Value::Array(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect())
+            Value::Array(
+                value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
+            )
         } else if NUMERIC_FIELDS.contains(&key) {
-            let n: f64 = value.trim().parse().map_err(|_| ApiError::InvalidOptions(format!("option '{key}' must be a number")))?;
+            let n: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::InvalidOptions(format!("option '{key}' must be a number")))?;
             serde_json::Number::from_f64(n)
-                .map(|n| if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= 0.0) { Value::from(n.as_f64().unwrap_or(0.0) as u64) } else { Value::Number(n) })
+                .map(|n| {
+                    if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= 0.0) {
+                        Value::from(n.as_f64().unwrap_or(0.0) as u64)
+                    } else {
+                        Value::Number(n)
+                    }
+                })
                 .ok_or_else(|| ApiError::InvalidOptions(format!("option '{key}' must be a finite number")))?
         } else {
             Value::String(value.clone())
         };
         map.insert(key.to_string(), json);
     }
-    let opts: OcrOptions = serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::InvalidOptions(format!("invalid options: {e}")))?;
+    let opts: OcrOptions = serde_json::from_value(Value::Object(map))
+        .map_err(|e| ApiError::InvalidOptions(format!("invalid options: {e}")))?;
     check_options(&opts)?;
     Ok(opts)
 }
@@ -221,7 +235,11 @@ mod tests {
     #[test]
     fn fields_become_options() {
         let f = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let o = options_from_fields(&OcrOptions::default(), &[f("mode", "tiny"), f("dpi", "72"), f("lang", "eng, fra"), f("format", "md")]).unwrap();
+        let o = options_from_fields(
+            &OcrOptions::default(),
+            &[f("mode", "tiny"), f("dpi", "72"), f("lang", "eng, fra"), f("format", "md")],
+        )
+        .unwrap();
         assert_eq!(o.mode, Mode::Tiny);
         assert_eq!(o.dpi, 72.0);
         assert_eq!(o.languages, vec!["eng", "fra"]);

@@ -26,7 +26,8 @@ pub(super) fn render(doc: &Document, opts: &RenderOptions, figures: &Figures) ->
         if i > 0 {
             out.push_str(&separator(opts, page.number));
         }
-        let parts: Vec<String> = visible(page, opts).filter_map(|b| block_markdown(doc, page, b, opts, figures)).collect();
+        let parts: Vec<String> =
+            visible(page, opts).filter_map(|b| block_markdown(doc, page, b, opts, figures)).collect();
         out.push_str(&parts.join("\n\n"));
     }
     let mut out = defuse_links(&out).into_owned();
@@ -37,7 +38,13 @@ pub(super) fn render(doc: &Document, opts: &RenderOptions, figures: &Figures) ->
 }
 
 /// One block as Markdown; `None` when there is nothing to show (a figure without an image).
-fn block_markdown(doc: &Document, page: &Page, block: &Block, opts: &RenderOptions, figures: &Figures) -> Option<String> {
+fn block_markdown(
+    doc: &Document,
+    page: &Page,
+    block: &Block,
+    opts: &RenderOptions,
+    figures: &Figures,
+) -> Option<String> {
     match block.kind {
         BlockKind::Image => {
             let figure = figures.get(block.at());
@@ -74,7 +81,9 @@ fn block_markdown(doc: &Document, page: &Page, block: &Block, opts: &RenderOptio
 /// anything tag-like is left exactly as written.
 fn sanitise_inline_html(text: &str) -> String {
     let tag_like = |t: &str| {
-        t.as_bytes().windows(2).any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?')))
+        t.as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?')))
     };
     let (segs, _) = segments(text);
     let math_html = segs.iter().any(|s| matches!(s, Segment::Inline(m) | Segment::Display(m) if has_html(m)));
@@ -184,7 +193,9 @@ fn defuse_links(markdown: &str) -> Cow<'_, str> {
         text = Cow::Owned(out);
     }
     // Still not clean after many passes: a pathological input; keep only its plain text.
-    Cow::Owned(Parser::new(&text).filter_map(|e| if let Event::Text(t) = e { Some(t.into_string()) } else { None }).collect())
+    Cow::Owned(
+        Parser::new(&text).filter_map(|e| if let Event::Text(t) = e { Some(t.into_string()) } else { None }).collect(),
+    )
 }
 
 /// Passes of [`defuse_links`] before it falls back to plain text.
