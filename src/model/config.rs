@@ -296,7 +296,7 @@ impl DeepseekV2Config {
     pub fn is_moe_layer(&self, idx: usize) -> bool {
         self.n_routed_experts.is_some()
             && idx >= self.first_k_dense_replace
-            && idx % self.moe_layer_freq.max(1) == 0
+            && idx.is_multiple_of(self.moe_layer_freq.max(1))
     }
 
     /// Parsed `topk_method`.
@@ -341,13 +341,13 @@ impl DeepseekV2Config {
         self.scoring_func()?;
         match self.attention_kind() {
             AttentionKind::Mha => {
-                if self.hidden_size % self.num_attention_heads != 0 {
+                if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
                     return err("hidden_size must be a multiple of num_attention_heads".into());
                 }
-                if self.num_attention_heads % self.kv_heads() != 0 {
+                if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
                     return err("num_attention_heads must be a multiple of num_key_value_heads".into());
                 }
-                if self.mha_head_dim() % 2 != 0 {
+                if !self.mha_head_dim().is_multiple_of(2) {
                     return err("the MHA head dim must be even for RoPE".into());
                 }
                 if let Some(s) = &self.rope_scaling {
@@ -360,7 +360,7 @@ impl DeepseekV2Config {
                 }
             }
             AttentionKind::Mla => {
-                if self.qk_rope_head_dim % 2 != 0 || self.qk_rope_head_dim == 0 {
+                if !self.qk_rope_head_dim.is_multiple_of(2) || self.qk_rope_head_dim == 0 {
                     return err("qk_rope_head_dim must be even and > 0".into());
                 }
                 if let Some(s) = &self.rope_scaling {

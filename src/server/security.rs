@@ -32,7 +32,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The token of an `Authorization: Bearer <token>` value. The scheme name is case-insensitive
 /// (RFC 9110, section 11.1), so `bearer` and `BEARER` are accepted too.
 fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim_start().split_once(|c: char| c == ' ' || c == '\t')?;
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 

@@ -461,7 +461,7 @@ impl VisionConfig {
     fn validate(&self) -> Result<()> {
         let s = &self.sam;
         let bad = |m: String| Err(VisionError::Config(m));
-        if s.heads == 0 || s.width % s.heads != 0 {
+        if s.heads == 0 || !s.width.is_multiple_of(s.heads) {
             return bad(format!("sam width {} not divisible by heads {}", s.width, s.heads));
         }
         if s.downsample_channels.len() != 2 {
