@@ -1,6 +1,7 @@
 //! The service against a hostile or careless client, each case built by the test: slow headers
 //! (slowloris), a body shorter than its Content-Length, a malformed chunk size, a multipart part
-//! without Content-Disposition, a lower-case `bearer`, more jobs than run slots, a document
+//! without Content-Disposition, a lower-case `bearer`, more jobs than run slots (also after a
+//! restart), a document
 //! whose every page fails, and huge images (a 180-megapixel one answered, a 150-megapixel one
 //! that fails half-way refused with 422; the memory of both given back).
 
@@ -129,7 +130,7 @@ async fn multipart_without_content_disposition_and_lowercase_bearer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polls_never_show_more_running_jobs_than_run_slots() {
+async fn the_store_never_shows_more_running_jobs_than_run_slots() {
     let engine = FakeEngine { token_delay: Duration::from_millis(2), ..FakeEngine::new() };
     let s = start(engine, |c| c.concurrency = 2);
     let mut ids = Vec::new();
@@ -138,26 +139,63 @@ async fn polls_never_show_more_running_jobs_than_run_slots() {
         assert_eq!(status, 202, "{v}");
         ids.push(v["id"].as_str().unwrap().to_string());
     }
+    // One query is one consistent snapshot of every job's state.
+    let store = s.state.runner.store.clone();
     let mut most = 0;
     loop {
-        let mut running = 0;
-        let mut finished = 0;
-        for id in &ids {
-            let (_, v) = call_json(&s.app, get(&format!("/v1/jobs/{id}"))).await;
-            match v["state"].as_str().unwrap() {
-                "running" => running += 1,
-                "done" => finished += 1,
-                "failed" | "cancelled" => panic!("{v}"),
-                _ => {}
-            }
-        }
+        let unfinished = store.unfinished_jobs().unwrap();
+        let running = unfinished.iter().filter(|j| j.state == docseek::server::store::JobState::Running).count();
         most = most.max(running);
         assert!(running <= 2, "{running} jobs running with --concurrency 2");
-        if finished == ids.len() {
+        if unfinished.is_empty() {
             break;
         }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     assert!(most >= 1, "no job was ever seen running");
+    for id in &ids {
+        assert_eq!(wait_final(&s.app, id).await["state"], "done");
+    }
+}
+
+/// Each job's state, polled over a socket.
+fn states(addr: &str, ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .map(|id| http_json(addr, "GET", &format!("/v1/jobs/{id}"), &[], b"").1["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn jobs_resumed_after_a_restart_wait_for_a_slot_as_queued() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    // Slow pages (about 5 s each) so that no job finishes while the states are read.
+    let slow = [("DOCSEEK_FAKE_TOKEN_DELAY_MS", "250")];
+    let server = ServeProcess::start(&["--model", "fake", "--data-dir", dir, "--concurrency", "3"], &slow);
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            let (status, v) = http_json(&server.addr, "POST", "/v1/jobs", &[], &png(30 + i, 20));
+            assert_eq!(status, 202, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for id in &ids {
+        poll_job(&server.addr, id, "running", |v| v["state"] == "running");
+    }
+    server.kill9();
+    // Three jobs were running; after a restart with one slot, one runs and two wait.
+    let server = ServeProcess::start(&["--model", "fake", "--data-dir", dir, "--concurrency", "1"], &slow);
+    for _ in 0..200 {
+        let now = states(&server.addr, &ids);
+        let running = now.iter().filter(|s| *s == "running").count();
+        assert!(running <= 1, "{now:?} with --concurrency 1");
+        if running == 1 {
+            assert_eq!(now.iter().filter(|s| *s == "queued").count(), 2, "{now:?}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("no resumed job started");
 }
 
 /// Appends one PNG chunk (length, type, data, CRC).

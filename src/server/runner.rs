@@ -238,6 +238,8 @@ impl Runner {
                 self.store.set_state(&job.id, JobState::Failed, Some(("interrupted", "the server restarted during a synchronous request")))?;
                 continue;
             }
+            // It waits for a run slot like any new job: `running` again only once it has one.
+            self.store.set_state(&job.id, JobState::Queued, None)?;
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             let _ = self.enqueue(&mut queue, job.id.clone());
             resumed += 1;
