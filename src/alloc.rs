@@ -28,3 +28,17 @@ pub fn tune_for_tensors() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     }
 }
+
+/// Hands free heap memory back to the operating system (glibc `malloc_trim`).
+///
+/// With the tuning above, up to [`TRIM_THRESHOLD`] of freed memory stays mapped for reuse;
+/// after a one-off large allocation (a huge page image, decoded or failed half-way) that is
+/// memory a long-running server would otherwise keep. Costs a walk over the free lists: call it
+/// after such events, not per page. A no-op off glibc.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -1,10 +1,14 @@
 //! The OCR options shared by the batch CLI (`docseek ocr`) and the server (`docseek serve`,
-//! request fields): one struct, parsed by clap on the command line and by serde at the HTTP edge.
+//! request fields): one struct, parsed by clap on the command line and by serde at the HTTP
+//! edge, with one set of defaults (clap's `default_value_t` and [`Default`] use the same
+//! values) and one check, [`OcrOptions::validate`], that both front doors run.
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{GenerationConfig, NgramGuard, Task};
-use crate::pdf::{PageSelection, DEFAULT_DPI};
+use crate::model::generation::DEFAULT_MAX_NEW_TOKENS;
+use crate::model::ngram::{DEFAULT_NGRAM_SIZE, DEFAULT_NGRAM_WINDOW};
+use crate::model::{DeviceSpec, Dtype, GenerationConfig, NgramGuard, Task};
+use crate::pdf::{PageSelection, RenderOptions, DEFAULT_DPI};
 use crate::Mode;
 
 /// Which no-repeat n-gram flavour to use.
@@ -21,18 +25,23 @@ pub enum NgramFlavour {
 }
 
 /// Token ids of `<td>` and `</td>` in the DeepSeek-OCR tokenizer, never banned by the guard.
-pub const TABLE_CELL_TOKEN_IDS: [u32; 2] = [128821, 128822];
+pub use crate::model::tokens::TABLE_CELL_IDS as TABLE_CELL_TOKEN_IDS;
+
+/// Why a set of OCR options is refused (the CLI exits 2, the server answers 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidOptions(pub String);
 
 /// Options of one OCR request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct OcrOptions {
     /// Resolution mode: tiny, small, base, large, gundam, gundam-master.
-    #[arg(long, env = "DOCSEEK_MODE", default_value = "gundam")]
+    #[arg(long, env = "DOCSEEK_MODE", default_value_t = Mode::default())]
     pub mode: Mode,
 
     /// Task: markdown (with layout), ocr, free, figure, describe, locate.
-    #[arg(long, env = "DOCSEEK_TASK", value_enum, default_value = "markdown")]
+    #[arg(long, env = "DOCSEEK_TASK", value_enum, default_value_t = Task::default())]
     pub task: Task,
 
     /// Text to find, for `--task locate`.
@@ -56,41 +65,57 @@ pub struct OcrOptions {
     pub languages: Vec<String>,
 
     /// Maximum new tokens per page.
-    #[arg(long, env = "DOCSEEK_MAX_NEW_TOKENS", default_value_t = crate::model::generation::DEFAULT_MAX_NEW_TOKENS)]
+    #[arg(long, env = "DOCSEEK_MAX_NEW_TOKENS", default_value_t = DEFAULT_MAX_NEW_TOKENS)]
     pub max_new_tokens: usize,
 
     /// Repetition guard flavour.
-    #[arg(long, value_enum, default_value = "vllm")]
+    #[arg(long, value_enum, default_value_t = NgramFlavour::default())]
     pub ngram: NgramFlavour,
 
     /// Repetition guard n-gram size.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = DEFAULT_NGRAM_SIZE)]
     pub ngram_size: usize,
 
     /// Repetition guard window (vLLM flavour), in generated tokens.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = DEFAULT_NGRAM_WINDOW)]
     pub ngram_window: usize,
 }
 
 impl Default for OcrOptions {
     fn default() -> Self {
         OcrOptions {
-            mode: Mode::Gundam,
-            task: Task::Markdown,
+            mode: Mode::default(),
+            task: Task::default(),
             locate: None,
             dpi: DEFAULT_DPI,
             pages: None,
             password: None,
             languages: Vec::new(),
-            max_new_tokens: crate::model::generation::DEFAULT_MAX_NEW_TOKENS,
-            ngram: NgramFlavour::Vllm,
-            ngram_size: 20,
-            ngram_window: 50,
+            max_new_tokens: DEFAULT_MAX_NEW_TOKENS,
+            ngram: NgramFlavour::default(),
+            ngram_size: DEFAULT_NGRAM_SIZE,
+            ngram_window: DEFAULT_NGRAM_WINDOW,
         }
     }
 }
 
 impl OcrOptions {
+    /// The one check of option values, run by the CLI (`docseek ocr`, and `docseek serve` on
+    /// its defaults) and by the server on every request.
+    pub fn validate(&self) -> Result<(), InvalidOptions> {
+        crate::pdf::check_dpi(self.dpi).map_err(InvalidOptions)?;
+        if self.max_new_tokens == 0 {
+            return Err(InvalidOptions("max_new_tokens must be at least 1".into()));
+        }
+        if self.task.prompt(self.locate.as_deref()).is_err() {
+            return Err(InvalidOptions("the locate task needs a 'locate' text (--locate TEXT)".into()));
+        }
+        if self.ngram != NgramFlavour::Off && self.ngram_size == 0 {
+            return Err(InvalidOptions("ngram_size must be at least 1 (or turn the guard off with ngram=off)".into()));
+        }
+        Ok(())
+    }
+
     /// The decoder settings these options ask for.
     pub fn generation(&self) -> GenerationConfig {
         let ngram = match self.ngram {
@@ -110,6 +135,39 @@ impl OcrOptions {
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: OcrOptions,
+        #[command(flatten)]
+        model: ModelArgs,
+    }
+
+    #[test]
+    fn clap_defaults_are_the_default() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["docseek"]).unwrap();
+        assert_eq!(cli.options, OcrOptions::default());
+        assert_eq!(cli.model.device, DeviceSpec::Cpu);
+        assert_eq!(cli.model.dtype, None);
+        let cli = Cli::try_parse_from(["docseek", "--dtype", "bf16", "--device", "cuda:1"]).unwrap();
+        assert_eq!((cli.model.dtype, cli.model.device), (Some(Dtype::Bf16), DeviceSpec::Cuda(1)));
+        assert!(Cli::try_parse_from(["docseek", "--dtype", "int3"]).is_err());
+    }
+
+    #[test]
+    fn one_check_for_every_front_door() {
+        assert_eq!(OcrOptions::default().validate(), Ok(()));
+        let bad = |o: OcrOptions| o.validate().unwrap_err().to_string();
+        assert!(bad(OcrOptions { max_new_tokens: 0, ..Default::default() }).contains("max_new_tokens"));
+        assert!(bad(OcrOptions { dpi: 5.0, ..Default::default() }).contains("dpi"));
+        assert!(bad(OcrOptions { dpi: f32::NAN, ..Default::default() }).contains("dpi"));
+        assert!(bad(OcrOptions { task: Task::Locate, ..Default::default() }).contains("locate"));
+        assert!(bad(OcrOptions { ngram_size: 0, ..Default::default() }).contains("ngram_size"));
+        let off = OcrOptions { ngram: NgramFlavour::Off, ngram_size: 0, ..Default::default() };
+        assert_eq!(off.validate(), Ok(()));
+    }
+
     #[test]
     fn json_defaults_and_rejects_unknown_fields() {
         let o: OcrOptions = serde_json::from_str(r#"{"mode":"base","pages":"1-2"}"#).unwrap();
@@ -118,6 +176,13 @@ mod tests {
         assert_eq!(o.dpi, DEFAULT_DPI);
         assert!(serde_json::from_str::<OcrOptions>(r#"{"mdoe":"base"}"#).is_err());
         assert!(serde_json::from_str::<OcrOptions>(r#"{"pages":"0"}"#).is_err());
+    }
+}
+
+impl From<&OcrOptions> for RenderOptions {
+    /// How to render a document for these options (no text layer: the model reads pixels).
+    fn from(o: &OcrOptions) -> Self {
+        RenderOptions { dpi: o.dpi, pages: o.pages.clone(), password: o.password.clone(), text: false }
     }
 }
 
@@ -135,9 +200,9 @@ pub struct ModelArgs {
 
     /// Weight dtype: f32, bf16 or f16 (default: bf16 on GPU, the faster one on CPU).
     #[arg(long, env = "DOCSEEK_DTYPE")]
-    pub dtype: Option<String>,
+    pub dtype: Option<Dtype>,
 
     /// Device: cpu, or cuda / cuda:N (needs a build with `--features cuda`).
-    #[arg(long, env = "DOCSEEK_DEVICE", default_value = "cpu")]
-    pub device: String,
+    #[arg(long, env = "DOCSEEK_DEVICE", default_value_t = DeviceSpec::Cpu)]
+    pub device: DeviceSpec,
 }

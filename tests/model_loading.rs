@@ -5,11 +5,12 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 use docseek::model::loader::{open_weights, resolve_model_dir, weight_files};
-use docseek::model::synth::{config_json, decoder_tensor_specs, write_config_and_tokenizer, write_weights, SynthArch, SynthDtype};
+use docseek::model::synth::{config_json, decoder_tensor_specs, write_config_and_tokenizer, write_weights, SynthDtype};
+use docseek::model::Architecture;
 use docseek::model::{DeepseekDecoder, DeepseekV2Config, LogitsFor, ModelConfig};
 
 fn decoder_cfg() -> DeepseekV2Config {
-    serde_json::from_value(config_json(SynthArch::Ocr1, false)["language_config"].clone()).unwrap()
+    serde_json::from_value(config_json(Architecture::Ocr1, false)["language_config"].clone()).unwrap()
 }
 
 fn run_decoder(dir: &Path) -> Vec<f32> {
@@ -26,13 +27,13 @@ fn single_file_and_sharded_folders_load_the_same_weights() {
     let cfg = decoder_cfg();
     let specs = decoder_tensor_specs(&cfg);
     let single = tempfile::tempdir().unwrap();
-    write_config_and_tokenizer(single.path(), &config_json(SynthArch::Ocr1, false)).unwrap();
+    write_config_and_tokenizer(single.path(), &config_json(Architecture::Ocr1, false)).unwrap();
     write_weights(&single.path().join("model.safetensors"), &specs, SynthDtype::F32, 7, None).unwrap();
     assert_eq!(resolve_model_dir(single.path().to_str().unwrap(), "main").unwrap(), single.path());
 
     // The same tensors split over two shards named by an index, as the hub repos ship them.
     let sharded = tempfile::tempdir().unwrap();
-    write_config_and_tokenizer(sharded.path(), &config_json(SynthArch::Ocr1, false)).unwrap();
+    write_config_and_tokenizer(sharded.path(), &config_json(Architecture::Ocr1, false)).unwrap();
     let (a, b) = specs.split_at(specs.len() / 2);
     let names = ["model-00001-of-000002.safetensors", "model-00002-of-000002.safetensors"];
     write_weights(&sharded.path().join(names[0]), a, SynthDtype::F32, 7, None).unwrap();
@@ -74,7 +75,7 @@ fn offline_hub_id_without_cache_is_one_clear_error() {
     let snap = repo.join("snapshots").join("0123abcd");
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs").join("main"), "0123abcd").unwrap();
-    write_config_and_tokenizer(&snap, &config_json(SynthArch::Ocr1, false)).unwrap();
+    write_config_and_tokenizer(&snap, &config_json(Architecture::Ocr1, false)).unwrap();
     write_weights(&snap.join("model.safetensors"), &decoder_tensor_specs(&decoder_cfg()), SynthDtype::Bf16, 1, None).unwrap();
     std::env::set_var("HF_HUB_OFFLINE", "1");
     let dir = resolve_model_dir("acme/tiny-ocr", "main");
@@ -86,7 +87,7 @@ fn offline_hub_id_without_cache_is_one_clear_error() {
     assert!(err.contains("neither a model folder nor a hub id"), "{err}");
     // A folder without weights.
     let empty = tempfile::tempdir().unwrap();
-    write_config_and_tokenizer(empty.path(), &config_json(SynthArch::Ocr2, false)).unwrap();
+    write_config_and_tokenizer(empty.path(), &config_json(Architecture::Ocr2, false)).unwrap();
     let err = resolve_model_dir(empty.path().to_str().unwrap(), "main").unwrap_err().to_string();
     assert!(err.contains("no .safetensors weights"), "{err}");
 }

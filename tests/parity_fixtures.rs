@@ -1,6 +1,6 @@
-//! Golden parity on the shared fixtures (`../shared/fixtures` next to the repository, or
-//! `DOCSEEK_FIXTURES`): every check `docseek parity` runs must pass. Fails loudly when the
-//! fixtures are missing.
+//! Golden parity on the public fixtures vendored in `tests/fixtures/` (or the folder named by
+//! `DOCSEEK_FIXTURES`, e.g. `../shared/fixtures`): every check `docseek parity` runs must pass.
+//! Fails loudly when the fixtures are missing.
 
 use std::path::PathBuf;
 
@@ -9,16 +9,11 @@ use docseek::parity::{runner, ParityOptions};
 fn fixtures_root() -> PathBuf {
     let root = match std::env::var_os("DOCSEEK_FIXTURES") {
         Some(p) => PathBuf::from(p),
-        // The checkout next to shared/, or a worktree one level deeper.
-        None => ["../shared/fixtures", "../../shared/fixtures"]
-            .iter()
-            .map(|c| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(c))
-            .find(|c| c.is_dir())
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")),
+        None => docseek::parity::default_fixtures_dir(),
     };
     assert!(
         root.is_dir(),
-        "parity fixtures not found at {} (clone the repo next to shared/, or set DOCSEEK_FIXTURES)",
+        "parity fixtures not found at {} (tests/fixtures/ is part of the repository; DOCSEEK_FIXTURES overrides it)",
         root.display()
     );
     root

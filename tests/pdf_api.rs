@@ -214,7 +214,7 @@ fn several_workers_serve_threads_in_parallel() {
         .map(|n| {
             let r = r.clone();
             let src = DocumentSource::path(sample(n));
-            std::thread::spawn(move || r.open(&src, &low_dpi()).unwrap().map(|p| p.unwrap().index).count())
+            std::thread::spawn(move || r.open(&src, &low_dpi()).unwrap().inspect(|p| assert!(p.is_ok(), "{p:?}")).count())
         })
         .collect();
     let counts: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();

@@ -1,5 +1,6 @@
 //! `docseek pages` on a batch of bad inputs mixed with good ones: each bad input gets one clear
-//! line, the good ones are still rendered, the exit status is non-zero, nothing panics.
+//! line on stderr, the good ones are still rendered (one line each on stdout), the exit status
+//! is non-zero, nothing panics.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -21,10 +22,10 @@ fn pages(args: &[&Path], extra: &[&str]) -> Output {
     out
 }
 
-/// The stdout line about `input`.
-fn line_for<'a>(stdout: &'a str, input: &Path) -> &'a str {
+/// The line about `input` in `output` (stdout for `ok`, stderr for `error`).
+fn line_for<'a>(output: &'a str, input: &Path) -> &'a str {
     let key = format!(" {}:", input.display());
-    stdout.lines().find(|l| l.contains(&key)).unwrap_or_else(|| panic!("no line for {}:\n{stdout}", input.display()))
+    output.lines().find(|l| l.contains(&key)).unwrap_or_else(|| panic!("no line for {}:\n{output}", input.display()))
 }
 
 /// A PNG header claiming `w` x `h` pixels, followed by a bogus IDAT.
@@ -110,11 +111,14 @@ fn bad_inputs_fail_one_by_one_and_the_batch_goes_on() {
     ];
     let out = pages(&inputs, &["--out", out_dir.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}");
-    assert_eq!(stdout.lines().count(), inputs.len(), "one line per input:\n{stdout}");
+    assert_eq!(stdout.lines().count(), 2, "one line per rendered input on stdout:\n{stdout}");
+    let errors = stderr.lines().filter(|l| l.starts_with("error ")).count();
+    assert_eq!(errors, inputs.len() - 2, "one line per failed input on stderr:\n{stderr}");
 
     let expect = |input: &Path, needle: &str| {
-        let line = line_for(&stdout, input);
+        let line = line_for(&stderr, input);
         assert!(line.starts_with("error "), "{line}");
         assert!(line.contains(needle), "expected '{needle}' in: {line}");
     };
@@ -150,7 +154,7 @@ fn passwords_right_and_wrong() {
 
     let wrong = pages(&[&enc], &["--out", o, "--password", "not-it"]);
     assert_eq!(wrong.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&wrong.stdout).contains("password given is wrong"));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("password given is wrong"));
 
     let right = pages(&[&enc], &["--out", o, "--password", "docseek-user", "--text"]);
     assert!(right.status.success(), "{}", String::from_utf8_lossy(&right.stdout));
@@ -195,7 +199,7 @@ fn page_selection_and_unwritable_output() {
 
     let none = pages(&[&sample], &["--out", out_dir.to_str().unwrap(), "--pages", "7-9"]);
     assert_eq!(none.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&none.stdout).contains("picks no page of this 3-page document"));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("picks no page of this 3-page document"));
 
     // An output folder below a regular file cannot be created (works even as root).
     let file = tmp.path().join("a-file");
@@ -203,8 +207,8 @@ fn page_selection_and_unwritable_output() {
     let bad_out = file.join("out");
     let out = pages(&[&sample], &["--out", bad_out.to_str().unwrap(), "--pages", "1", "--dpi", "36"]);
     assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("cannot write") && stdout.contains("a-file/out"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write") && stderr.contains("a-file/out"), "{stderr}");
 }
 
 #[test]
@@ -215,8 +219,8 @@ fn missing_pdfium_says_how_to_get_it() {
         &["--out", tmp.path().to_str().unwrap(), "--pdfium-lib", "/nonexistent/libpdfium.so"],
     );
     assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("libpdfium not found") && stdout.contains("scripts/setup.sh"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("libpdfium not found") && stderr.contains("scripts/setup.sh"), "{stderr}");
     let version = Command::new(BIN).arg("--version").output().unwrap();
     let v = String::from_utf8_lossy(&version.stdout);
     assert!(v.contains("features:") && v.contains("pdfium chromium/8149"), "{v}");

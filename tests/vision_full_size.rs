@@ -17,7 +17,8 @@ fn params(cfg: &VisionConfig, prefix: &str) -> usize {
 
 #[test]
 fn official_vision_parameter_counts() {
-    // Figures of the real checkpoint (dossier §4: layer-by-layer sum reproducing total_size).
+    // Figures of the real checkpoint (the layer-by-layer sum that reproduces the `total_size` of
+    // its `model.safetensors.index.json`).
     let c = VisionConfig::deepseek_ocr();
     assert_eq!(params(&c, "model.sam_model."), 95_569_152);
     assert_eq!(params(&c, "model.vision_model."), 303_177_728);

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use crate::detection::{Detection, Span, SCRIPT_COMMON};
 use crate::inventory::{Inventory, LanguageRow};
 use crate::model::{ClassModel, ProfileModel};
-use crate::script::{ScriptCounts, HAN, JAPANESE};
+use crate::script::{script_name, ScriptCounts, HAN, JAPANESE};
 use crate::LangsError;
 
 /// The bundled profile model (built by `examples/build-profiles.rs`).
@@ -43,7 +43,7 @@ pub trait LanguageDetector: Send + Sync {
 
     /// The runs of `text` by script and language, covering it, by byte offsets.
     fn spans(&self, text: &str) -> Vec<Span> {
-        crate::spans::split(self, text)
+        crate::spans::split(|t| self.detect(t), text)
     }
 }
 
@@ -215,12 +215,3 @@ impl LanguageDetector for ProfileDetector {
     }
 }
 
-/// The `'static` ISO 15924 name of a class.
-pub(crate) fn script_name(class: &str) -> &'static str {
-    match class {
-        HAN => HAN,
-        JAPANESE => JAPANESE,
-        crate::script::KOREAN => crate::script::KOREAN,
-        other => unicode_script::Script::from_short_name(other).map_or("Zzzz", |s| s.short_name()),
-    }
-}

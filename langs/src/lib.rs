@@ -31,7 +31,8 @@ pub mod training;
 pub use detection::{Detection, Span};
 pub use detector::{LanguageDetector, ProfileDetector};
 pub use inventory::{Inventory, LanguageRow};
-pub use router::{DocumentLanguages, LineJoin, ProcessedText, Router, RoutingProfile, Support};
+pub use document::{DocumentLanguages, LanguageShare};
+pub use router::{LineJoin, ProcessedText, Router, RoutingProfile, Support};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,6 @@ use crate::normalize::{normalize, Fold};
 use crate::script::{char_class, is_unspaced};
 use crate::LangsError;
 
-pub use crate::document::{DocumentLanguages, LanguageShare};
 
 /// The bundled routing table.
 const ROUTING_JSON: &str = include_str!("../data/routing.json");

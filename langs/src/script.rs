@@ -122,6 +122,16 @@ impl ScriptCounts {
     }
 }
 
+/// The `'static` ISO 15924 name of a class.
+pub(crate) fn script_name(class: &str) -> &'static str {
+    match class {
+        HAN => HAN,
+        JAPANESE => JAPANESE,
+        KOREAN => KOREAN,
+        other => unicode_script::Script::from_short_name(other).map_or("Zzzz", |s| s.short_name()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

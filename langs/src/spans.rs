@@ -6,14 +6,14 @@
 use std::borrow::Cow;
 
 use crate::detection::{Detection, Span, SCRIPT_COMMON, UNDETERMINED};
-use crate::detector::{script_name, LanguageDetector};
-use crate::script::{char_class, HAN, JAPANESE, KOREAN};
+use crate::script::{char_class, script_name, HAN, JAPANESE, KOREAN};
 
 /// Runs with at least this many bytes are split into sentences and detected per sentence.
 pub const SENTENCE_SPLIT_MIN_BYTES: usize = 64;
 
-/// Splits `text` into spans (see the module docs) using `detector` for each run.
-pub fn split<D: LanguageDetector + ?Sized>(detector: &D, text: &str) -> Vec<Span> {
+/// Splits `text` into spans (see the module docs), detecting each run with `detect` (a
+/// detector's `detect`; taken as a function so this module needs no detector type).
+pub fn split(detect: impl Fn(&str) -> Detection, text: &str) -> Vec<Span> {
     if text.is_empty() {
         return Vec::new();
     }
@@ -33,13 +33,13 @@ pub fn split<D: LanguageDetector + ?Sized>(detector: &D, text: &str) -> Vec<Span
     for &(class, _, _) in &runs {
         if by_class.iter().all(|(k, _)| *k != class) {
             let joined: Vec<&str> = runs.iter().filter(|r| r.0 == class).map(|r| &text[r.1..r.2]).collect();
-            by_class.push((class, detector.detect(&joined.join(" "))));
+            by_class.push((class, detect(&joined.join(" "))));
         }
     }
     let mut spans: Vec<Span> = Vec::new();
     for (class, start, end) in runs {
         let run = &text[start..end];
-        let whole = detector.detect(run);
+        let whole = detect(run);
         let whole = if whole.is_determined() {
             whole
         } else {
@@ -50,7 +50,7 @@ pub fn split<D: LanguageDetector + ?Sized>(detector: &D, text: &str) -> Vec<Span
             continue;
         }
         for (s, e) in sentences(run) {
-            let d = detector.detect(&run[s..e]);
+            let d = detect(&run[s..e]);
             let d = if d.is_determined() { d } else { whole.clone() };
             push_merged(&mut spans, span_of(start + s, start + e, &d, class));
         }

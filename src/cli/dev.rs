@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use clap::Subcommand;
 
-use crate::model::synth::{config_json, write_checkpoint, SynthArch, SynthDtype};
+use crate::model::synth::{config_json, write_checkpoint, SynthDtype};
+use crate::model::Architecture;
 
 /// Arguments of `docseek dev`.
 #[derive(Debug, clap::Args)]
@@ -32,9 +33,9 @@ pub enum DevTool {
 pub struct CheckpointArgs {
     /// Output folder (created; existing files are overwritten).
     pub out_dir: PathBuf,
-    /// Model family to imitate.
-    #[arg(long, value_enum, default_value = "ocr1")]
-    pub arch: SynthArch,
+    /// Model family to imitate: ocr1 (DeepSeek-OCR) or ocr2 (DeepSeek-OCR-2).
+    #[arg(long, default_value_t = Architecture::Ocr1)]
+    pub arch: Architecture,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

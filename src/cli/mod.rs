@@ -70,6 +70,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Log targets kept at `error` unless `RUST_LOG` says otherwise.
+pub const QUIET_DEPENDENCIES: &str = "html5ever=error";
+
 /// Sets up `tracing` on stderr; `RUST_LOG` wins over `-v`.
 pub fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
@@ -78,7 +81,10 @@ pub fn init_tracing(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // html5ever (under the table parser) logs a WARN for every table it repairs ("foster
+    // parenting"): normal for model output and nothing a user can act on.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},{QUIET_DEPENDENCIES}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -45,8 +45,8 @@ Exit codes:
 #[command(after_help = AFTER_HELP)]
 pub struct OcrCommand {
     /// Files, directories (searched recursively for PDFs and images), globs, or `-` to read
-    /// paths from stdin (one per line).
-    pub inputs: Vec<String>,
+    /// paths from stdin (one per line). File names need not be UTF-8.
+    pub inputs: Vec<PathBuf>,
 
     /// Read input paths from this file, one per line (`-` = stdin; `#` starts a comment).
     #[arg(long, value_name = "LIST")]
@@ -186,7 +186,7 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
             "{}@{}:{}",
             args.model.model,
             args.model.revision,
-            args.model.dtype.as_deref().unwrap_or("auto")
+            args.model.dtype.map_or("auto", |d| d.name())
         ),
         force: args.force,
     };

@@ -5,36 +5,26 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use candle_core::DType;
-
+use crate::model::Dtype;
 use crate::parity::{runner, ParityOptions};
-
-/// Compute dtype of a parity run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ParityDtype {
-    /// float32: the fixtures' 1e-4 relative tolerance.
-    F32,
-    /// bfloat16: a sanity check with the looser 2e-2 tolerance.
-    Bf16,
-}
 
 /// Arguments of `docseek parity`.
 #[derive(Debug, clap::Args)]
 pub struct ParityArgs {
-    /// A fixture folder (e.g. shared/fixtures/ocr1-tiny) or a parent holding several.
-    pub dir: PathBuf,
-    /// Compute dtype.
-    #[arg(long, value_enum, default_value = "f32")]
-    pub dtype: ParityDtype,
+    /// A fixture folder (e.g. tests/fixtures/ocr1-tiny) or a parent holding several
+    /// [default: tests/fixtures, the public set vendored in the repository].
+    pub dir: Option<PathBuf>,
+    /// Compute dtype: f32 (the fixtures' 1e-4 relative tolerance) or bf16 / f16 (a sanity
+    /// check with the looser 2e-2 tolerance).
+    #[arg(long, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
 }
 
 /// Runs `docseek parity`.
 pub fn run(args: ParityArgs) -> anyhow::Result<ExitCode> {
-    let dtype = match args.dtype {
-        ParityDtype::F32 => DType::F32,
-        ParityDtype::Bf16 => DType::BF16,
-    };
-    let report = runner::run(&args.dir, &ParityOptions { dtype })?;
+    let dtype = args.dtype.candle();
+    let dir = args.dir.unwrap_or_else(crate::parity::default_fixtures_dir);
+    let report = runner::run(&dir, &ParityOptions { dtype })?;
     println!("{}", report.summary());
     Ok(if report.failed() == 0 && report.passed() > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

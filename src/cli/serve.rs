@@ -10,7 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::options::{ModelArgs, OcrOptions};
-use crate::server::config::{DEFAULT_MAX_PAGES, DEFAULT_MAX_UPLOAD_MB};
+use crate::server::config::{
+    engine_queue_pages, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH, DEFAULT_MAX_PAGES, DEFAULT_MAX_QUEUE, DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_READ_TIMEOUT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_RETENTION_HOURS,
+};
 use crate::server::ServerConfig;
 
 /// Arguments of `docseek serve`.
@@ -44,15 +47,15 @@ pub struct ServeArgs {
     api_key: Option<String>,
 
     /// Jobs processed at once (their pages are batched together on the engine).
-    #[arg(long, env = "DOCSEEK_CONCURRENCY", default_value_t = 2)]
+    #[arg(long, env = "DOCSEEK_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY)]
     concurrency: usize,
 
     /// Jobs that may wait for a slot before new requests get 429.
-    #[arg(long, env = "DOCSEEK_MAX_QUEUE", default_value_t = 64)]
+    #[arg(long, env = "DOCSEEK_MAX_QUEUE", default_value_t = DEFAULT_MAX_QUEUE)]
     max_queue: usize,
 
     /// Most pages per engine call.
-    #[arg(long, env = "DOCSEEK_MAX_BATCH", default_value_t = 4)]
+    #[arg(long, env = "DOCSEEK_MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH)]
     max_batch: usize,
 
     /// Most pages per document.
@@ -67,6 +70,14 @@ pub struct ServeArgs {
     #[arg(long, env = "DOCSEEK_MAX_IMAGE_PIXELS", default_value_t = crate::pdf::limits::DEFAULT_MAX_IMAGE_PIXELS)]
     max_image_pixels: u64,
 
+    /// Most bytes one compressed PDF stream may inflate to, in MB (decompression bombs; 0 = no check).
+    #[arg(long, env = "DOCSEEK_MAX_STREAM_MB", default_value_t = crate::pdf::limits::DEFAULT_MAX_STREAM_BYTES >> 20)]
+    max_stream_mb: u64,
+
+    /// Address-space limit of each PDF renderer worker process, in MB (0 = no limit).
+    #[arg(long, env = "DOCSEEK_MAX_WORKER_MEMORY_MB", default_value_t = crate::pdf::limits::DEFAULT_MAX_WORKER_MEMORY_MB)]
+    max_worker_memory_mb: u64,
+
     /// libpdfium to use (file or folder); default: searched (see `docseek pages --help`).
     #[arg(long, env = "DOCSEEK_PDFIUM_LIB")]
     pdfium_lib: Option<PathBuf>,
@@ -76,11 +87,16 @@ pub struct ServeArgs {
     raster_workers: usize,
 
     /// Timeout of synchronous requests (POST /v1/ocr), in seconds.
-    #[arg(long, env = "DOCSEEK_REQUEST_TIMEOUT_S", default_value_t = 300)]
+    #[arg(long, env = "DOCSEEK_REQUEST_TIMEOUT_S", default_value_t = DEFAULT_REQUEST_TIMEOUT_S)]
     request_timeout_s: u64,
 
+    /// Longest a client may take to send its request headers, or pause while sending a body, in
+    /// seconds (slow clients are cut off: the connection is closed, or the request answered 408).
+    #[arg(long, env = "DOCSEEK_READ_TIMEOUT_S", default_value_t = DEFAULT_READ_TIMEOUT_S)]
+    read_timeout_s: u64,
+
     /// How long finished jobs and their results are kept, in hours.
-    #[arg(long, env = "DOCSEEK_RETENTION_HOURS", default_value_t = 24.0)]
+    #[arg(long, env = "DOCSEEK_RETENTION_HOURS", default_value_t = DEFAULT_RETENTION_HOURS)]
     retention_hours: f64,
 
     /// Hosts (`host` or `host:port`) that job webhooks may call; none = webhooks refused.
@@ -135,7 +151,7 @@ impl FleetArgs {
 
 impl ServeArgs {
     fn config(&self) -> anyhow::Result<ServerConfig> {
-        crate::server::intake::check_options(&self.defaults).map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.defaults.validate()?;
         anyhow::ensure!(self.retention_hours > 0.0, "--retention-hours must be positive");
         let mut c = ServerConfig::new(self.data_dir.clone());
         c.max_upload_bytes = usize::try_from(self.max_upload_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
@@ -143,14 +159,18 @@ impl ServeArgs {
         c.concurrency = self.concurrency.max(1);
         c.max_queued_jobs = self.max_queue;
         c.max_batch = self.max_batch.max(1);
-        c.engine_queue_pages = (c.max_batch * c.concurrency * 2).max(c.max_batch);
+        c.engine_queue_pages = engine_queue_pages(c.max_batch, c.concurrency);
         c.raster.limits.max_pages = self.max_pages;
         c.raster.limits.max_page_pixels = self.max_page_pixels;
         c.raster.limits.max_image_pixels = self.max_image_pixels;
+        c.raster.limits.max_stream_bytes = self.max_stream_mb.saturating_mul(1 << 20);
+        c.raster.limits.max_worker_memory_mb = self.max_worker_memory_mb;
         c.raster.limits.max_input_bytes = self.max_upload_mb.saturating_mul(1 << 20);
         c.raster.pdfium_lib = self.pdfium_lib.clone();
         c.raster.workers = self.raster_workers.max(1);
         c.request_timeout = Duration::from_secs(self.request_timeout_s);
+        anyhow::ensure!(self.read_timeout_s > 0, "--read-timeout-s must be positive");
+        c.read_timeout = Duration::from_secs(self.read_timeout_s);
         c.retention = Duration::from_secs_f64(self.retention_hours * 3600.0);
         c.webhook_hosts = self.webhook_allow.clone();
         c.cors_origins = self.cors_origins.clone();

@@ -13,6 +13,23 @@ use super::structure::structure_page;
 use crate::engine::{PageText, PageTimings};
 use crate::model::PageOutcome;
 
+/// One language of a whole document, with its share of the text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentLanguage {
+    /// Language tag (ISO 639-3).
+    pub tag: String,
+    /// Script (ISO 15924).
+    pub script: String,
+    /// English name of the language.
+    pub name: String,
+    /// Share of the document's (non-space) characters in detected blocks, 0..=1.
+    pub share: f32,
+    /// Character-weighted mean confidence of its blocks, 0..=1.
+    pub confidence: f32,
+    /// Whether it is written right to left.
+    pub rtl: bool,
+}
+
 /// What a caller hands over for one page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageInput {
@@ -132,7 +149,7 @@ pub struct Document {
     /// The document's languages, largest share first (filled by the language stage,
     /// [`crate::doc::languages::annotate`]; empty before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub languages: Vec<super::languages::DocumentLanguage>,
+    pub languages: Vec<DocumentLanguage>,
 }
 
 impl Document {

@@ -2,7 +2,7 @@
 //!
 //! The model answers the grounding prompt with interleaved headers
 //! `<|ref|>label<|/ref|><|det|>[[x1, y1, x2, y2], ...]<|/det|>` each followed by the block's
-//! content (dossier §6; the official scripts match
+//! content (the official `run_dpsk_ocr_*.py` scripts match
 //! `(<\|ref\|>(.*?)<\|/ref\|><\|det\|>(.*?)<\|/det\|>)`). Real output is not always that
 //! tidy: it can stop inside a header, repeat, carry stray tags or give several boxes per
 //! label. This parser never fails and never panics: what it cannot read as structure it

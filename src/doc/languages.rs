@@ -9,27 +9,12 @@ use docseek_langs::detection::UNDETERMINED;
 use docseek_langs::router::Dir;
 use docseek_langs::script::ScriptCounts;
 use docseek_langs::{Detection, DocumentLanguages, LanguageDetector, ProfileDetector, Router};
-use serde::{Deserialize, Serialize};
 
 use super::block::{Block, BlockKind, Language, LanguageRun};
 use super::document::Document;
 
-/// One language of a whole document, with its share of the text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DocumentLanguage {
-    /// Language tag (ISO 639-3).
-    pub tag: String,
-    /// Script (ISO 15924).
-    pub script: String,
-    /// English name of the language.
-    pub name: String,
-    /// Share of the document's (non-space) characters in detected blocks, 0..=1.
-    pub share: f32,
-    /// Character-weighted mean confidence of its blocks, 0..=1.
-    pub confidence: f32,
-    /// Whether it is written right to left.
-    pub rtl: bool,
-}
+// The document-level summary type lives with the document it describes (no import cycle).
+pub use super::document::DocumentLanguage;
 
 /// Kinds whose text is running prose: its lines are joined and normalised by the language's
 /// routing profile.

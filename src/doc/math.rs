@@ -1,6 +1,6 @@
 //! Formulas: LaTeX kept verbatim, found by its delimiters, rewritten to one delimiter style.
 //!
-//! The model writes inline math as `\( … \)` and display math as `\[ … \]` (dossier §6);
+//! The model writes inline math as `\( … \)` and display math as `\[ … \]` (as the official scripts expect);
 //! `$$ … $$` is also read. Single `$` is not (it is far more often money than math). The
 //! official post-processing rewrites `\coloneqq` → `:=` and `\eqqcolon` → `=:`; so do we.
 

@@ -1,5 +1,5 @@
 //! Generation loops: a text whose tail repeats one unit over and over (the model's classic
-//! failure, dossier §9.1), and runs of identical consecutive blocks.
+//! failure, which the official PDF script handles by dropping pages without EOS), and runs of identical consecutive blocks.
 //!
 //! A tail is periodic with period `p` when `text[i] == text[i - p]` for every byte of it, so a
 //! loop cut mid-unit by the token budget is still found. Only the first copy of the unit is

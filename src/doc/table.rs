@@ -161,7 +161,15 @@ impl Table {
     }
 
     /// GitHub Markdown (the first row is the header row); `None` unless [`Table::is_simple`].
+    /// Cell text is only stripped of what would break the grid (`|`, line breaks); see
+    /// [`Table::to_markdown_with`] for escaping it.
     pub fn to_markdown(&self) -> Option<String> {
+        self.to_markdown_with(&|t| t.to_string())
+    }
+
+    /// GitHub Markdown with each cell's text passed through `cell` first (the Markdown renderer
+    /// escapes HTML there); `|` and line breaks are then made safe for the grid.
+    pub fn to_markdown_with(&self, cell: &dyn Fn(&str) -> String) -> Option<String> {
         if !self.is_simple() {
             return None;
         }
@@ -170,7 +178,7 @@ impl Table {
             out.push('|');
             for c in self.cells.iter().filter(|c| c.row == r) {
                 out.push(' ');
-                out.push_str(&c.text.replace('|', "\\|"));
+                out.push_str(&cell(&c.text).replace('|', "\\|").replace('\n', "<br>"));
                 out.push_str(" |");
             }
             out.push('\n');

@@ -16,9 +16,9 @@ use docseek_vision::VisionEncoder;
 
 use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText, PageTimings, TokenSink};
 use crate::model::generation::{generate, Step, StepObserver};
-use crate::model::loader::{open_weights, parse_device, parse_dtype, resolve_model_dir};
+use crate::model::loader::{open_weights, resolve_model_dir};
 use crate::model::prompt::{embed_with_image, prompt_ids, PromptTokenizer};
-use crate::model::{Architecture, DeepseekDecoder, ModelConfig, ModelError};
+use crate::model::{DeepseekDecoder, Dtype, ModelConfig, ModelError};
 use crate::options::ModelArgs;
 
 /// A loaded DeepSeek-OCR (-2) model.
@@ -61,28 +61,28 @@ impl DeepseekEngine {
     /// Resolves `args.model` (folder or hub id), then loads it.
     pub fn load(args: &ModelArgs) -> Result<Self, ModelError> {
         let dir = resolve_model_dir(&args.model, &args.revision)?;
-        let device = parse_device(&args.device)?;
-        let dtype = parse_dtype(args.dtype.as_deref(), &device)?;
+        let device = args.device.open()?;
+        let dtype = args.dtype.unwrap_or_else(|| Dtype::default_for(&device)).candle();
         Self::load_dir(&dir, &args.model, dtype, &device)
     }
 
     /// Loads a checkpoint folder.
     pub fn load_dir(dir: &Path, name: &str, dtype: DType, device: &Device) -> Result<Self, ModelError> {
         let cfg = ModelConfig::from_dir(dir)?;
-        if cfg.architecture == Architecture::DeepseekV2 {
+        let Some(vision_cfg) = &cfg.vision else {
             return Err(ModelError::Config(format!(
                 "{} is a text-only DeepSeek-V2 checkpoint (no vision_config); docseek needs DeepSeek-OCR or DeepSeek-OCR-2",
                 dir.display()
             )));
-        }
+        };
         let tokenizer = PromptTokenizer::from_dir(dir)?;
         let vb = open_weights(dir, dtype, device)?;
-        let raw = cfg.raw.to_string();
-        let vision = VisionEncoder::load(&raw, vb.clone()).map_err(|e| ModelError::Config(format!("vision encoder: {e}")))?;
+        let vision = VisionEncoder::from_config(vision_cfg, vb.clone())
+            .map_err(|e| ModelError::Config(format!("vision encoder: {e}")))?;
         let decoder = DeepseekDecoder::load(&cfg.decoder, vb)?;
         let info = EngineInfo {
             model: name.to_string(),
-            architecture: cfg.architecture.name().to_string(),
+            architecture: cfg.architecture_name().to_string(),
             device: device_name(device),
             dtype: dtype_name(dtype).to_string(),
         };

@@ -34,6 +34,20 @@ pub struct PageJob {
     pub generation: GenerationConfig,
 }
 
+impl PageJob {
+    /// The job for one page image under `options`: the one place a page job is built from
+    /// OCR options (the batch pipeline, server jobs and the OpenAI endpoint all come here).
+    pub fn new(image: Arc<RgbImage>, options: &crate::options::OcrOptions) -> Self {
+        PageJob {
+            image,
+            mode: options.mode,
+            task: options.task,
+            locate: options.locate.clone(),
+            generation: options.generation(),
+        }
+    }
+}
+
 #[cfg(test)]
 impl PageJob {
     /// An 8×8 free-OCR page with default settings, for unit tests of the engine plumbing.

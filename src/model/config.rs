@@ -9,10 +9,15 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
+pub use docseek_vision::Architecture;
+use docseek_vision::VisionConfig;
+
+/// [`ModelConfig::architecture_name`] of a text-only DeepSeek-V2 checkpoint.
+pub const TEXT_ONLY_NAME: &str = "deepseek-v2";
 
 /// `image_token_id` when a checkpoint's config does not name one (hard-coded in the official
 /// `modeling_deepseekocr.py`).
-pub const DEFAULT_IMAGE_TOKEN_ID: u32 = 128815;
+pub const DEFAULT_IMAGE_TOKEN_ID: u32 = super::tokens::IMAGE_ID;
 
 /// YaRN / linear / dynamic RoPE scaling (`rope_scaling` in config.json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,7 +296,7 @@ impl DeepseekV2Config {
     pub fn is_moe_layer(&self, idx: usize) -> bool {
         self.n_routed_experts.is_some()
             && idx >= self.first_k_dense_replace
-            && idx % self.moe_layer_freq.max(1) == 0
+            && idx.is_multiple_of(self.moe_layer_freq.max(1))
     }
 
     /// Parsed `topk_method`.
@@ -336,13 +341,13 @@ impl DeepseekV2Config {
         self.scoring_func()?;
         match self.attention_kind() {
             AttentionKind::Mha => {
-                if self.hidden_size % self.num_attention_heads != 0 {
+                if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
                     return err("hidden_size must be a multiple of num_attention_heads".into());
                 }
-                if self.num_attention_heads % self.kv_heads() != 0 {
+                if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
                     return err("num_attention_heads must be a multiple of num_key_value_heads".into());
                 }
-                if self.mha_head_dim() % 2 != 0 {
+                if !self.mha_head_dim().is_multiple_of(2) {
                     return err("the MHA head dim must be even for RoPE".into());
                 }
                 if let Some(s) = &self.rope_scaling {
@@ -355,7 +360,7 @@ impl DeepseekV2Config {
                 }
             }
             AttentionKind::Mla => {
-                if self.qk_rope_head_dim % 2 != 0 || self.qk_rope_head_dim == 0 {
+                if !self.qk_rope_head_dim.is_multiple_of(2) || self.qk_rope_head_dim == 0 {
                     return err("qk_rope_head_dim must be even and > 0".into());
                 }
                 if let Some(s) = &self.rope_scaling {
@@ -381,40 +386,18 @@ impl DeepseekV2Config {
     }
 }
 
-/// Which OCR model family a checkpoint folder holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Architecture {
-    /// DeepSeek-OCR (DeepEncoder: SAM-B + CLIP-L).
-    DeepseekOcr,
-    /// DeepSeek-OCR-2 (DeepEncoder V2: SAM-B + Qwen2-style encoder).
-    DeepseekOcr2,
-    /// A text-only DeepSeek-V2 decoder (no vision tower).
-    DeepseekV2,
-}
-
-impl Architecture {
-    /// Name used in `EngineInfo` and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Architecture::DeepseekOcr => "deepseek-ocr",
-            Architecture::DeepseekOcr2 => "deepseek-ocr-2",
-            Architecture::DeepseekV2 => "deepseek-v2",
-        }
-    }
-}
-
 /// A checkpoint folder's `config.json`: the architecture, the decoder config and the OCR keys.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
-    /// Which family (chosen from `model_type` and `vision_config.model_name`).
-    pub architecture: Architecture,
+    /// Which OCR family ([`Architecture::detect`]'s rule); `None` for a text-only DeepSeek-V2
+    /// decoder (no vision tower).
+    pub architecture: Option<Architecture>,
     /// The decoder config.
     pub decoder: DeepseekV2Config,
     /// The id that marks image slots in the prompt.
     pub image_token_id: u32,
-    /// The whole config.json, for the vision side.
-    pub raw: serde_json::Value,
+    /// The vision tower's config, parsed from the same file (`None` for a text-only decoder).
+    pub vision: Option<VisionConfig>,
 }
 
 impl ModelConfig {
@@ -422,25 +405,9 @@ impl ModelConfig {
     pub fn from_json(text: &str) -> Result<Self, ModelError> {
         let raw: serde_json::Value =
             serde_json::from_str(text).map_err(|e| ModelError::Config(e.to_string()))?;
-        let vision_name = raw
-            .pointer("/vision_config/model_name")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let model_type = raw.get("model_type").and_then(|v| v.as_str()).unwrap_or_default();
-        let architecture = if raw.get("vision_config").is_none() {
-            Architecture::DeepseekV2
-        } else if vision_name == "deepencoderv2"
-            || raw.get("architectures").is_some_and(|a| a.to_string().contains("OCR2"))
-        {
-            Architecture::DeepseekOcr2
-        } else if model_type == "deepseek_vl_v2" || vision_name.starts_with("deeplip") {
-            Architecture::DeepseekOcr
-        } else {
-            return Err(ModelError::Config(format!(
-                "unknown vision tower '{vision_name}' (model_type '{model_type}')"
-            )));
-        };
+        let vision_error = |e: docseek_vision::VisionError| ModelError::Config(format!("vision config: {e}"));
+        let architecture = Architecture::detect(&raw).map_err(vision_error)?;
+        let vision = architecture.map(|_| VisionConfig::from_value(&raw)).transpose().map_err(vision_error)?;
         let lang = raw.get("language_config").unwrap_or(&raw);
         let decoder: DeepseekV2Config = serde_json::from_value(lang.clone())
             .map_err(|e| ModelError::Config(format!("language config: {e}")))?;
@@ -450,7 +417,13 @@ impl ModelConfig {
             .and_then(|v| v.as_u64())
             .map(|v| v as u32)
             .unwrap_or(DEFAULT_IMAGE_TOKEN_ID);
-        Ok(ModelConfig { architecture, decoder, image_token_id, raw })
+        Ok(ModelConfig { architecture, decoder, image_token_id, vision })
+    }
+
+    /// The family's name for engine info and logs (`deepseek-ocr`, `deepseek-ocr-2`, or
+    /// `deepseek-v2` for a text-only decoder).
+    pub fn architecture_name(&self) -> &'static str {
+        self.architecture.map_or(TEXT_ONLY_NAME, Architecture::name)
     }
 
     /// Reads `DIR/config.json`.
@@ -488,7 +461,8 @@ mod tests {
             "num_experts_per_tok":6,"n_shared_experts":2,"first_k_dense_replace":1,"topk_method":"greedy",
             "vocab_size":129280,"intermediate_size":6848,"moe_intermediate_size":896,"max_position_embeddings":8192}}"#;
         let m = ModelConfig::from_json(text).unwrap();
-        assert_eq!(m.architecture, Architecture::DeepseekOcr);
+        assert_eq!(m.architecture, Some(Architecture::Ocr1));
+        assert_eq!(m.architecture_name(), "deepseek-ocr");
         assert_eq!(m.image_token_id, DEFAULT_IMAGE_TOKEN_ID);
         let c = &m.decoder;
         assert_eq!(c.attention_kind(), AttentionKind::Mha);

@@ -13,40 +13,11 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::decoder::{DeepseekDecoder, LogitsFor};
-pub use super::ngram::LoopGuard;
+pub use super::ngram::{LoopGuard, NgramGuard};
 use super::ngram::{LoopDetector, NgramState};
 
 /// Default budget of new tokens per page (the official `max_new_tokens`).
 pub const DEFAULT_MAX_NEW_TOKENS: usize = 8192;
-
-/// The no-repeat n-gram guard, in the two reference flavours (dossier §5.4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum NgramGuard {
-    /// No guard.
-    Off,
-    /// transformers' `no_repeat_ngram_size`: bans over the whole sequence, prompt included.
-    Hf {
-        /// n-gram size.
-        size: usize,
-    },
-    /// The official vLLM processor: a window over generated tokens only, with whitelisted ids.
-    Vllm {
-        /// n-gram size.
-        size: usize,
-        /// How many of the latest generated tokens are scanned.
-        window: usize,
-        /// Token ids that are never banned (e.g. `<td>`, `</td>`).
-        whitelist: Vec<u32>,
-    },
-}
-
-impl Default for NgramGuard {
-    /// The official PDF script's setting: n = 20 over a window of 50, `<td>`/`</td>` whitelisted.
-    fn default() -> Self {
-        NgramGuard::Vllm { size: 20, window: 50, whitelist: vec![128821, 128822] }
-    }
-}
 
 /// How one page's generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
+use super::device::{DeviceSpec, Dtype};
 use super::weights::StreamingSafetensors;
 use super::ModelError;
 
@@ -23,40 +24,18 @@ const INDEX_FILE: &str = "model.safetensors.index.json";
 /// The single-file weights name.
 const SINGLE_FILE: &str = "model.safetensors";
 
-/// Parses `--device`: `cpu`, `cuda`, `cuda:N`.
+/// Parses `--device`: `cpu`, `cuda`, `cuda:N` (see [`DeviceSpec`]) and opens it.
 pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
-    let s = spec.trim().to_ascii_lowercase();
-    if s == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let ordinal = match s.strip_prefix("cuda") {
-        Some("") => 0,
-        Some(rest) => rest
-            .strip_prefix(':')
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| ModelError::Config(format!("bad device '{spec}' (cpu, cuda, cuda:N)")))?,
-        None => return Err(ModelError::Config(format!("unknown device '{spec}' (cpu, cuda, cuda:N)"))),
-    };
-    if !cfg!(feature = "cuda") {
-        return Err(ModelError::Config(format!(
-            "device '{spec}' needs a build with `--features cuda`; this build is CPU only"
-        )));
-    }
-    Ok(Device::new_cuda(ordinal)?)
+    spec.parse::<DeviceSpec>().map_err(ModelError::Config)?.open()
 }
 
-/// Parses `--dtype`; `None` picks bf16 on GPU and f32 on CPU (measured faster on CPU: candle's
-/// CPU matmul widens bf16 to f32 on every call, see `docseek bench decode`).
+/// Parses `--dtype` (see [`Dtype`]); `None` picks [`Dtype::default_for`] the device.
 pub fn parse_dtype(spec: Option<&str>, device: &Device) -> Result<DType, ModelError> {
-    match spec.map(|s| s.trim().to_ascii_lowercase()) {
-        None => Ok(if device.is_cpu() { DType::F32 } else { DType::BF16 }),
-        Some(s) => match s.as_str() {
-            "f32" | "float32" => Ok(DType::F32),
-            "bf16" | "bfloat16" => Ok(DType::BF16),
-            "f16" | "float16" => Ok(DType::F16),
-            other => Err(ModelError::Config(format!("unknown dtype '{other}' (f32, bf16, f16)"))),
-        },
-    }
+    let dtype = match spec {
+        Some(s) => s.parse::<Dtype>().map_err(ModelError::Config)?,
+        None => Dtype::default_for(device),
+    };
+    Ok(dtype.candle())
 }
 
 /// Whether `HF_HUB_OFFLINE` asks for no network.

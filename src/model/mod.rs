@@ -10,6 +10,7 @@ pub mod attention;
 pub mod cache;
 pub mod config;
 pub mod decoder;
+pub mod device;
 pub mod generation;
 pub mod layers;
 pub mod loader;
@@ -20,10 +21,12 @@ pub mod prompt;
 pub mod rope;
 pub mod synth;
 pub mod task;
+pub mod tokens;
 pub mod weights;
 
 pub use config::{Architecture, DeepseekV2Config, ModelConfig};
 pub use decoder::{DeepseekDecoder, LogitsFor};
+pub use device::{DeviceSpec, Dtype};
 pub use generation::{GenerationConfig, NgramGuard, PageOutcome};
 pub use task::Task;
 

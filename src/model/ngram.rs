@@ -13,7 +13,43 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::generation::NgramGuard;
+use super::tokens::TABLE_CELL_IDS;
+
+/// The official PDF script's n-gram size.
+pub const DEFAULT_NGRAM_SIZE: usize = 20;
+/// The official PDF script's window, in generated tokens (vLLM flavour).
+pub const DEFAULT_NGRAM_WINDOW: usize = 50;
+
+/// The no-repeat n-gram guard, in the two reference flavours (see the module docs and
+/// `tests/fixtures/README.md`, "Decoding settings").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NgramGuard {
+    /// No guard.
+    Off,
+    /// transformers' `no_repeat_ngram_size`: bans over the whole sequence, prompt included.
+    Hf {
+        /// n-gram size.
+        size: usize,
+    },
+    /// The official vLLM processor: a window over generated tokens only, with whitelisted ids.
+    Vllm {
+        /// n-gram size.
+        size: usize,
+        /// How many of the latest generated tokens are scanned.
+        window: usize,
+        /// Token ids that are never banned (e.g. `<td>`, `</td>`).
+        whitelist: Vec<u32>,
+    },
+}
+
+impl Default for NgramGuard {
+    /// The official PDF script's setting: n = 20 over a window of 50, `<td>`/`</td>` whitelisted.
+    fn default() -> Self {
+        NgramGuard::Vllm { size: DEFAULT_NGRAM_SIZE, window: DEFAULT_NGRAM_WINDOW, whitelist: TABLE_CELL_IDS.to_vec() }
+    }
+}
+
 
 /// The running state of a guard for one sequence.
 #[derive(Debug, Clone)]

@@ -24,14 +24,9 @@ use serde_json::{json, Value};
 use super::config::DeepseekV2Config;
 use super::ModelError;
 
-/// Which OCR family to imitate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SynthArch {
-    /// DeepSeek-OCR (SAM-B + CLIP-L).
-    Ocr1,
-    /// DeepSeek-OCR-2 (SAM-B + Qwen2 encoder).
-    Ocr2,
-}
+/// Which OCR family to imitate: the workspace's one architecture type (this name stays for
+/// the callers that used it).
+pub use docseek_vision::Architecture as SynthArch;
 
 /// Weight file dtype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,26 +41,7 @@ pub enum SynthDtype {
 pub const REAL_VOCAB_SIZE: usize = 129280;
 
 /// The special tokens of the DeepSeek-OCR tokenizer with their real ids.
-pub const SPECIAL_TOKENS: &[(&str, u32)] = &[
-    ("<｜begin▁of▁sentence｜>", 0),
-    ("<｜end▁of▁sentence｜>", 1),
-    ("<｜▁pad▁｜>", 2),
-    ("<｜User｜>", 128803),
-    ("<｜Assistant｜>", 128804),
-    ("<|EOT|>", 128805),
-    ("<image>", 128815),
-    ("<|ref|>", 128816),
-    ("<|/ref|>", 128817),
-    ("<|det|>", 128818),
-    ("<|/det|>", 128819),
-    ("<|grounding|>", 128820),
-    ("<td>", 128821),
-    ("</td>", 128822),
-    ("<tr>", 128823),
-    ("</tr>", 128824),
-    ("<|User|>", 128825),
-    ("<|Assistant|>", 128826),
-];
+pub use super::tokens::SPECIAL_TOKENS;
 
 /// First id of the byte tokens of the tiny tokenizer (after BOS, EOS, pad).
 const FIRST_BYTE_ID: u32 = 3;
@@ -128,7 +104,7 @@ pub fn config_json(arch: SynthArch, full: bool) -> Value {
         ),
     };
     let mut cfg = json!({
-        "_name_or_path": format!("docseek-synthetic/{}-{}", if arch == SynthArch::Ocr1 { "ocr1" } else { "ocr2" }, if full { "full" } else { "tiny" }),
+        "_name_or_path": format!("docseek-synthetic/{}-{}", arch.short_name(), if full { "full" } else { "tiny" }),
         "architectures": [arch_name],
         "candidate_resolutions": [[1024, 1024]],
         "global_view_pos": "head",
@@ -138,7 +114,7 @@ pub fn config_json(arch: SynthArch, full: bool) -> Value {
         "tile_tag": "2D",
         "torch_dtype": "bfloat16",
         "vision_config": {"image_size": 1024, "mlp_ratio": 3.7362, "model_name": model_name, "model_type": "vision", "width": width},
-        "image_token_id": 128815
+        "image_token_id": super::tokens::IMAGE_ID
     });
     if let (Some(obj), Some(l)) = (cfg.as_object_mut(), lang.as_object()) {
         for (k, v) in l {
@@ -485,11 +461,11 @@ mod tests {
     }
 
     #[test]
-    fn full_config_counts_match_the_dossier() {
+    fn full_config_counts_match_the_released_model() {
         let cfg = config_json(SynthArch::Ocr1, true);
         let dec: DeepseekV2Config = serde_json::from_value(cfg["language_config"].clone()).unwrap();
         let params: usize = decoder_tensor_specs(&dec).iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-        // Dossier §4: LM parameters of DeepSeek-OCR.
+        // LM parameters of the released DeepSeek-OCR checkpoint.
         assert_eq!(params, 2_934_734_080);
     }
 }

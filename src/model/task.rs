@@ -1,4 +1,5 @@
-//! The official DeepSeek-OCR task prompts (dossier §5.3).
+//! The official DeepSeek-OCR task prompts (the strings of the model card and the official
+//! `run_dpsk_ocr_*.py` scripts).
 
 use std::fmt;
 use std::str::FromStr;

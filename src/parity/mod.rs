@@ -1,5 +1,5 @@
-//! Parity against golden fixtures of the official reference implementation
-//! (`../shared/fixtures`, see its README): every stage tensor, logits and greedy ids.
+//! Parity against golden fixtures of the official reference implementation (the public set
+//! vendored in `tests/fixtures/`, see its README): every stage tensor, logits and greedy ids.
 //!
 //! This module holds the bookkeeping (checks, tolerances, the report); the fixture-specific
 //! runners live beside it: `fixture` (loading, discovery), `vision` (encoder checks), `runner`
@@ -7,6 +7,7 @@
 //! registered in `runner::COMPONENT_CHECKS`).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use candle_core::DType;
 
@@ -14,6 +15,20 @@ pub mod decoder;
 pub mod fixture;
 pub mod runner;
 pub mod vision;
+
+/// Where the fixture set vendored in the repository lives: `tests/fixtures` below the current
+/// folder when there is one (a checkout), else in the source tree this binary was built from.
+pub fn default_fixtures_dir() -> PathBuf {
+    let local = Path::new(FIXTURES_DIR);
+    if local.is_dir() {
+        local.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURES_DIR)
+    }
+}
+
+/// The vendored fixture folder, relative to the repository root.
+pub const FIXTURES_DIR: &str = "tests/fixtures";
 
 /// How `docseek parity` runs the models.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -104,6 +104,36 @@ pub enum PdfError {
         /// The limit.
         limit: u64,
     },
+    /// A compressed stream of the PDF inflates past `Limits::max_stream_bytes` (refused before
+    /// pdfium reads it).
+    #[error(
+        "a compressed stream of the PDF (at byte {offset}) inflates to over {limit} bytes, the limit \
+         max_stream_bytes (decompression bomb?)"
+    )]
+    StreamBomb {
+        /// Byte offset of the stream's `stream` keyword.
+        offset: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The worker went over its address-space limit (`Limits::max_worker_memory_mb`) on this
+    /// document and stopped; it is restarted for the next one.
+    #[error(
+        "the PDF needs more memory than the renderer may use (max_worker_memory_mb = {limit_mb}) while {during}; \
+         the renderer was restarted"
+    )]
+    WorkerOutOfMemory {
+        /// The limit in MiB.
+        limit_mb: u64,
+        /// What the worker was doing (`rendering page 3`).
+        during: String,
+    },
+    /// The input is not a regular file (a FIFO, a socket, a device).
+    #[error("{path} is not a regular file")]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+    },
     /// pdfium failed on one page.
     #[error("page {page} could not be rendered: {reason}")]
     RenderFailed {
@@ -181,6 +211,9 @@ impl PdfError {
             PdfError::InputTooLarge { .. } => "input_too_large",
             PdfError::TooManyPages { .. } => "too_many_pages",
             PdfError::PixelBomb { .. } => "pixel_bomb",
+            PdfError::StreamBomb { .. } => "stream_bomb",
+            PdfError::WorkerOutOfMemory { .. } => "worker_out_of_memory",
+            PdfError::NotAFile { .. } => "not_a_file",
             PdfError::RenderFailed { .. } => "render_failed",
             PdfError::WorkerCrashed { .. } => "worker_crashed",
             PdfError::WorkerTimeout { .. } => "worker_timeout",

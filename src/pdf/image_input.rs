@@ -3,6 +3,7 @@
 //! A multi-page TIFF is a document of several pages; every other image is one page.
 
 use std::io::Cursor;
+use std::path::Path;
 use std::sync::Arc;
 
 use image::metadata::Orientation;
@@ -10,7 +11,6 @@ use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use super::sniff::Intake;
 use super::{DocumentInfo, DocumentKind, Limits, PageSize, PdfError, RenderOptions, RenderedPage, POINTS_PER_INCH};
-
 
 /// An open image document: pages are decoded one at a time, on demand.
 pub(crate) struct ImagePages {
@@ -23,15 +23,26 @@ pub(crate) struct ImagePages {
 
 impl ImagePages {
     /// Reads the headers: page count and sizes, pixel-bomb check, selection.
-    pub fn open(intake: &Intake, opts: &RenderOptions, limits: &Limits) -> Result<(DocumentInfo, ImagePages), PdfError> {
+    pub fn open(
+        intake: &Intake,
+        opts: &RenderOptions,
+        limits: &Limits,
+    ) -> Result<(DocumentInfo, ImagePages), PdfError> {
         let bytes = intake.read_all()?;
         let kind = intake.kind;
-        let dims = if kind == DocumentKind::Tiff { tiff_page_dims(&bytes, limits)? } else { vec![header_dims(&bytes, kind, limits)?] };
+        let dims = if kind == DocumentKind::Tiff {
+            tiff_page_dims(&bytes, limits)?
+        } else {
+            vec![header_dims(&bytes, kind, limits)?]
+        };
         let page_sizes: Vec<PageSize> = dims
             .iter()
-            .map(|&(w, h)| PageSize { width_pt: w as f32 * POINTS_PER_INCH / opts.dpi, height_pt: h as f32 * POINTS_PER_INCH / opts.dpi })
+            .map(|&(w, h)| PageSize {
+                width_pt: w as f32 * POINTS_PER_INCH / opts.dpi,
+                height_pt: h as f32 * POINTS_PER_INCH / opts.dpi,
+            })
             .collect();
-        let selected = super::rasterizer::select(opts, page_sizes.len())?;
+        let selected = super::selection::select(opts.pages.as_ref(), page_sizes.len())?;
         let info = DocumentInfo { kind, page_count: page_sizes.len(), page_sizes, selected: selected.clone() };
         Ok((info, ImagePages { bytes, kind, limits: *limits, dpi: opts.dpi, pending: selected.into_iter() }))
     }
@@ -44,6 +55,10 @@ impl ImagePages {
         } else {
             decode_first(&self.bytes, self.kind, &self.limits)
         };
+        if decoded.is_err() {
+            // A page that failed half-way may have touched hundreds of MB: give them back now.
+            crate::alloc::release_free_memory();
+        }
         Some(decoded.map(|image| {
             let (w, h) = image.dimensions();
             RenderedPage {
@@ -58,8 +73,86 @@ impl ImagePages {
     }
 }
 
+/// Reads back a page image this process stored (a PNG of a rendered page) under the same
+/// limits intake applied, so every page intake accepted can be read again; errors in words.
+pub fn read_stored_page(path: &Path, limits: &Limits) -> Result<RgbImage, PdfError> {
+    let bytes = std::fs::read(path).map_err(|e| PdfError::from_io(path, &e))?;
+    decode_stored_page(&bytes, limits)
+}
+
+/// [`read_stored_page`] for bytes already read (e.g. from a blob store).
+pub fn decode_stored_page(bytes: &[u8], limits: &Limits) -> Result<RgbImage, PdfError> {
+    let kind = super::sniff(bytes)?;
+    if kind.image_format().is_none() {
+        return Err(PdfError::NotADocument { looks_like: format!("a {} where a page image was stored", kind.name()) });
+    }
+    // A stored page is a rendered PDF page or an input image: either limit may be the larger.
+    let limits = Limits { max_image_pixels: limits.max_image_pixels.max(limits.max_page_pixels), ..*limits };
+    let page = decode_first(bytes, kind, &limits);
+    if page.is_err() {
+        crate::alloc::release_free_memory();
+    }
+    page
+}
+
 fn corrupt(kind: DocumentKind, e: impl std::fmt::Display) -> PdfError {
-    PdfError::CorruptImage { format: kind.name().into(), reason: e.to_string() }
+    PdfError::CorruptImage { format: kind.name().into(), reason: plain_reason(&e.to_string()) }
+}
+
+/// A decoder error as a [`PdfError`] in plain words: a limit hit while decoding is a pixel bomb
+/// of the image's (known) size, data cut short says so, and the decoders' debug dumps are
+/// reduced to the names they hold.
+fn decode_error(
+    kind: DocumentKind,
+    e: &(dyn std::error::Error + 'static),
+    size: (u32, u32),
+    limits: &Limits,
+) -> PdfError {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(image::ImageError::Limits(_)) = c.downcast_ref::<image::ImageError>() {
+            let (width, height) = (u64::from(size.0), u64::from(size.1));
+            return PdfError::PixelBomb { width, height, limit: limits.max_image_pixels };
+        }
+        if let Some(tiff::TiffError::LimitsExceeded) = c.downcast_ref::<tiff::TiffError>() {
+            let (width, height) = (u64::from(size.0), u64::from(size.1));
+            return PdfError::PixelBomb { width, height, limit: limits.max_image_pixels };
+        }
+        if c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof) {
+            return corrupt(kind, "the data ends early (the file is cut short)");
+        }
+        cause = c.source();
+    }
+    corrupt(kind, e)
+}
+
+/// A decoder message without its format prefix and with debug structs (`ChunkType { type:
+/// IDAT, critical: true, .. }`) reduced to the name they hold (`IDAT`).
+fn plain_reason(msg: &str) -> String {
+    let msg = match msg.strip_prefix("Format error decoding ") {
+        Some(rest) => rest.split_once(": ").map_or(rest, |(_, reason)| reason),
+        None => msg,
+    };
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(open) = rest.find(" { ") {
+        let before = &rest[..open];
+        let ident_start = before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+        let ident = &before[ident_start..];
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else { break };
+        if !ident.starts_with(|c: char| c.is_ascii_uppercase()) {
+            out.push_str(&rest[..open + 3]);
+            rest = &rest[open + 3..];
+            continue;
+        }
+        let fields = &rest[open + 3..close];
+        let name = fields.split(", ").find_map(|f| f.trim().strip_prefix("type: ")).unwrap_or(ident);
+        out.push_str(&before[..ident_start]);
+        out.push_str(name);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out.trim().trim_end_matches('.').to_string()
 }
 
 fn check_pixels(w: u32, h: u32, limits: &Limits) -> Result<(), PdfError> {
@@ -76,31 +169,74 @@ fn reader<'a>(bytes: &'a [u8], kind: DocumentKind, limits: &Limits) -> ImageRead
     r
 }
 
-/// Dimensions as displayed (after orientation), from the header only.
+/// Dimensions as displayed (after orientation), from the header only, checked against
+/// `max_image_pixels` before any pixel is decoded.
 fn header_dims(bytes: &[u8], kind: DocumentKind, limits: &Limits) -> Result<(u32, u32), PdfError> {
-    let mut dec = reader(bytes, kind, &Limits { max_image_pixels: u64::MAX / 16, ..*limits })
-        .into_decoder()
-        .map_err(|e| corrupt(kind, e))?;
-    let (w, h) = dec.dimensions();
-    check_pixels(w, h, limits)?;
-    if w == 0 || h == 0 {
-        return Err(corrupt(kind, format!("{w}x{h} pixels")));
-    }
-    let o = dec.orientation().unwrap_or(Orientation::NoTransforms);
+    let (w, h, o) = header(bytes, kind, limits)?;
     Ok(if swaps_axes(o) { (h, w) } else { (w, h) })
 }
 
-fn swaps_axes(o: Orientation) -> bool {
-    matches!(o, Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH)
+/// Stored width, height and orientation from the header (nothing decoded), checked against
+/// `max_image_pixels`.
+fn header(bytes: &[u8], kind: DocumentKind, limits: &Limits) -> Result<(u32, u32, Orientation), PdfError> {
+    let unlimited = Limits { max_image_pixels: u64::MAX / 16, ..Limits::default() };
+    let mut dec =
+        reader(bytes, kind, &unlimited).into_decoder().map_err(|e| decode_error(kind, &e, (0, 0), &unlimited))?;
+    let (w, h) = dec.dimensions();
+    if w == 0 || h == 0 {
+        // The WebP decoder reads a 16384-pixel side as 0: read the header ourselves to say what
+        // the image really is.
+        if let Some((ww, wh)) = (kind == DocumentKind::Webp).then(|| webp_size(bytes)).flatten() {
+            check_pixels(ww, wh, limits)?;
+            return Err(corrupt(
+                kind,
+                format!("{ww}x{wh} pixels: the WebP decoder supports at most {WEBP_MAX_SIDE} pixels per side"),
+            ));
+        }
+        return Err(corrupt(kind, format!("the header gives no usable size ({w}x{h} pixels)")));
+    }
+    check_pixels(w, h, limits)?;
+    Ok((w, h, dec.orientation().unwrap_or(Orientation::NoTransforms)))
 }
 
-/// The first (or only) image, through the `image` crate.
+/// Largest side the WebP decoder reads correctly.
+const WEBP_MAX_SIDE: u32 = 16383;
+
+/// The canvas size a WebP file declares (RIFF container; `VP8X`, `VP8L` or `VP8 ` first chunk).
+fn webp_size(b: &[u8]) -> Option<(u32, u32)> {
+    let le24 = |i: usize| Some(u32::from_le_bytes([*b.get(i)?, *b.get(i + 1)?, *b.get(i + 2)?, 0]));
+    let le16 = |i: usize| Some(u32::from(u16::from_le_bytes([*b.get(i)?, *b.get(i + 1)?])));
+    if b.get(..4)? != b"RIFF" || b.get(8..12)? != b"WEBP" {
+        return None;
+    }
+    let data = 20; // after "RIFF" size "WEBP" fourcc chunk-size
+    match b.get(12..16)? {
+        b"VP8X" => Some((le24(data + 4)? + 1, le24(data + 7)? + 1)),
+        b"VP8L" if *b.get(data)? == 0x2f => {
+            let bits = u32::from_le_bytes(b.get(data + 1..data + 5)?.try_into().ok()?);
+            Some(((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1))
+        }
+        b"VP8 " if b.get(data + 3..data + 6)? == [0x9d, 0x01, 0x2a] => {
+            Some((le16(data + 6)? & 0x3fff, le16(data + 8)? & 0x3fff))
+        }
+        _ => None,
+    }
+}
+
+fn swaps_axes(o: Orientation) -> bool {
+    matches!(
+        o,
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+    )
+}
+
+/// The first (or only) image, through the `image` crate. The size is checked from the header
+/// first; a decoder that still runs into a limit reports a pixel bomb of that size.
 fn decode_first(bytes: &[u8], kind: DocumentKind, limits: &Limits) -> Result<RgbImage, PdfError> {
-    let mut dec = reader(bytes, kind, limits).into_decoder().map_err(|e| corrupt(kind, e))?;
-    let (w, h) = dec.dimensions();
-    check_pixels(w, h, limits)?;
-    let orientation = dec.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(dec).map_err(|e| corrupt(kind, e))?;
+    let (w, h, orientation) = header(bytes, kind, limits)?;
+    let failed = |e: image::ImageError| decode_error(kind, &e, (w, h), limits);
+    let dec = reader(bytes, kind, limits).into_decoder().map_err(failed)?;
+    let mut img = DynamicImage::from_decoder(dec).map_err(failed)?;
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
 }
@@ -110,7 +246,7 @@ fn tiff_decoder<'a>(bytes: &'a [u8], limits: &Limits) -> Result<tiff::decoder::D
     tl.decoding_buffer_size = usize::try_from(limits.max_image_pixels.saturating_mul(8)).unwrap_or(usize::MAX);
     tiff::decoder::Decoder::new(Cursor::new(bytes))
         .map(|d| d.with_limits(tl))
-        .map_err(|e| corrupt(DocumentKind::Tiff, e))
+        .map_err(|e| decode_error(DocumentKind::Tiff, &e, (0, 0), limits))
 }
 
 /// Every page's displayed size; refuses the document if any page is a pixel bomb or there are
@@ -119,7 +255,7 @@ fn tiff_page_dims(bytes: &[u8], limits: &Limits) -> Result<Vec<(u32, u32)>, PdfE
     let mut dec = tiff_decoder(bytes, limits)?;
     let mut dims = Vec::new();
     loop {
-        let (w, h) = dec.dimensions().map_err(|e| corrupt(DocumentKind::Tiff, e))?;
+        let (w, h) = dec.dimensions().map_err(|e| decode_error(DocumentKind::Tiff, &e, (0, 0), limits))?;
         check_pixels(w, h, limits)?;
         let o = tiff_orientation(&mut dec);
         dims.push(if swaps_axes(o) { (h, w) } else { (w, h) });
@@ -129,7 +265,7 @@ fn tiff_page_dims(bytes: &[u8], limits: &Limits) -> Result<Vec<(u32, u32)>, PdfE
         if !dec.more_images() {
             break;
         }
-        dec.next_image().map_err(|e| corrupt(DocumentKind::Tiff, e))?;
+        dec.next_image().map_err(|e| decode_error(DocumentKind::Tiff, &e, (0, 0), limits))?;
     }
     Ok(dims)
 }
@@ -150,12 +286,16 @@ fn decode_tiff_page(bytes: &[u8], index: usize, limits: &Limits) -> Result<RgbIm
     use tiff::ColorType as C;
     let bad = |e: &dyn std::fmt::Display| corrupt(DocumentKind::Tiff, format!("page {}: {e}", index + 1));
     let mut dec = tiff_decoder(bytes, limits)?;
-    dec.seek_to_image(index).map_err(|e| bad(&e))?;
-    let (w, h) = dec.dimensions().map_err(|e| bad(&e))?;
+    let failed = |e: tiff::TiffError, size| match decode_error(DocumentKind::Tiff, &e, size, limits) {
+        PdfError::CorruptImage { reason, .. } => bad(&reason),
+        other => other,
+    };
+    dec.seek_to_image(index).map_err(|e| failed(e, (0, 0)))?;
+    let (w, h) = dec.dimensions().map_err(|e| failed(e, (0, 0)))?;
     check_pixels(w, h, limits)?;
-    let color = dec.colortype().map_err(|e| bad(&e))?;
+    let color = dec.colortype().map_err(|e| failed(e, (w, h)))?;
     let orientation = tiff_orientation(&mut dec);
-    let samples: Vec<u8> = match dec.read_image().map_err(|e| bad(&e))? {
+    let samples: Vec<u8> = match dec.read_image().map_err(|e| failed(e, (w, h)))? {
         R::U8(v) => v,
         R::U16(v) => v.into_iter().map(|s| (s >> 8) as u8).collect(),
         other => return Err(bad(&format!("unsupported sample type {:?}", std::mem::discriminant(&other)))),
@@ -169,7 +309,7 @@ fn decode_tiff_page(bytes: &[u8], index: usize, limits: &Limits) -> Result<RgbIm
         other => return Err(bad(&format!("unsupported colour type {other:?}"))),
     };
     if samples.len() < n * channels {
-        return Err(bad(&"truncated image data"));
+        return Err(bad(&"the data ends early (the file is cut short)"));
     }
     let mut rgb = Vec::with_capacity(n * 3);
     for px in samples.chunks_exact(channels).take(n) {

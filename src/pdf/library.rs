@@ -107,11 +107,9 @@ fn read_version(file: &Path) -> Option<String> {
 /// One line for `--version`: where pdfium is and which version, or that it is missing.
 pub fn version_summary() -> String {
     match PdfiumLibrary::locate(None) {
-        Ok(lib) => format!(
-            "pdfium {} at {}",
-            lib.version.as_deref().unwrap_or("(version unknown)"),
-            lib.path.display()
-        ),
+        Ok(lib) => {
+            format!("pdfium {} at {}", lib.version.as_deref().unwrap_or("(version unknown)"), lib.path.display())
+        }
         Err(_) => "pdfium: not found (run scripts/setup.sh)".to_string(),
     }
 }

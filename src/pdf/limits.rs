@@ -10,6 +10,12 @@ pub const DEFAULT_MAX_PAGES: usize = 5_000;
 pub const DEFAULT_MAX_PAGE_PIXELS: u64 = 40_000_000;
 /// Default `max_image_pixels`: 200 megapixels (800 MB as RGBA8 while decoding).
 pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 200_000_000;
+/// Default `max_stream_bytes`: 256 MiB, above any real page image (an A3 page scanned at 600
+/// dpi in colour is 210 MB) and far below what a bomb asks for.
+pub const DEFAULT_MAX_STREAM_BYTES: u64 = 256 * 1024 * 1024;
+/// Default `max_worker_memory_mb`: 4 GiB of address space for one pdfium worker (a page at
+/// `max_page_pixels` is 160 MB as a bitmap; the rest is headroom for pdfium's own caches).
+pub const DEFAULT_MAX_WORKER_MEMORY_MB: u64 = 4096;
 /// Default `page_timeout_secs`.
 pub const DEFAULT_PAGE_TIMEOUT_SECS: u64 = 120;
 /// Bytes per pixel the image decoder may need at most (RGBA, 16 bits per channel).
@@ -29,6 +35,12 @@ pub struct Limits {
     pub max_image_pixels: u64,
     /// Longest time pdfium may spend on one page before the worker is killed.
     pub page_timeout_secs: u64,
+    /// Most bytes one compressed PDF stream may inflate to; larger ones make the document fail
+    /// before pdfium reads it (a decompression bomb). 0 = no check.
+    pub max_stream_bytes: u64,
+    /// Address-space limit of each pdfium worker process, in MiB (`RLIMIT_AS`); a document
+    /// that needs more fails and the worker is restarted. 0 = no limit.
+    pub max_worker_memory_mb: u64,
 }
 
 impl Default for Limits {
@@ -39,6 +51,8 @@ impl Default for Limits {
             max_page_pixels: DEFAULT_MAX_PAGE_PIXELS,
             max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
             page_timeout_secs: DEFAULT_PAGE_TIMEOUT_SECS,
+            max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
+            max_worker_memory_mb: DEFAULT_MAX_WORKER_MEMORY_MB,
         }
     }
 }

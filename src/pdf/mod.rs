@@ -47,6 +47,12 @@
 //!   [`PdfError::PdfiumMissing`], whose message says to run `scripts/setup.sh`.
 //! * Pages larger than [`Limits::max_page_pixels`] are rendered at a lower dpi to fit
 //!   ([`RenderedPage::dpi`] says which).
+//! * Decompression bombs: before pdfium reads a PDF, the worker inflates every Flate stream
+//!   into a counter and refuses the document when one passes [`Limits::max_stream_bytes`]
+//!   ([`stream_guard`]); each worker also runs under an address-space limit
+//!   ([`Limits::max_worker_memory_mb`], `RLIMIT_AS`), so whatever the guard cannot see fails
+//!   that document ([`PdfError::WorkerOutOfMemory`]) instead of taking the machine's memory.
+//! * File names travel to the worker as bytes: names that are not UTF-8 work.
 //!
 //! Coordinates: page sizes and text boxes are in PDF points (1/72 inch), origin at the bottom
 //! left of the page as rendered (after /Rotate); images are `image::RgbImage`, origin top left.
@@ -59,6 +65,7 @@ pub mod protocol;
 pub mod rasterizer;
 pub mod selection;
 pub mod sniff;
+pub mod stream_guard;
 pub mod worker;
 
 use image::RgbImage;
@@ -96,12 +103,6 @@ pub struct RenderOptions {
 impl Default for RenderOptions {
     fn default() -> Self {
         RenderOptions { dpi: DEFAULT_DPI, pages: None, password: None, text: false }
-    }
-}
-
-impl From<&crate::options::OcrOptions> for RenderOptions {
-    fn from(o: &crate::options::OcrOptions) -> Self {
-        RenderOptions { dpi: o.dpi, pages: o.pages.clone(), password: o.password.clone(), text: false }
     }
 }
 

@@ -28,12 +28,15 @@ pub const HANG_AFTER_PAGES_ENV: &str = "DOCSEEK_TEST_WORKER_HANG_AFTER_PAGES";
 pub enum Request {
     /// Open a PDF from `path`, or from the payload when `path` is `None`.
     Open {
-        /// File to open.
+        /// File to open, as the bytes of its name (any file name, UTF-8 or not).
+        #[serde(with = "os_path")]
         path: Option<PathBuf>,
         /// Password of an encrypted PDF.
         password: Option<String>,
         /// Refuse documents with more pages.
         max_pages: usize,
+        /// Refuse documents with a stream that inflates past this many bytes (0 = no check).
+        max_stream_bytes: u64,
     },
     /// Render one page of the open document.
     Render {
@@ -85,6 +88,36 @@ pub enum Response {
         /// Why.
         error: PdfError,
     },
+}
+
+/// File names on the pipe: the raw bytes of the name on Unix (JSON cannot carry a name that is
+/// not UTF-8 as a string), the string elsewhere.
+mod os_path {
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[cfg(unix)]
+    pub fn serialize<S: Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_ref().map(|p| p.as_os_str().as_bytes()).serialize(s)
+    }
+
+    #[cfg(unix)]
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+        use std::os::unix::ffi::OsStringExt;
+        Ok(Option::<Vec<u8>>::deserialize(d)?.map(|b| PathBuf::from(std::ffi::OsString::from_vec(b))))
+    }
+
+    #[cfg(not(unix))]
+    pub fn serialize<S: Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+        path.serialize(s)
+    }
+
+    #[cfg(not(unix))]
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+        Option::<PathBuf>::deserialize(d)
+    }
 }
 
 /// Writes one frame.
@@ -143,5 +176,17 @@ mod tests {
         // A frame cut short is an error, not a clean end.
         let mut cut = &buf[..6];
         assert!(read_frame::<Request>(&mut cut).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn file_names_that_are_not_utf8_cross_the_pipe() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(b"/tmp/caf\xe9 \xff.pdf"));
+        let mut buf = Vec::new();
+        let open = Request::Open { path: Some(path.clone()), password: None, max_pages: 1, max_stream_bytes: 1 };
+        write_frame(&mut buf, &open, b"").unwrap();
+        let (back, _): (Request, _) = read_frame(&mut &buf[..]).unwrap().unwrap();
+        assert!(matches!(back, Request::Open { path: Some(p), .. } if p == path));
     }
 }

@@ -2,7 +2,6 @@
 //! [`crate::pdf`] for usage). PDFs are rendered by `docseek pdf-worker` processes, each owned by one
 //! thread of a small pool fed by a channel; images are decoded in the caller's thread.
 
-use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -13,6 +12,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use super::image_input::ImagePages;
+use super::selection::select;
 use super::protocol::{read_frame, write_frame, Request, Response};
 use super::sniff::Intake;
 use super::{
@@ -64,6 +64,8 @@ struct Inner {
 struct WorkerSpec {
     exe: PathBuf,
     library: PdfiumLibrary,
+    /// `RLIMIT_AS` of the worker in MiB (0 = none).
+    memory_limit_mb: u64,
 }
 
 struct Job {
@@ -95,7 +97,8 @@ impl Rasterizer {
         let rx = Arc::new(Mutex::new(rx));
         if let Ok(lib) = &library {
             for n in 0..config.workers.max(1) {
-                let spec = WorkerSpec { exe: exe.clone(), library: lib.clone() };
+                let spec =
+                    WorkerSpec { exe: exe.clone(), library: lib.clone(), memory_limit_mb: config.limits.max_worker_memory_mb };
                 let rx = rx.clone();
                 std::thread::Builder::new()
                     .name(format!("pdfium-owner-{n}"))
@@ -191,19 +194,6 @@ impl Iterator for Document {
     }
 }
 
-/// The 0-based pages `opts` selects from `page_count`, or `NoPagesSelected`.
-pub(crate) fn select(opts: &RenderOptions, page_count: usize) -> Result<Vec<usize>, PdfError> {
-    let selected = match &opts.pages {
-        None => (0..page_count).collect(),
-        Some(sel) => sel.indices(page_count),
-    };
-    if selected.is_empty() {
-        let selection = opts.pages.as_ref().map(ToString::to_string).unwrap_or_default();
-        return Err(PdfError::NoPagesSelected { selection, page_count });
-    }
-    Ok(selected)
-}
-
 /// One owner thread: takes jobs one at a time, keeping one worker process alive across them
 /// and replacing it after a crash.
 fn owner_loop(spec: WorkerSpec, jobs: Arc<Mutex<Receiver<Job>>>) {
@@ -242,7 +232,12 @@ fn drive(w: &mut WorkerProcess, job: &Job) -> Result<(), PdfError> {
         Some(p) => (Some(p.to_path_buf()), None),
         None => (None, Some(job.intake.read_all()?)),
     };
-    let open = Request::Open { path, password: job.opts.password.clone(), max_pages: job.limits.max_pages };
+    let open = Request::Open {
+        path,
+        password: job.opts.password.clone(),
+        max_pages: job.limits.max_pages,
+        max_stream_bytes: job.limits.max_stream_bytes,
+    };
     let page_sizes = match w.request(&open, payload.as_deref().unwrap_or(&[]), timeout, "opening the document")? {
         (Response::Opened { page_sizes }, _) => page_sizes,
         (Response::Error { error }, _) => {
@@ -251,7 +246,7 @@ fn drive(w: &mut WorkerProcess, job: &Job) -> Result<(), PdfError> {
         }
         (other, _) => return Err(w.confused(&other)),
     };
-    let info = match select(&job.opts, page_sizes.len()) {
+    let info = match select(job.opts.pages.as_ref(), page_sizes.len()) {
         Ok(selected) => DocumentInfo { kind: DocumentKind::Pdf, page_count: page_sizes.len(), page_sizes, selected },
         Err(e) => {
             let _ = job.reply.send(Event::Failed(e));
@@ -296,20 +291,32 @@ struct WorkerProcess {
     stdin: Option<ChildStdin>,
     frames: Receiver<Frame>,
     exe: PathBuf,
+    memory_limit_mb: u64,
+    /// Set once the process is reaped (its pid may then be reused: never signal it again).
+    ended: Option<Ended>,
+}
+
+/// How a worker process ended.
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    status: std::process::ExitStatus,
+    /// Its peak resident memory in KiB, when the system reports it.
+    peak_kib: Option<u64>,
 }
 
 impl WorkerProcess {
     fn spawn(spec: &WorkerSpec) -> Result<WorkerProcess, PdfError> {
         let unavailable = |reason: String| PdfError::WorkerUnavailable { exe: spec.exe.clone(), reason };
-        let mut child = Command::new(&spec.exe)
+        let mut command = Command::new(&spec.exe);
+        command
             .arg("pdf-worker")
             .arg("--pdfium-lib")
             .arg(&spec.library.path)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| unavailable(e.to_string()))?;
+            .stderr(Stdio::inherit());
+        limit_address_space(&mut command, spec.memory_limit_mb);
+        let mut child = command.spawn().map_err(|e| unavailable(e.to_string()))?;
         let stdin = child.stdin.take();
         let mut stdout = child.stdout.take().ok_or_else(|| unavailable("no stdout pipe".into()))?;
         let (tx, frames) = mpsc::channel::<Frame>();
@@ -323,7 +330,14 @@ impl WorkerProcess {
                 }
             })
             .map_err(|e| unavailable(e.to_string()))?;
-        let mut w = WorkerProcess { child, stdin, frames, exe: spec.exe.clone() };
+        let mut w = WorkerProcess {
+            child,
+            stdin,
+            frames,
+            exe: spec.exe.clone(),
+            memory_limit_mb: spec.memory_limit_mb,
+            ended: None,
+        };
         match w.receive(WORKER_START_TIMEOUT, "starting")? {
             (Response::Ready, _) => Ok(w),
             (Response::Error { error }, _) => Err(error),
@@ -337,7 +351,12 @@ impl WorkerProcess {
             Some(stdin) => write_frame(stdin, req, payload),
             None => Err(std::io::Error::other("stdin closed")),
         };
-        if sent.is_err() {
+        if let Err(e) = sent {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                // The request could not be encoded: nothing reached the worker.
+                self.kill();
+                return Err(PdfError::WorkerUnavailable { exe: self.exe.clone(), reason: format!("cannot send: {e}") });
+            }
             return Err(self.died(what));
         }
         self.receive(timeout, what)
@@ -348,55 +367,133 @@ impl WorkerProcess {
             Ok(Ok(Some(frame))) => Ok(frame),
             Ok(Ok(None)) | Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => Err(self.died(what)),
             Err(RecvTimeoutError::Timeout) => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                self.kill();
                 Err(PdfError::WorkerTimeout { secs: timeout.as_secs() })
             }
         }
     }
 
-    /// The worker's pipe broke: collect its exit status for the message.
+    /// The worker's pipe broke: collect how it ended for the message. A worker killed by a
+    /// signal after its resident memory came near its address-space limit ran out of memory
+    /// (pdfium aborts when an allocation fails).
     fn died(&mut self, what: &str) -> PdfError {
-        let status = wait_briefly(&mut self.child);
-        let how = match status {
-            Some(s) => describe_exit(s),
-            None => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                "its pipe broke; it was killed".to_string()
-            }
+        let Some(ended) = self.reap_within(WORKER_EXIT_GRACE) else {
+            self.kill();
+            return PdfError::WorkerCrashed { reason: format!("its pipe broke while {what}; it was killed") };
         };
-        PdfError::WorkerCrashed { reason: format!("{how} while {what}") }
+        let limit_kib = self.memory_limit_mb.saturating_mul(1024);
+        let near_limit = ended.peak_kib.is_some_and(|p| limit_kib > 0 && p.saturating_mul(4) >= limit_kib.saturating_mul(3));
+        if near_limit && killed_by_signal(ended.status) {
+            return PdfError::WorkerOutOfMemory { limit_mb: self.memory_limit_mb, during: what.to_string() };
+        }
+        PdfError::WorkerCrashed { reason: format!("{} while {what}", describe_exit(ended.status)) }
     }
 
     /// The worker answered something out of protocol.
     fn confused(&mut self, got: &dyn std::fmt::Debug) -> PdfError {
-        let _ = self.child.kill();
+        self.kill();
         PdfError::WorkerUnavailable { exe: self.exe.clone(), reason: format!("unexpected answer {got:?}") }
+    }
+
+    /// Kills the worker (unless it already ended) and reaps it.
+    fn kill(&mut self) {
+        if self.ended.is_none() {
+            let _ = self.child.kill();
+            self.reap_within(WORKER_EXIT_GRACE);
+        }
+    }
+
+    /// Waits up to `grace` for the worker to exit and reaps it, with its peak memory.
+    fn reap_within(&mut self, grace: Duration) -> Option<Ended> {
+        let start = Instant::now();
+        loop {
+            if let Some(ended) = self.try_reap() {
+                return Some(ended);
+            }
+            if start.elapsed() >= grace {
+                return None;
+            }
+            std::thread::sleep(EXIT_POLL);
+        }
+    }
+
+    #[cfg(unix)]
+    fn try_reap(&mut self) -> Option<Ended> {
+        use std::os::unix::process::ExitStatusExt;
+        if self.ended.is_some() {
+            return self.ended;
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).ok()?;
+        let mut status: libc::c_int = 0;
+        // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own, not yet reaped child, with valid out-pointers; `WNOHANG`
+        // makes it return at once when the child is still running.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped != pid {
+            return None;
+        }
+        let peak_kib = u64::try_from(usage.ru_maxrss).ok();
+        self.ended = Some(Ended { status: std::process::ExitStatus::from_raw(status), peak_kib });
+        self.ended
+    }
+
+    #[cfg(not(unix))]
+    fn try_reap(&mut self) -> Option<Ended> {
+        if self.ended.is_none() {
+            let status = self.child.try_wait().ok().flatten()?;
+            self.ended = Some(Ended { status, peak_kib: None });
+        }
+        self.ended
     }
 }
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.flush();
-        } // Closing stdin ends the worker's loop.
-        if wait_briefly(&mut self.child).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        // Closing stdin ends the worker's loop; a worker that does not exit soon is killed.
+        drop(self.stdin.take());
+        if self.reap_within(WORKER_EXIT_GRACE).is_none() {
+            self.kill();
         }
     }
 }
 
-fn wait_briefly(child: &mut Child) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(s)) => return Some(s),
-            Ok(None) if start.elapsed() < WORKER_EXIT_GRACE => std::thread::sleep(EXIT_POLL),
-            _ => return None,
+fn killed_by_signal(status: std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal().is_some()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        false
+    }
+}
+
+/// Makes the child process start under an address-space limit of `mb` MiB (`RLIMIT_AS`), so a
+/// document that makes pdfium allocate without bound fails instead of taking the machine's
+/// memory. `0` leaves the limit alone.
+fn limit_address_space(command: &mut Command, mb: u64) {
+    #[cfg(unix)]
+    if mb > 0 {
+        use std::os::unix::process::CommandExt;
+        let bytes = mb.saturating_mul(1 << 20) as libc::rlim_t;
+        // SAFETY: the closure runs in the forked child before `exec`; it only calls
+        // `setrlimit`, which is async-signal-safe, and allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
         }
     }
+    #[cfg(not(unix))]
+    let _ = (command, mb);
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {

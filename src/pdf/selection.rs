@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::PdfError;
+
 /// One inclusive range of 1-based page numbers; `end == None` means "to the last page".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageRange {
@@ -48,6 +50,20 @@ impl PageSelection {
     pub fn ranges(&self) -> &[PageRange] {
         &self.ranges
     }
+}
+
+/// The 0-based pages `selection` picks from a `page_count`-page document (all when `None`),
+/// or `NoPagesSelected` when it picks none.
+pub fn select(selection: Option<&PageSelection>, page_count: usize) -> Result<Vec<usize>, PdfError> {
+    let selected = match selection {
+        None => (0..page_count).collect(),
+        Some(sel) => sel.indices(page_count),
+    };
+    if selected.is_empty() {
+        let selection = selection.map(ToString::to_string).unwrap_or_default();
+        return Err(PdfError::NoPagesSelected { selection, page_count });
+    }
+    Ok(selected)
 }
 
 impl FromStr for PageSelection {

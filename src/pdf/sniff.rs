@@ -150,6 +150,10 @@ impl Intake {
                 if meta.is_dir() {
                     return Err(PdfError::IsDirectory { path: path.clone() });
                 }
+                if !meta.is_file() {
+                    // A FIFO or a device reports 0 bytes and may block forever when read.
+                    return Err(PdfError::NotAFile { path: path.clone() });
+                }
                 check_size(meta.len(), limits)?;
                 let mut head = Vec::with_capacity(SNIFF_BYTES);
                 std::fs::File::open(path)
@@ -222,6 +226,16 @@ mod tests {
         let empty = dir.path().join("empty.png");
         std::fs::write(&empty, b"").unwrap();
         assert_eq!(Intake::inspect(&DocumentSource::path(&empty), &lim).unwrap_err(), PdfError::Empty);
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join("pipe.pdf");
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: a plain libc call on a valid, NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            let e = Intake::inspect(&DocumentSource::path(&fifo), &lim).unwrap_err();
+            assert_eq!(e, PdfError::NotAFile { path: fifo.clone() });
+            assert!(e.to_string().ends_with("pipe.pdf is not a regular file"), "{e}");
+        }
         let small = Limits { max_input_bytes: 4, ..lim };
         let e = Intake::inspect(&DocumentSource::bytes(b"%PDF-1.4".to_vec()), &small).unwrap_err();
         assert_eq!(e, PdfError::InputTooLarge { bytes: 8, limit: 4 });

@@ -32,9 +32,10 @@ pub fn serve(library: &Path, mut input: impl Read, mut output: impl Write) -> st
     let mut doc: Option<PdfDocument<'_>> = None;
     while let Some((req, payload)) = read_frame::<Request>(&mut input)? {
         let (resp, pixels) = match req {
-            Request::Open { path, password, max_pages } => {
+            Request::Open { path, password, max_pages, max_stream_bytes } => {
                 doc = None;
-                match open(&pdfium, path.as_deref(), payload, password.as_deref(), max_pages) {
+                let source = OpenSource { path: path.as_deref(), bytes: payload, max_stream_bytes };
+                match open(&pdfium, source, password.as_deref(), max_pages) {
                     Ok((d, page_sizes)) => {
                         doc = Some(d);
                         (Response::Opened { page_sizes }, Vec::new())
@@ -82,13 +83,28 @@ fn not_open() -> PdfError {
     PdfError::RenderFailed { page: 0, reason: "no document is open in the worker".into() }
 }
 
+/// What to open: a file, or the bytes sent with the request.
+struct OpenSource<'p> {
+    path: Option<&'p Path>,
+    bytes: Vec<u8>,
+    max_stream_bytes: u64,
+}
+
 fn open<'a>(
     pdfium: &'a Pdfium,
-    path: Option<&Path>,
-    bytes: Vec<u8>,
+    source: OpenSource<'_>,
     password: Option<&str>,
     max_pages: usize,
 ) -> Result<(PdfDocument<'a>, Vec<PageSize>), PdfError> {
+    let OpenSource { path, bytes, max_stream_bytes } = source;
+    // The bomb guard reads the file once; pdfium then reads it itself, lazily.
+    match path {
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| PdfError::from_io(p, &e))?;
+            super::stream_guard::check_streams(&bytes, max_stream_bytes)?;
+        }
+        None => super::stream_guard::check_streams(&bytes, max_stream_bytes)?,
+    }
     let loaded = match path {
         Some(p) => pdfium.load_pdf_from_file(p, password),
         None => pdfium.load_pdf_from_byte_vec(bytes, password),
@@ -130,17 +146,34 @@ fn load_error(e: &PdfiumError, password: Option<&str>, path: Option<&Path>) -> P
     }
 }
 
-/// A short reason for a pdfium error.
+/// A short reason for a pdfium error, in words (never a debug dump of pdfium-render's types).
 fn pdfium_reason(e: &PdfiumError) -> String {
+    use PdfiumInternalError as I;
     match e {
-        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::FormatError) => {
-            "pdfium cannot parse it (format error)".into()
-        }
-        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::FileError) => {
-            "pdfium cannot read it (file error)".into()
-        }
+        PdfiumError::PdfiumLibraryInternalError(internal) => match internal {
+            I::FormatError => "pdfium cannot parse it (format error)".into(),
+            I::FileError => "pdfium cannot read it (file error)".into(),
+            I::PasswordError => "it is encrypted and the password is missing or wrong".into(),
+            I::SecurityError => "it uses an unsupported security handler".into(),
+            I::PageError => "the page is missing or damaged".into(),
+            _ => "pdfium gave up on it without saying why (damaged or unsupported content)".into(),
+        },
         PdfiumError::LoadLibraryError(l) => l.to_string(),
-        other => format!("{other:?}"),
+        PdfiumError::IoError(io) => io.to_string(),
+        other => {
+            // pdfium-render's remaining variants are unit-like names such as `PageIndexOutOfBounds`:
+            // spell the name out in words.
+            let name = format!("{other:?}");
+            let word_start = |c: char| c.is_ascii_uppercase();
+            let mut words = String::new();
+            for (i, c) in name.chars().take_while(|c| c.is_ascii_alphanumeric()).enumerate() {
+                if i > 0 && word_start(c) {
+                    words.push(' ');
+                }
+                words.push(c.to_ascii_lowercase());
+            }
+            format!("pdfium: {words}")
+        }
     }
 }
 
@@ -206,4 +239,21 @@ fn text_layer(page: &PdfPage<'_>) -> Result<TextLayer, PdfiumError> {
         chars.push(TextChar { c, bbox, generated });
     }
     Ok(TextLayer { text: text.all(), chars })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pdfium_errors_read_as_words_not_debug_dumps() {
+        let unknown = PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::Unknown);
+        let reason = pdfium_reason(&unknown);
+        assert!(!reason.contains("PdfiumLibraryInternalError") && !reason.contains("Unknown"), "{reason}");
+        assert!(reason.contains("damaged or unsupported"), "{reason}");
+        let page = pdfium_reason(&PdfiumError::PageIndexOutOfBounds);
+        assert_eq!(page, "pdfium: page index out of bounds");
+        let format = pdfium_reason(&PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::FormatError));
+        assert!(format.contains("format error"), "{format}");
+    }
 }

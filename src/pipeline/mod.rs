@@ -1,4 +1,5 @@
-//! The document pipeline shared by `docseek ocr` and the server:
+//! The document pipeline of `docseek ocr` (the server drives the same stages itself, in
+//! `server::runner`, over the same engine thread, [`crate::engine::EngineThread`]):
 //! document in (path or bytes) → rasterize (crash-isolated worker) → engine (page jobs, batched)
 //! → document structure → languages per block → rendered outputs.
 //!
@@ -164,7 +165,8 @@ impl DocumentRequest {
         self
     }
 
-    /// Checks what can be checked before any work: formats given, task arguments given.
+    /// Checks what can be checked before any work: formats given, and the options
+    /// ([`OcrOptions::validate`](crate::options::OcrOptions::validate), as the server does).
     pub fn validate(&self) -> Result<(), DocumentError> {
         if self.formats.is_empty() {
             return Err(DocumentError::InvalidRequest(
@@ -172,16 +174,8 @@ impl DocumentRequest {
             ));
         }
         self.options
-            .task
-            .prompt(self.options.locate.as_deref())
-            .map_err(|e| DocumentError::InvalidRequest(e.to_string()))?;
-        if !(self.options.dpi.is_finite() && self.options.dpi > 0.0) {
-            return Err(DocumentError::InvalidRequest(format!(
-                "invalid dpi {}",
-                self.options.dpi
-            )));
-        }
-        Ok(())
+            .validate()
+            .map_err(|e| DocumentError::InvalidRequest(e.to_string()))
     }
 }
 

@@ -372,14 +372,7 @@ fn raster_worker(
 
 /// The page job a request asks for, with a placeholder image.
 fn page_job_template(request: &DocumentRequest) -> PageJob {
-    let o = &request.options;
-    PageJob {
-        image: Arc::new(image::RgbImage::new(1, 1)),
-        mode: o.mode,
-        task: o.task,
-        locate: o.locate.clone(),
-        generation: o.generation(),
-    }
+    PageJob::new(Arc::new(image::RgbImage::new(1, 1)), &request.options)
 }
 
 /// The engine thread's request for one page: its tokens become [`Event::Token`]s (when it

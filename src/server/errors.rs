@@ -38,6 +38,9 @@ pub enum ApiError {
         /// The limit, in MB.
         limit_mb: u64,
     },
+    /// The request body stalled: no data arrived within the read timeout.
+    #[error("the request body stalled (no data within the read timeout); send it again")]
+    BodyTimeout,
     /// The upload is not a PDF or a supported image.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -81,6 +84,7 @@ impl ApiError {
             ApiError::NotReady(_) => (StatusCode::CONFLICT, "not_ready"),
             ApiError::Cancelled => (StatusCode::CONFLICT, "cancelled"),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::InvalidDocument(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_document"),
             ApiError::LimitExceeded(_) => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
@@ -135,16 +139,24 @@ impl From<PdfError> for ApiError {
                 "{msg}; send a PDF or an image (PNG, JPEG, TIFF, WebP, BMP, GIF)"
             )),
             PdfError::InputTooLarge { limit, .. } => ApiError::PayloadTooLarge { limit_mb: limit.div_ceil(1 << 20) },
-            PdfError::TooManyPages { .. } | PdfError::PixelBomb { .. } => ApiError::LimitExceeded(msg),
+            PdfError::TooManyPages { .. }
+            | PdfError::PixelBomb { .. }
+            | PdfError::StreamBomb { .. }
+            | PdfError::WorkerOutOfMemory { .. } => ApiError::LimitExceeded(msg),
             PdfError::InvalidOption { .. } => ApiError::InvalidOptions(msg),
             PdfError::PdfiumMissing { .. } | PdfError::PdfiumUnloadable { .. } => {
                 tracing::error!(error = %msg, "PDF support unavailable");
                 ApiError::Unavailable("PDF rendering is not available on this server".into())
             }
-            PdfError::WorkerCrashed { .. } | PdfError::WorkerTimeout { .. } | PdfError::RenderFailed { .. } => ApiError::RenderFailed(msg),
-            PdfError::WorkerUnavailable { .. } | PdfError::Unwritable { .. } | PdfError::Unreadable { .. } | PdfError::NotFound { .. } | PdfError::IsDirectory { .. } => {
-                ApiError::internal(msg)
+            PdfError::WorkerCrashed { .. } | PdfError::WorkerTimeout { .. } | PdfError::RenderFailed { .. } => {
+                ApiError::RenderFailed(msg)
             }
+            PdfError::WorkerUnavailable { .. }
+            | PdfError::Unwritable { .. }
+            | PdfError::Unreadable { .. }
+            | PdfError::NotFound { .. }
+            | PdfError::IsDirectory { .. }
+            | PdfError::NotAFile { .. } => ApiError::internal(msg),
             _ => ApiError::InvalidDocument(msg),
         }
     }

@@ -43,7 +43,9 @@ pub struct Upload {
 /// Reads a multipart (`file` field plus option fields) or raw-body upload of at most `limit` bytes.
 pub async fn read_upload(req: Request, limit: usize) -> Result<Upload, ApiError> {
     let too_large = || ApiError::PayloadTooLarge { limit_mb: (limit as u64).div_ceil(1 << 20) };
-    if let Some(len) = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
+    if let Some(len) =
+        req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+    {
         // Multipart framing adds a little; anything clearly bigger is refused before reading.
         if len > limit + MULTIPART_SLACK {
             return Err(too_large());
@@ -56,27 +58,32 @@ pub async fn read_upload(req: Request, limit: usize) -> Result<Upload, ApiError>
         .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
     let mut upload = Upload::default();
     if !is_multipart {
-        upload.bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| too_large())?.to_vec();
+        upload.bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| body_error(&e, limit))?.to_vec();
         return Ok(upload);
     }
     let mut multipart = Multipart::from_request(req, &()).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut seen_file = false;
-    while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(e, &too_large))? {
-        let name = field.name().unwrap_or_default().to_string();
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
+        let Some(name) = field.name().map(str::to_string) else {
+            return Err(ApiError::BadRequest(format!(
+                "a multipart part has no Content-Disposition header with a name; send the document as the \
+                 '{FILE_FIELD}' field and options as named fields"
+            )));
+        };
         if name == FILE_FIELD || (field.file_name().is_some() && !seen_file) {
             if seen_file {
                 return Err(ApiError::BadRequest("send one document per request".into()));
             }
             seen_file = true;
             upload.filename = field.file_name().map(display_name);
-            while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, &too_large))? {
+            while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
                 if upload.bytes.len() + chunk.len() > limit {
                     return Err(too_large());
                 }
                 upload.bytes.extend_from_slice(&chunk);
             }
         } else {
-            let text = field.text().await.map_err(|e| multipart_error(e, &too_large))?;
+            let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
             if text.len() > MAX_FIELD_BYTES {
                 return Err(ApiError::BadRequest(format!("field '{name}' is too long")));
             }
@@ -96,12 +103,42 @@ const MAX_FIELD_BYTES: usize = 8 * 1024;
 /// Longest kept display file name.
 const MAX_FILENAME_CHARS: usize = 200;
 
-fn multipart_error(e: axum::extract::multipart::MultipartError, too_large: &dyn Fn() -> ApiError) -> ApiError {
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        too_large()
-    } else {
-        ApiError::BadRequest(format!("bad multipart body: {}", e.body_text()))
+        return ApiError::PayloadTooLarge { limit_mb: (limit as u64).div_ceil(1 << 20) };
     }
+    match body_error(&e, limit) {
+        ApiError::BadRequest(_) => ApiError::BadRequest(format!("bad multipart body: {}", e.body_text())),
+        other => other,
+    }
+}
+
+/// Why a request body could not be read: over `limit` (413), stalled past the read timeout
+/// (408), or anything else - a malformed chunked encoding, a body shorter than its
+/// Content-Length - a bad request (400).
+pub fn body_error(e: &(dyn std::error::Error + 'static), limit: usize) -> ApiError {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return ApiError::PayloadTooLarge { limit_mb: (limit as u64).div_ceil(1 << 20) };
+        }
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::BodyTimeout;
+        }
+        cause = c.source();
+    }
+    ApiError::BadRequest(format!("the request body could not be read: {e}"))
+}
+
+/// Cuts off request bodies that stall: each piece of the body must arrive within `read_timeout`
+/// of the one before (a slow sender cannot hold a connection and an upload slot for ever).
+pub async fn body_read_timeout(
+    axum::extract::State(st): axum::extract::State<crate::server::AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let timeout = st.config.read_timeout;
+    next.run(req.map(|b| Body::new(tower_http::timeout::TimeoutBody::new(timeout, b)))).await
 }
 
 /// Keeps the last path component of a client file name, without control characters.
@@ -136,32 +173,37 @@ pub fn options_from_fields(defaults: &OcrOptions, fields: &[(String, String)]) -
         }
         let key = if key == "lang" { "languages" } else { key.as_str() };
         let json = if key == "languages" {
-            Value::Array(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect())
+            Value::Array(
+                value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
+            )
         } else if NUMERIC_FIELDS.contains(&key) {
-            let n: f64 = value.trim().parse().map_err(|_| ApiError::InvalidOptions(format!("option '{key}' must be a number")))?;
+            let n: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::InvalidOptions(format!("option '{key}' must be a number")))?;
             serde_json::Number::from_f64(n)
-                .map(|n| if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= 0.0) { Value::from(n.as_f64().unwrap_or(0.0) as u64) } else { Value::Number(n) })
+                .map(|n| {
+                    if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= 0.0) {
+                        Value::from(n.as_f64().unwrap_or(0.0) as u64)
+                    } else {
+                        Value::Number(n)
+                    }
+                })
                 .ok_or_else(|| ApiError::InvalidOptions(format!("option '{key}' must be a finite number")))?
         } else {
             Value::String(value.clone())
         };
         map.insert(key.to_string(), json);
     }
-    let opts: OcrOptions = serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::InvalidOptions(format!("invalid options: {e}")))?;
+    let opts: OcrOptions = serde_json::from_value(Value::Object(map))
+        .map_err(|e| ApiError::InvalidOptions(format!("invalid options: {e}")))?;
     check_options(&opts)?;
     Ok(opts)
 }
 
-/// Bounds on options a client may set.
+/// Bounds on options a client may set: [`OcrOptions::validate`], as a 400.
 pub fn check_options(opts: &OcrOptions) -> Result<(), ApiError> {
-    crate::pdf::check_dpi(opts.dpi).map_err(ApiError::InvalidOptions)?;
-    if opts.max_new_tokens == 0 {
-        return Err(ApiError::InvalidOptions("max_new_tokens must be at least 1".into()));
-    }
-    if opts.task == crate::model::Task::Locate && opts.locate.as_deref().is_none_or(|t| t.trim().is_empty()) {
-        return Err(ApiError::InvalidOptions("the locate task needs a 'locate' text".into()));
-    }
-    Ok(())
+    opts.validate().map_err(|e| ApiError::InvalidOptions(e.to_string()))
 }
 
 /// The text fields of a query string, in order.
@@ -171,7 +213,7 @@ pub fn query_fields(query: Option<&str>) -> Vec<(String, String)> {
 
 /// Reads a body of at most `limit` bytes (JSON endpoints).
 pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit_mb: (limit as u64).div_ceil(1 << 20) })
+    axum::body::to_bytes(body, limit).await.map_err(|e| body_error(&e, limit))
 }
 
 #[cfg(test)]
@@ -193,7 +235,11 @@ mod tests {
     #[test]
     fn fields_become_options() {
         let f = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let o = options_from_fields(&OcrOptions::default(), &[f("mode", "tiny"), f("dpi", "72"), f("lang", "eng, fra"), f("format", "md")]).unwrap();
+        let o = options_from_fields(
+            &OcrOptions::default(),
+            &[f("mode", "tiny"), f("dpi", "72"), f("lang", "eng, fra"), f("format", "md")],
+        )
+        .unwrap();
         assert_eq!(o.mode, Mode::Tiny);
         assert_eq!(o.dpi, 72.0);
         assert_eq!(o.languages, vec!["eng", "fra"]);

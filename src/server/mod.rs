@@ -140,13 +140,14 @@ pub fn start_on(
 }
 
 /// The complete application: API, metrics, OpenAPI document and UI, with authentication,
-/// security headers and (when configured) CORS.
+/// security headers, a read timeout on request bodies and (when configured) CORS.
 pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .merge(routes::api_routes())
         .merge(ui::routes())
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::require_api_key))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), intake::body_read_timeout))
         .layer(axum::middleware::from_fn(security::security_headers));
     let app = match security::cors_layer(&state.config.cors_origins) {
         Some(cors) => app.layer(cors),
@@ -155,14 +156,61 @@ pub fn router(state: AppState) -> Router {
     app.with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` resolves, then drains connections.
+/// Serves `router(state)` on `listener` until `shutdown` resolves, then lets the open
+/// connections finish their requests.
+///
+/// Each connection is HTTP/1.1 with a header read timeout (`ServerConfig::read_timeout`): a
+/// client that opens a connection and trickles its headers (slowloris) is disconnected.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
     let ready = state.ready.clone();
+    let read_timeout = state.config.read_timeout;
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            ready.store(false, Ordering::Relaxed);
-        })
-        .await
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let service = TowerToHyperService::new(app.clone());
+        let mut stop = stop_rx.clone();
+        connections.spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(read_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let finished = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = finished {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    ready.store(false, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
+
+/// Pause after a failed `accept` (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);

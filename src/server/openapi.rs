@@ -58,8 +58,9 @@ pub fn document() -> Value {
             "200": { "description": "The result in the requested format (JSON by default).", "content": {
                 "application/json": { "schema": { "$ref": "#/components/schemas/Result" } },
                 "text/markdown": {}, "text/html": {}, "text/vnd.hocr+html": {}, "text/plain": {}, "application/pdf": {} } },
-            "400": err("Bad request or options."), "413": err("Upload too large."),
-            "415": err("Not a PDF or supported image."), "422": err("Unreadable document or over a page/pixel limit."),
+            "400": err("Bad request or options."), "408": err("The request body stalled."), "413": err("Upload too large."),
+            "415": err("Not a PDF or supported image."),
+            "422": err("Unreadable document, or over a page, pixel or decompression limit."),
             "504": err("Timed out.")
         }
     });
@@ -70,13 +71,14 @@ pub fn document() -> Value {
         "requestBody": upload_body(),
         "responses": {
             "202": { "description": "Accepted.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Accepted" } } } },
-            "400": err("Bad request or options."), "413": err("Upload too large."), "415": err("Not a document.")
+            "400": err("Bad request or options."), "408": err("The request body stalled."), "413": err("Upload too large."),
+            "415": err("Not a document.")
         }
     });
     common_errors(&mut create);
     json!({
         "openapi": "3.1.0",
-        "info": { "title": "docseek", "version": env!("CARGO_PKG_VERSION"), "description": "Multilingual document OCR (DeepSeek-OCR). Errors are {\"error\":{\"code\",\"message\"}} with stable codes: bad_request, invalid_options, unauthorized, not_found, not_ready, cancelled, payload_too_large, unsupported_media_type, invalid_document, limit_exceeded, queue_full, timeout, model_error, unavailable, internal." },
+        "info": { "title": "docseek", "version": env!("CARGO_PKG_VERSION"), "description": "Multilingual document OCR (DeepSeek-OCR). Errors are {\"error\":{\"code\",\"message\"}} with stable codes: bad_request, invalid_options, unauthorized, not_found, not_ready, cancelled, payload_too_large, request_timeout, unsupported_media_type, invalid_document, limit_exceeded, queue_full, timeout, model_error, unavailable, internal." },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {

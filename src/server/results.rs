@@ -155,7 +155,9 @@ fn load_images(store: &BlobStore, id: &JobId, pages: &[PageRecord], wanted: &[u3
         let rt = tokio::runtime::Handle::try_current().map_err(ApiError::internal)?;
         let cannot = |e: &dyn std::fmt::Display| ApiError::internal(format!("cannot read the image of page {}: {e}", p.page_number));
         let png = rt.block_on(store.get_required(&store.page_key(id, p.index))).map_err(|e| cannot(&e))?;
-        let image = image::load_from_memory(&png).map_err(|e| cannot(&e))?.to_rgb8();
+        // The page passed intake's limits at this size; read it back under the same bound.
+        let limits = crate::pdf::Limits { max_image_pixels: p.width as u64 * p.height as u64, ..Default::default() };
+        let image = crate::pdf::image_input::decode_stored_page(&png, &limits).map_err(|e| cannot(&e))?;
         out.push((p.page_number as u32, Arc::new(image)));
     }
     Ok(out)

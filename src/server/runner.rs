@@ -264,6 +264,8 @@ impl Runner {
                 self.store.set_state(&job.id, JobState::Failed, Some(("interrupted", "the server restarted during a synchronous request"))).await?;
                 continue;
             }
+            // It waits for a run slot like any new job: `running` again only once it has one.
+            self.store.set_state(&job.id, JobState::Queued, None).await?;
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             let _ = self.enqueue(&mut queue, job.id.clone());
             resumed += 1;
@@ -303,7 +305,8 @@ impl Runner {
         m.jobs_running.fetch_add(1, Ordering::Relaxed);
         let outcome = self.run_job(&id, &live).await;
         m.jobs_running.fetch_sub(1, Ordering::Relaxed);
-        drop(permit);
+        // Page images of a large document were freed: hand the memory back to the system.
+        crate::alloc::release_free_memory();
         if live.cancel.load(Ordering::Relaxed) {
             return;
         }
@@ -320,6 +323,9 @@ impl Runner {
         if let Err(e) = self.store.set_state(&id, state, error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()))).await {
             tracing::error!(job = %id, error = %e, "cannot record the job's final state");
         }
+        // The slot is free only once the job is recorded as finished: a poll never shows more
+        // running jobs than `--concurrency`.
+        drop(permit);
         // The page images stay for the viewer; the upload is no longer needed.
         let _ = self.blobs.delete(&self.blobs.upload_key(&id)).await;
         m.job_latency.observe(started.elapsed().as_secs_f64());
@@ -398,7 +404,18 @@ impl Runner {
             let _ = live.events.send(JobEvent::Page { page: results::page_event(&record, &opts.languages) });
         }
         drop(results);
-        raster.await.map_err(ApiError::internal)?
+        raster.await.map_err(ApiError::internal)??;
+        // A document none of whose pages could be recognised is a failed job, not an empty result.
+        let pages = self.store.pages(id).await?;
+        if let Some(first) = pages.first().filter(|_| pages.iter().all(|p| p.error.is_some())) {
+            let reason = first.error.as_deref().unwrap_or_default();
+            return Err(ApiError::ModelFailed(format!(
+                "none of the {} pages could be recognised (page {}: {reason})",
+                pages.len(),
+                first.page_number
+            )));
+        }
+        Ok(())
     }
 
     async fn recognize_page(&self, id: &JobId, index: usize, opts: &OcrOptions, cancel: CancelFlag) -> Result<crate::engine::PageText, EngineError> {
@@ -407,18 +424,12 @@ impl Runner {
             .get_required(&self.blobs.page_key(id, index))
             .await
             .map_err(|e| EngineError::Model(format!("cannot read the page image: {e}")))?;
-        let image = tokio::task::spawn_blocking(move || image::load_from_memory(&png).map(|i| i.to_rgb8()))
+        let limits = *self.raster.limits();
+        let image = tokio::task::spawn_blocking(move || crate::pdf::image_input::decode_stored_page(&png, &limits))
             .await
             .map_err(|e| EngineError::Model(e.to_string()))?
             .map_err(|e| EngineError::Model(format!("cannot read the page image: {e}")))?;
-        let job = PageJob {
-            image: Arc::new(image),
-            mode: opts.mode,
-            task: opts.task,
-            locate: opts.locate.clone(),
-            generation: opts.generation(),
-        };
-        self.engine.recognize(job, cancel, None).await
+        self.engine.recognize(PageJob::new(Arc::new(image), opts), cancel, None).await
     }
 
     /// Feeds the job's page images into `tx`: from the manifest when an earlier run finished

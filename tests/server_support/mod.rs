@@ -66,7 +66,7 @@ pub fn tiny_engine() -> std::sync::Arc<dyn docseek::engine::OcrEngine> {
         model: tiny_checkpoint().to_str().unwrap().to_string(),
         revision: "main".into(),
         dtype: None,
-        device: "cpu".into(),
+        device: docseek::model::DeviceSpec::Cpu,
     };
     docseek::engine::load(&args).expect("loading the tiny checkpoint")
 }

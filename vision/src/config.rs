@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use crate::error::{Result, VisionError};
 
-/// Which encoder a checkpoint carries.
+/// Which DeepSeek-OCR family a checkpoint is: the one architecture type of the workspace (the
+/// decoder config, the synthetic checkpoints and the benchmarks use it too), chosen from
+/// `config.json` by one rule, [`Architecture::detect`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Architecture {
     /// DeepSeek-OCR: SAM-B + 16x compressor + CLIP-L, image_newline column layout.
@@ -18,7 +20,56 @@ pub enum Architecture {
     Ocr2,
 }
 
+/// OCR-2's `vision_config.model_name`.
+const OCR2_MODEL_NAME: &str = "deepencoderv2";
+/// OCR-1's `vision_config.model_name` starts with this (`deeplip_b_l`).
+const OCR1_MODEL_PREFIX: &str = "deeplip";
+/// The `model_type` the released OCR configs carry.
+const OCR_MODEL_TYPE: &str = "deepseek_vl_v2";
+
 impl Architecture {
+    /// Both architectures.
+    pub const ALL: [Architecture; 2] = [Architecture::Ocr1, Architecture::Ocr2];
+
+    /// The one rule that reads the architecture from a full checkpoint `config.json`:
+    /// `None` when it has no `vision_config` (a text-only DeepSeek-V2 decoder); OCR-2 when
+    /// `vision_config.model_name` is `deepencoderv2`, an `architectures` entry names OCR2, or
+    /// the vision widths hold a `qwen2-0-5b` encoder; OCR-1 when the model type is
+    /// `deepseek_vl_v2`, the vision model is `deeplip*`, or the widths hold `clip-l-14-224`.
+    pub fn detect(config: &Value) -> Result<Option<Architecture>> {
+        let Some(vc) = config.get("vision_config") else { return Ok(None) };
+        let model_name = vc.get("model_name").and_then(Value::as_str).unwrap_or("");
+        let width = |key: &str| vc.get("width").and_then(|w| w.get(key)).is_some();
+        let names_ocr2 = config
+            .get("architectures")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().filter_map(Value::as_str).any(|a| a.contains("OCR2")));
+        if model_name == OCR2_MODEL_NAME || names_ocr2 || width("qwen2-0-5b") {
+            return Ok(Some(Architecture::Ocr2));
+        }
+        let model_type = config.get("model_type").and_then(Value::as_str).unwrap_or("");
+        if model_type == OCR_MODEL_TYPE || model_name.starts_with(OCR1_MODEL_PREFIX) || width("clip-l-14-224") {
+            return Ok(Some(Architecture::Ocr1));
+        }
+        Err(VisionError::Config(format!("unknown vision tower '{model_name}' (model_type '{model_type}')")))
+    }
+
+    /// The family's name in engine info and logs (`deepseek-ocr`, `deepseek-ocr-2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Ocr1 => "deepseek-ocr",
+            Architecture::Ocr2 => "deepseek-ocr-2",
+        }
+    }
+
+    /// The short name users type (`ocr1`, `ocr2`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Architecture::Ocr1 => "ocr1",
+            Architecture::Ocr2 => "ocr2",
+        }
+    }
+
     /// The side of one local tile in crop modes (`dynamic_preprocess` default of each model).
     pub fn tile_size(self) -> u32 {
         match self {
@@ -38,6 +89,25 @@ impl Architecture {
             Architecture::Ocr1 => 9,
             Architecture::Ocr2 => 6,
         }
+    }
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.short_name())
+    }
+}
+
+impl std::str::FromStr for Architecture {
+    type Err = String;
+
+    /// `ocr1` / `ocr2`, or the family names `deepseek-ocr` / `deepseek-ocr-2`.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        Architecture::ALL
+            .into_iter()
+            .find(|a| s == a.short_name() || s == a.name())
+            .ok_or_else(|| format!("unknown architecture '{s}' (ocr1, ocr2)"))
     }
 }
 
@@ -292,8 +362,6 @@ pub struct VisionConfig {
 
 /// Real model's decoder width, used when neither `projector_config.n_embed` nor `hidden_size` is given.
 const DEFAULT_LLM_WIDTH: usize = 1280;
-/// OCR-2 `vision_config.model_name`.
-const OCR2_MODEL_NAME: &str = "deepencoderv2";
 
 impl VisionConfig {
     /// Parses the vision part of a full checkpoint `config.json` text.
@@ -305,18 +373,10 @@ impl VisionConfig {
 
     /// Parses the vision part of a full checkpoint config.
     pub fn from_value(v: &Value) -> Result<Self> {
-        let vc = v.get("vision_config").cloned().unwrap_or(Value::Null);
-        let width = vc.get("width").cloned().unwrap_or(Value::Null);
-        let model_name = vc.get("model_name").and_then(Value::as_str).unwrap_or("");
-        let archs: Vec<&str> = v
-            .get("architectures")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let is_ocr2 = model_name == OCR2_MODEL_NAME
-            || archs.iter().any(|a| a.contains("OCR2"))
-            || width.get("qwen2-0-5b").is_some();
-        let arch = if is_ocr2 { Architecture::Ocr2 } else { Architecture::Ocr1 };
+        let arch = Architecture::detect(v)?.ok_or_else(|| {
+            VisionError::Config("config.json has no vision_config: a text-only checkpoint, not DeepSeek-OCR".into())
+        })?;
+        let width = v.pointer("/vision_config/width").cloned().unwrap_or(Value::Null);
         let parse = |key: &str| -> Result<Value> {
             Ok(width.get(key).cloned().unwrap_or_else(|| Value::Object(Default::default())))
         };
@@ -378,7 +438,9 @@ impl VisionConfig {
 
     /// The real DeepSeek-OCR vision config (all defaults).
     pub fn deepseek_ocr() -> Self {
-        Self::from_json_str(r#"{"projector_config":{"input_dim":2048,"n_embed":1280}}"#)
+        Self::from_json_str(
+            r#"{"vision_config":{"model_name":"deeplip_b_l"},"projector_config":{"input_dim":2048,"n_embed":1280}}"#,
+        )
             .expect("built-in config")
     }
 
@@ -399,7 +461,7 @@ impl VisionConfig {
     fn validate(&self) -> Result<()> {
         let s = &self.sam;
         let bad = |m: String| Err(VisionError::Config(m));
-        if s.heads == 0 || s.width % s.heads != 0 {
+        if s.heads == 0 || !s.width.is_multiple_of(s.heads) {
             return bad(format!("sam width {} not divisible by heads {}", s.width, s.heads));
         }
         if s.downsample_channels.len() != 2 {
@@ -468,7 +530,26 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_widths() {
-        let e = VisionConfig::from_json_str(r#"{"projector_config":{"input_dim":100,"n_embed":8}}"#);
-        assert!(e.is_err());
+        let e = VisionConfig::from_json_str(
+            r#"{"vision_config":{"model_name":"deeplip_b_l"},"projector_config":{"input_dim":100,"n_embed":8}}"#,
+        );
+        assert!(e.unwrap_err().to_string().contains("projector input_dim 100"));
+    }
+
+    #[test]
+    fn one_detection_rule() {
+        let detect = |t: &str| Architecture::detect(&serde_json::from_str(t).unwrap());
+        assert_eq!(detect(r#"{"model_type":"deepseek_v2"}"#).unwrap(), None);
+        let ocr1 = r#"{"model_type":"deepseek_vl_v2","vision_config":{"model_name":"deeplip_b_l"}}"#;
+        assert_eq!(detect(ocr1).unwrap(), Some(Architecture::Ocr1));
+        let ocr2 = r#"{"model_type":"deepseek_vl_v2","architectures":["DeepseekOCR2ForCausalLM"],"vision_config":{}}"#;
+        assert_eq!(detect(ocr2).unwrap(), Some(Architecture::Ocr2));
+        assert_eq!(detect(r#"{"vision_config":{"width":{"qwen2-0-5b":{}}}}"#).unwrap(), Some(Architecture::Ocr2));
+        assert_eq!(detect(r#"{"vision_config":{"width":{"clip-l-14-224":{}}}}"#).unwrap(), Some(Architecture::Ocr1));
+        assert!(detect(r#"{"model_type":"llava","vision_config":{"model_name":"siglip"}}"#).is_err());
+        for a in Architecture::ALL {
+            assert_eq!(a.short_name().parse::<Architecture>().unwrap(), a);
+            assert_eq!(a.name().parse::<Architecture>().unwrap(), a);
+        }
     }
 }

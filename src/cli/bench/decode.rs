@@ -14,7 +14,8 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 
 use crate::model::config::AttentionKind;
-use crate::model::loader::{open_weights, parse_device, parse_dtype};
+use crate::model::loader::open_weights;
+use crate::model::{DeviceSpec, Dtype};
 use crate::model::{DeepseekDecoder, DeepseekV2Config, LogitsFor, ModelConfig};
 
 /// PyTorch 2.6 on the 2-core dev machine (perf-anchors.md): prefill trunk tok/s, decode tok/s.
@@ -30,12 +31,12 @@ pub struct DecodeBenchArgs {
     /// Model folder (full-size random checkpoints come from `docseek dev random-checkpoint`).
     #[arg(long)]
     pub model: PathBuf,
-    /// Weight dtype: f32 or bf16 (default: the engine's default for the device).
+    /// Weight dtype: f32, bf16 or f16 (default: the engine's default for the device).
     #[arg(long)]
-    pub dtype: Option<String>,
+    pub dtype: Option<Dtype>,
     /// Device: cpu or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value_t = DeviceSpec::Cpu)]
+    pub device: DeviceSpec,
     /// Prompt length of the prefill (903 = a Gundam A4 page's image slots).
     #[arg(long, default_value_t = 903)]
     pub prompt_tokens: usize,
@@ -112,8 +113,8 @@ fn gb(b: f64) -> String {
 
 /// Runs `docseek bench decode`.
 pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
-    let device = parse_device(&args.device)?;
-    let dtype = parse_dtype(args.dtype.as_deref(), &device)?;
+    let device = args.device.open()?;
+    let dtype = args.dtype.unwrap_or_else(|| Dtype::default_for(&device)).candle();
     let cfg = ModelConfig::from_dir(&args.model).context("reading the model config")?;
     let dcfg = cfg.decoder.clone();
     anyhow::ensure!(args.prompt_tokens >= 1, "--prompt-tokens must be >= 1");

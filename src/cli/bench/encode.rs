@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use docseek_vision::random::random_weights;
-use docseek_vision::{make_views, Mode, VisionConfig, VisionEncoder};
+use docseek_vision::{make_views, Architecture, Mode, VisionConfig, VisionEncoder};
 use image::{Rgb, RgbImage};
 
 /// A4 at 144 dpi, the rasterizer's default page.
@@ -27,14 +27,6 @@ pub enum BenchDtype {
     Bf16,
 }
 
-/// Which encoder `--random` builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchArch {
-    /// DeepSeek-OCR (SAM-B + CLIP-L).
-    Ocr1,
-    /// DeepSeek-OCR-2 (SAM-B + Qwen2 encoder).
-    Ocr2,
-}
 
 /// Arguments of `docseek bench encode`.
 #[derive(Debug, clap::Args)]
@@ -45,9 +37,9 @@ pub struct EncodeBenchArgs {
     /// Use full-size random weights with the official shapes (the default without --model).
     #[arg(long)]
     pub random: bool,
-    /// Architecture of the random weights.
-    #[arg(long, value_enum, default_value = "ocr1")]
-    pub arch: BenchArch,
+    /// Architecture of the random weights: ocr1 or ocr2.
+    #[arg(long, default_value_t = Architecture::Ocr1)]
+    pub arch: Architecture,
     /// Modes to time (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "tiny,small,base,large,gundam")]
     pub modes: Vec<Mode>,
@@ -104,8 +96,9 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
     let (enc, source) = match &args.model {
         Some(dir) => {
-            let cfg_text = std::fs::read_to_string(dir.join("config.json"))
-                .with_context(|| format!("reading {}/config.json", dir.display()))?;
+            let cfg = crate::model::ModelConfig::from_dir(dir)?
+                .vision
+                .with_context(|| format!("{}/config.json has no vision_config", dir.display()))?;
             let files: Vec<PathBuf> = std::fs::read_dir(dir)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "safetensors") && !p.ends_with("expected.safetensors"))
@@ -114,12 +107,12 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
                 bail!("no .safetensors weights in {}", dir.display());
             }
             let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, &dev)? };
-            (VisionEncoder::load(&cfg_text, vb)?, dir.display().to_string())
+            (VisionEncoder::from_config(&cfg, vb)?, dir.display().to_string())
         }
         None => {
             let cfg = match args.arch {
-                BenchArch::Ocr1 => VisionConfig::deepseek_ocr(),
-                BenchArch::Ocr2 => VisionConfig::deepseek_ocr2(),
+                Architecture::Ocr1 => VisionConfig::deepseek_ocr(),
+                Architecture::Ocr2 => VisionConfig::deepseek_ocr2(),
             };
             let w = random_weights(&cfg, dtype, &dev)?;
             (VisionEncoder::from_config(&cfg, VarBuilder::from_tensors(w, dtype, &dev))?, "random full-size".into())

@@ -2,6 +2,7 @@
 //! paths (`--files-from LIST`, `-` for stdin), each given the relative path its outputs mirror.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::io::BufRead;
 use std::path::{Component, Path, PathBuf};
 
@@ -41,8 +42,8 @@ pub enum DiscoverError {
 /// Gathers inputs from command-line arguments (`-` reads a list from stdin) and an optional
 /// list file. `exclude` (the output folder) is never entered. Missing paths inside a list are
 /// kept (they fail as documents, so the manifest records them); missing arguments are errors.
-pub fn discover(
-    args: &[String],
+pub fn discover<A: AsRef<OsStr>>(
+    args: &[A],
     files_from: Option<&Path>,
     exclude: Option<&Path>,
 ) -> Result<Vec<InputFile>, DiscoverError> {
@@ -50,36 +51,40 @@ pub fn discover(
     let mut found: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut lists: Vec<Option<&Path>> = files_from.map(Some).into_iter().collect();
     for arg in args {
+        // Any file name works, UTF-8 or not; only a glob pattern must be text.
+        let arg = arg.as_ref();
         if arg == "-" {
             lists.push(None);
             continue;
         }
         let path = Path::new(arg);
+        let not_found = || DiscoverError::NotFound(path.display().to_string());
         if path.is_dir() {
             walk(path, exclude.as_deref(), &mut found)?;
         } else if path.exists() {
             found.push((path.to_path_buf(), file_name(path)));
-        } else if arg.contains(['*', '?', '[']) {
+        } else if let Some(pattern) = arg.to_str().filter(|a| a.contains(['*', '?', '['])) {
             let before = found.len();
-            expand_glob(arg, exclude.as_deref(), &mut found)?;
+            expand_glob(pattern, exclude.as_deref(), &mut found)?;
             if found.len() == before {
-                return Err(DiscoverError::NotFound(arg.clone()));
+                return Err(not_found());
             }
         } else {
-            return Err(DiscoverError::NotFound(arg.clone()));
+            return Err(not_found());
         }
     }
     for list in lists {
-        for line in read_list(list)? {
-            let path = PathBuf::from(&line);
-            found.push((path.clone(), file_name(&path)));
+        for path in read_list(list)? {
+            let rel = file_name(&path);
+            found.push((path, rel));
         }
     }
     Ok(dedupe(found))
 }
 
-/// Lines of a list file (or stdin), trimmed, skipping blanks and `#` comments.
-fn read_list(list: Option<&Path>) -> Result<Vec<String>, DiscoverError> {
+/// Paths of a list file (or stdin), one per line, trimmed, skipping blanks and `#` comments.
+/// Lines are bytes, so a listed name need not be UTF-8.
+fn read_list(list: Option<&Path>) -> Result<Vec<PathBuf>, DiscoverError> {
     let name = list.map_or("-".to_string(), |p| p.display().to_string());
     let reader: Box<dyn BufRead> = match list {
         None => Box::new(std::io::stdin().lock()),
@@ -89,14 +94,25 @@ fn read_list(list: Option<&Path>) -> Result<Vec<String>, DiscoverError> {
         )),
     };
     let mut out = Vec::new();
-    for line in reader.lines() {
+    for line in reader.split(b'\n') {
         let line = line.map_err(|e| DiscoverError::List(name.clone(), e))?;
-        let line = line.trim();
-        if !line.is_empty() && !line.starts_with('#') {
-            out.push(line.to_string());
+        let line = line.trim_ascii();
+        if !line.is_empty() && !line.starts_with(b"#") {
+            out.push(path_from_bytes(line));
         }
     }
     Ok(out)
+}
+
+#[cfg(unix)]
+fn path_from_bytes(bytes: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(OsStr::from_bytes(bytes))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// Adds the documents below `dir`, in name order, with paths relative to `dir`.
@@ -252,7 +268,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let out = discover(&[], Some(&list), None).unwrap();
+        let out = discover::<String>(&[], Some(&list), None).unwrap();
         assert_eq!(
             out.len(),
             2,

@@ -158,7 +158,7 @@ pub async fn chat_completions(State(st): State<AppState>, req: Request) -> Resul
     }
     let pages: Vec<PageJob> = rendered
         .into_iter()
-        .map(|img| PageJob { image: Arc::new(img), mode: opts.mode, task: opts.task, locate: opts.locate.clone(), generation: opts.generation() })
+        .map(|img| PageJob::new(Arc::new(img), &opts))
         .collect();
     let model = st.runner.engine.info().model.clone();
     let id = format!("chatcmpl-{}", crate::server::store::JobId::generate());
