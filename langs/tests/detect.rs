@@ -42,15 +42,86 @@ fn sentences_in_many_scripts_get_their_language() {
 }
 
 #[test]
-fn empty_short_and_symbol_text_is_und() {
+fn text_without_two_letters_is_und() {
     let det = ProfileDetector::global();
-    for text in ["", "   ", "2024-12-31", "§ 12.3 (b)", "ok", "合計金額"] {
+    for text in ["", "   ", "2024-12-31", "§ 12.3 (b)", "x"] {
         let d = det.detect(text);
         assert_eq!(d.code, "und", "{text:?} -> {d:?}");
         assert_eq!(d.confidence, 0.0);
     }
-    assert_eq!(det.detect("合計金額").script, "Hani");
     assert_eq!(det.detect("12.5%").script, "Zyyy");
+}
+
+#[test]
+fn short_han_is_chinese_with_japanese_as_the_alternative() {
+    let d = ProfileDetector::global().detect("合計金額");
+    assert_eq!((d.code.as_ref(), d.script.as_ref()), ("cmn", "Hant"), "{d:?}");
+    assert!(d.confidence <= docseek_langs::detector::SHORT_HAN_CHINESE, "{d:?}");
+    assert_eq!(d.alternatives.first().map(|a| a.code.as_ref()), Some("jpn"), "{d:?}");
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["alternatives"][0]["code"], "jpn");
+}
+
+#[test]
+fn single_words_and_word_pairs_get_a_calibrated_answer() {
+    let det = ProfileDetector::global();
+    let cases = [
+        ("Wahrscheinlichkeit", "deu"),
+        ("gouvernement", "fra"),
+        ("ayuntamiento", "spa"),
+        ("the weather", "eng"),
+        ("przedsiębiorstwo", "pol"),
+        ("kuitenkin", "fin"),
+        ("здравствуйте", "rus"),
+    ];
+    let mut wrong = Vec::new();
+    for (text, code) in cases {
+        let d = det.detect(text);
+        if d.code != code {
+            wrong.push(format!("{text} -> {d:?}"));
+        }
+        assert!(d.confidence > 0.0 && d.confidence <= 1.0);
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn close_neighbours_are_told_apart_by_their_words() {
+    let det = ProfileDetector::global();
+    let cases = [
+        ("Vlada je u četvrtak usvojila prijedlog zakona o proračunu za sljedeću godinu.", "hrv"),
+        ("Влада је у четвртак усвојила предлог закона о буџету за следећу годину.", "srp"),
+        ("Kerajaan akan memperkenalkan dasar baharu untuk membantu peniaga kecil tahun hadapan.", "zlm"),
+        ("Pemerintah akan memperkenalkan kebijakan baru untuk membantu pedagang kecil tahun depan.", "ind"),
+        ("Regjeringa vil leggja fram eit nytt forslag om skatt for kommunane i haust.", "nno"),
+        ("Regjeringen vil legge frem et nytt forslag om skatt for kommunene i høst.", "nob"),
+    ];
+    let mut wrong = Vec::new();
+    for (text, code) in cases {
+        let d = det.detect(text);
+        if d.code != code {
+            wrong.push(format!("{code}: {text} -> {d:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn script_variants_have_rows() {
+    let det = ProfileDetector::global();
+    let cases = [
+        ("Сва људска бића рађају се слободна и једнака у достојанству и правима. Она су обдарена разумом и свијешћу", "Cyrl"),
+        ("Barlyk adamlar azat we öz mertebesi hem-de hukuklary boýunça deň bolup dogulýarlar.", "Latn"),
+        ("Бүтин адамлар өз мертебеси ве хукуклары боюнча деңдир.", "Cyrl"),
+    ];
+    for (text, script) in cases {
+        let d = det.detect(text);
+        assert_eq!(d.script, script, "{text} -> {d:?}");
+    }
+    let inv = docseek_langs::Inventory::global();
+    for key in ["bos-Cyrl", "zlm-Arab", "uig-Latn", "tuk-Cyrl", "vie-Hani"] {
+        assert!(inv.by_key(key).is_some(), "{key}");
+    }
 }
 
 #[test]
