@@ -152,7 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("## Calibration (decided short-text lines)\n");
     println!("| confidence | lines | accuracy |\n| --- | --- | --- |");
-    for (lo, hi) in [(0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 0.9), (0.9, 0.99), (0.99, 1.01)] {
+    for (lo, hi) in [(0.05, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 0.9), (0.9, 0.99), (0.99, 1.01)] {
         let bin: Vec<_> = calib.iter().filter(|(c, _)| *c >= lo && *c < hi).collect();
         let ok = bin.iter().filter(|(_, o)| *o).count();
         println!("| [{lo:.2}, {:.2}) | {} | {} |", hi.min(1.0), bin.len(), pct(ratio(ok, bin.len())));
