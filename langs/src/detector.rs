@@ -30,8 +30,9 @@ pub const MIN_LETTERS: usize = 2;
 pub const ALTERNATIVE_MIN: f32 = 0.25;
 /// Most alternatives reported.
 pub const MAX_ALTERNATIVES: usize = 2;
-/// Candidates kept in a [`Posterior`] (the rest share what is left of the probability).
-pub const POSTERIOR_CANDIDATES: usize = 16;
+/// Candidates ranked by [`LanguageDetector::detect`] (enough for the answer and its
+/// alternatives).
+pub const POSTERIOR_CANDIDATES: usize = 4;
 /// Fewest Han characters for calling kana-less Han text Chinese with full confidence: short
 /// Han labels such as 合計金額 are often Japanese, which is then given as the alternative.
 pub const MIN_HAN_FOR_CHINESE: usize = 8;
@@ -140,9 +141,15 @@ impl ProfileDetector {
         ranked
     }
 
-    /// The candidates for a text with their probabilities, before any context: see
-    /// [`Posterior`]. [`LanguageDetector::detect`] is `posterior(text).detection()`.
+    /// The candidates for a text with their probabilities (every row of its script class),
+    /// before any context: see [`Posterior`].
     pub fn posterior(&self, text: &str) -> Posterior {
+        self.posterior_top(text, usize::MAX)
+    }
+
+    /// [`ProfileDetector::posterior`] with only the `keep` best candidates (what
+    /// [`LanguageDetector::detect`] needs, faster).
+    pub fn posterior_top(&self, text: &str, keep: usize) -> Posterior {
         let counts = ScriptCounts::of(text);
         let resolved = counts.resolved();
         let Some(&(class, weight)) = resolved.first() else {
@@ -165,7 +172,7 @@ impl ProfileDetector {
         if let Some(i) = self.model.classes.iter().position(|m| m.class == class) {
             let scores = self.model.classes[i].score(text);
             if scores.features > 0 && class_letters >= MIN_LETTERS {
-                post.ranked = self.softmax(i, &scores.log_likelihood, POSTERIOR_CANDIDATES);
+                post.ranked = self.softmax(i, &scores.log_likelihood, keep);
             }
             return post;
         }
@@ -232,7 +239,7 @@ impl ProfileDetector {
 
 impl LanguageDetector for ProfileDetector {
     fn detect(&self, text: &str) -> Detection {
-        self.posterior(text).detection()
+        self.posterior_top(text, POSTERIOR_CANDIDATES).detection()
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::inventory::{Inventory, LanguageRow};
 use crate::model::{ClassModel, ProfileModel, GAIN_STEP, MAX_ROWS};
-use crate::ngram::{for_each_feature, KINDS, MAX_ORDER};
+use crate::ngram::{for_each_feature, KINDS, KIND_EDGE, KIND_WORD, MAX_ORDER};
 use crate::LangsError;
 
 /// Every `HOLDOUT_EVERY`-th paragraph (index 4, 9, 14, ... counting from 0) is held out for
@@ -188,38 +188,60 @@ fn build_class(class: &str, rows: &[&LanguageRow], counts: &[RowCounts], config:
     }
     let alpha = config.alpha as f64;
     let max_gain = u8::MAX as f32 * GAIN_STEP;
-    let mut floors = Vec::with_capacity(rows.len());
-    let mut priors = Vec::with_capacity(rows.len());
-    let mut postings: HashMap<u32, Vec<(u8, u8)>> = HashMap::new();
-    for (row_idx, c) in counts.iter().enumerate() {
-        let mut f = [0.0f32; KINDS];
+    // Per row and kind: the kept features with their log-probabilities, and the log floor.
+    let mut kept_all: Vec<Vec<Vec<(u32, f64)>>> = Vec::with_capacity(rows.len());
+    let mut own_floors: Vec<[f64; KINDS]> = Vec::with_capacity(rows.len());
+    for c in counts {
+        let mut per_kind = Vec::with_capacity(KINDS);
+        let mut f = [0.0f64; KINDS];
         for k in 0..KINDS {
             let mut kept: Vec<(u32, f64)> = c.counts[k].iter().map(|(&h, &n)| (h, n)).collect();
             kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             let truncated = kept.len() > config.max_per_kind[k];
             kept.truncate(config.max_per_kind[k]);
+            let mut floor_count = alpha;
+            if truncated {
+                let smallest = kept.last().map_or(0.0, |e| e.1);
+                floor_count = floor_count.max(smallest * config.truncated_floor as f64);
+            }
             if !c.keep[k].is_empty() {
                 let in_kept: std::collections::HashSet<u32> = kept.iter().map(|e| e.0).collect();
                 kept.extend(c.keep[k].iter().filter(|h| !in_kept.contains(h)).map(|&h| (h, c.counts[k][&h])));
             }
             let denom = c.totals[k] + alpha * vocab[k];
-            let mut floor_count = alpha;
-            if truncated {
-                let smallest = kept[..config.max_per_kind[k]].last().map_or(0.0, |e| e.1);
-                floor_count = floor_count.max(smallest * config.truncated_floor as f64);
-            }
+            f[k] = (floor_count / denom).ln();
+            per_kind.push(kept.into_iter().map(|(h, n)| (h, ((n + alpha) / denom).ln())).collect());
+        }
+        kept_all.push(per_kind);
+        own_floors.push(f);
+    }
+    // Word edges and words are learnt from the UDHR alone, whose size differs by language: an
+    // unseen word should not favour the languages with the shortest text, so these kinds share
+    // one floor per class (the median), and only known words and edges are evidence.
+    let mut shared = [None; KINDS];
+    for k in [KIND_EDGE, KIND_WORD] {
+        let mut v: Vec<f64> = own_floors.iter().map(|f| f[k]).collect();
+        v.sort_by(f64::total_cmp);
+        shared[k] = v.get(v.len() / 2).copied();
+    }
+    let mut floors = Vec::with_capacity(rows.len());
+    let mut priors = Vec::with_capacity(rows.len());
+    let mut postings: HashMap<u32, Vec<(u8, u8)>> = HashMap::new();
+    for (row_idx, (kept, own)) in kept_all.into_iter().zip(&own_floors).enumerate() {
+        let mut f = [0.0f32; KINDS];
+        for (k, features) in kept.into_iter().enumerate() {
+            let floor = shared[k].unwrap_or(own[k]);
             let w = config.weights[k];
-            f[k] = w * (floor_count / denom).ln() as f32;
-            for (h, n) in kept {
-                let gain = w * ((n + alpha) / floor_count).ln() as f32;
-                let q = (gain.min(max_gain) / GAIN_STEP).round();
+            f[k] = w * floor as f32;
+            for (h, log_p) in features {
+                let q = ((w * (log_p - floor) as f32).min(max_gain) / GAIN_STEP).round();
                 if q >= 1.0 {
                     postings.entry(h).or_default().push((row_idx as u8, q as u8));
                 }
             }
         }
         floors.push(f);
-        priors.push(if c.prior { config.external_prior } else { 0.0 });
+        priors.push(if counts[row_idx].prior { config.external_prior } else { 0.0 });
     }
     let keys = rows.iter().map(|r| r.key()).collect();
     ClassModel::from_parts(class.to_string(), keys, priors, floors, postings.into_iter().collect())
