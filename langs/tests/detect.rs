@@ -107,21 +107,24 @@ fn close_neighbours_are_told_apart_by_their_words() {
 }
 
 #[test]
-fn script_variants_have_rows() {
-    let det = ProfileDetector::global();
+fn script_variants_are_detected() {
+    // Held-out UDHR paragraphs (index 4 of each file, never trained on).
     let cases = [
-        ("Сва људска бића рађају се слободна и једнака у достојанству и правима. Она су обдарена разумом и свијешћу", "Cyrl"),
-        ("Barlyk adamlar azat we öz mertebesi hem-de hukuklary boýunça deň bolup dogulýarlar.", "Latn"),
-        ("Бүтин адамлар өз мертебеси ве хукуклары боюнча деңдир.", "Cyrl"),
+        ("БУДУЋИ да је битно да се унапрећује развој пријатељских односа измећу народа,", "bos", "Cyrl"),
+        ("Бирлешен Миллетлер Гурамасы өз Уставында адамың эсасы хукукларына, адамзат шахсыетиниң гымматына", "tuk", "Cyrl"),
+        ("döletler ara dosttluq munasiwetning tereqqiyatini algha sürüsh zörürluki.", "uig", "Latn"),
+        ("بهاواساڽ عداله ڤنتيڠ باڬي مماجوكن ڤركمبڠن ڤرهوبوڠن ڤرصحابتن د انتارا نڬارا٢.", "zlm", "Arab"),
+        ("人權沛得法律保衞抵每𠊛空𦄾沛浽亂如羅辦法𡳳窮抵挵吏制度強權吧壓逼、", "vie", "Hani"),
     ];
-    for (text, script) in cases {
+    let det = ProfileDetector::global();
+    let mut wrong = Vec::new();
+    for (text, code, script) in cases {
         let d = det.detect(text);
-        assert_eq!(d.script, script, "{text} -> {d:?}");
+        if (d.code.as_ref(), d.script.as_ref()) != (code, script) {
+            wrong.push(format!("{code}-{script}: {text} -> {d:?}"));
+        }
     }
-    let inv = docseek_langs::Inventory::global();
-    for key in ["bos-Cyrl", "zlm-Arab", "uig-Latn", "tuk-Cyrl", "vie-Hani"] {
-        assert!(inv.by_key(key).is_some(), "{key}");
-    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! `docseek bench langid`: language detection throughput in MB/s on the UDHR texts, per
-//! paragraph and per printed-line-sized piece, beside whatlang alone in the same run.
+//! `docseek bench langid`: language detection throughput on one core (one thread) on the UDHR
+//! texts, per paragraph, per sentence and per printed-line-sized piece, in MB/s and texts/s,
+//! beside whatlang alone in the same run.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use docseek_langs::inventory::Inventory;
-use docseek_langs::throughput::compare;
+use docseek_langs::throughput::{compare, sentences_of};
 use docseek_langs::training::read_paragraphs;
 
 /// Characters per line-sized piece (a printed line of a single-column page).
@@ -39,8 +40,9 @@ pub fn run(args: LangidBenchArgs) -> anyhow::Result<ExitCode> {
     }
     anyhow::ensure!(!paragraphs.is_empty(), "no text found in {}", args.corpus.display());
     let lines: Vec<String> = paragraphs.iter().flat_map(|p| line_pieces(p)).collect();
+    let sentences: Vec<String> = paragraphs.iter().flat_map(|p| sentences_of(p)).collect();
     let min_time = Duration::from_secs_f64(args.seconds.max(0.1));
-    for (unit, texts) in [("paragraph", &paragraphs), ("line", &lines)] {
+    for (unit, texts) in [("paragraph", &paragraphs), ("sentence", &sentences), ("line", &lines)] {
         let bytes: usize = texts.iter().map(String::len).sum();
         println!("per {unit}: {} texts, {:.2} MB", texts.len(), bytes as f64 / 1e6);
         println!("| detector | MB/s | {unit}s/s |\n| --- | --- | --- |");
