@@ -79,8 +79,10 @@ pub struct ExternalRow {
 /// The paragraphs of a corpus file, with their 0-based indices.
 pub fn read_paragraphs(dir: &Path, source: &str) -> Result<Vec<(usize, String)>, LangsError> {
     let path = dir.join(format!("{source}.txt"));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|source| LangsError::Io { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| LangsError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     Ok(text
         .lines()
         .enumerate()
@@ -90,10 +92,19 @@ pub fn read_paragraphs(dir: &Path, source: &str) -> Result<Vec<(usize, String)>,
 }
 
 /// The training paragraphs of a row: all its sources, without the paragraphs `exclude` names.
-pub fn training_text(dir: &Path, row: &LanguageRow, exclude: &dyn Fn(usize) -> bool) -> Result<Vec<String>, LangsError> {
+pub fn training_text(
+    dir: &Path,
+    row: &LanguageRow,
+    exclude: &dyn Fn(usize) -> bool,
+) -> Result<Vec<String>, LangsError> {
     let mut out = Vec::new();
     for source in &row.sources {
-        out.extend(read_paragraphs(dir, source)?.into_iter().filter(|(i, _)| !exclude(*i)).map(|(_, l)| l));
+        out.extend(
+            read_paragraphs(dir, source)?
+                .into_iter()
+                .filter(|(i, _)| !exclude(*i))
+                .map(|(_, l)| l),
+        );
     }
     Ok(out)
 }
@@ -116,7 +127,13 @@ struct RowCounts {
 
 impl RowCounts {
     fn new() -> Self {
-        Self { counts: vec![HashMap::new(); KINDS], totals: [0.0; KINDS], keep: vec![Vec::new(); KINDS], external: false, prior: false }
+        Self {
+            counts: vec![HashMap::new(); KINDS],
+            totals: [0.0; KINDS],
+            keep: vec![Vec::new(); KINDS],
+            external: false,
+            prior: false,
+        }
     }
 }
 
@@ -139,7 +156,9 @@ pub fn train_with(
             continue;
         }
         if rows.len() > MAX_ROWS {
-            return Err(LangsError::BadTable(format!("class {class} has more than {MAX_ROWS} rows")));
+            return Err(LangsError::BadTable(format!(
+                "class {class} has more than {MAX_ROWS} rows"
+            )));
         }
         let mut counts = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -176,12 +195,21 @@ pub fn train_with(
 }
 
 /// Smooths, truncates and quantises the counts of a class's rows.
-fn build_class(class: &str, rows: &[&LanguageRow], counts: &[RowCounts], config: &TrainConfig) -> Result<ClassModel, LangsError> {
+fn build_class(
+    class: &str,
+    rows: &[&LanguageRow],
+    counts: &[RowCounts],
+    config: &TrainConfig,
+) -> Result<ClassModel, LangsError> {
     // The vocabulary of the corpus-trained rows: the external tables' hundreds of thousands of
     // rare n-grams would otherwise flatten the small rows' estimates.
     let mut vocab = [0f64; KINDS];
     for (k, v) in vocab.iter_mut().enumerate() {
-        let mut all: Vec<u32> = counts.iter().filter(|c| !c.external).flat_map(|c| c.counts[k].keys().copied()).collect();
+        let mut all: Vec<u32> = counts
+            .iter()
+            .filter(|c| !c.external)
+            .flat_map(|c| c.counts[k].keys().copied())
+            .collect();
         all.sort_unstable();
         all.dedup();
         *v = all.len().max(1) as f64;
@@ -206,7 +234,12 @@ fn build_class(class: &str, rows: &[&LanguageRow], counts: &[RowCounts], config:
             }
             if !c.keep[k].is_empty() {
                 let in_kept: std::collections::HashSet<u32> = kept.iter().map(|e| e.0).collect();
-                kept.extend(c.keep[k].iter().filter(|h| !in_kept.contains(h)).map(|&h| (h, c.counts[k][&h])));
+                kept.extend(
+                    c.keep[k]
+                        .iter()
+                        .filter(|h| !in_kept.contains(h))
+                        .map(|&h| (h, c.counts[k][&h])),
+                );
             }
             let denom = c.totals[k] + alpha * vocab[k];
             f[k] = (floor_count / denom).ln();
@@ -241,7 +274,11 @@ fn build_class(class: &str, rows: &[&LanguageRow], counts: &[RowCounts], config:
             }
         }
         floors.push(f);
-        priors.push(if counts[row_idx].prior { config.external_prior } else { 0.0 });
+        priors.push(if counts[row_idx].prior {
+            config.external_prior
+        } else {
+            0.0
+        });
     }
     let keys = rows.iter().map(|r| r.key()).collect();
     ClassModel::from_parts(class.to_string(), keys, priors, floors, postings.into_iter().collect())

@@ -10,7 +10,10 @@
 
 use docseek_langs::detection::UNDETERMINED;
 use docseek_langs::router::Dir;
-use docseek_langs::{ContextPrior, Detection, DocumentLanguages, LanguageDetector, Posterior, ProfileDetector, Router};
+use docseek_langs::{
+    ContextPrior, Detection, DocumentLanguages, LanguageDetector, Posterior, ProfileDetector,
+    Router,
+};
 use serde::{Deserialize, Serialize};
 
 use super::block::{Block, BlockKind, Language, LanguageAlternative, LanguageRun};
@@ -98,7 +101,11 @@ pub fn annotate_with_hints(doc: &mut Document, hints: &[String]) -> Vec<Document
         let mut blocks = Vec::with_capacity(page.blocks.len());
         for block in &mut page.blocks {
             block.language = None;
-            let text = if has_no_language(block.kind) { String::new() } else { detectable_text(block) };
+            let text = if has_no_language(block.kind) {
+                String::new()
+            } else {
+                detectable_text(block)
+            };
             let chars = text.chars().filter(|c| !c.is_whitespace()).count();
             if chars == 0 {
                 blocks.push(None);
@@ -119,7 +126,9 @@ pub fn annotate_with_hints(doc: &mut Document, hints: &[String]) -> Vec<Document
         }
         let mut on_page = DocumentLanguages::new();
         for (block, entry) in page.blocks.iter_mut().zip(blocks) {
-            let Some((posterior, chars)) = entry else { continue };
+            let Some((posterior, chars)) = entry else {
+                continue;
+            };
             let mut rest_of_page = page_prior.clone();
             rest_of_page.add(posterior, -1.0);
             let mut rest_of_document = document.clone();
@@ -181,7 +190,11 @@ fn decide(posterior: &Posterior, hints: &[String]) -> Detection {
     if hints.is_empty() || hinted(&detection.code, &detection.bcp47) {
         return detection;
     }
-    match posterior.ranked.iter().find(|(row, _)| hinted(row.code, row.bcp47)) {
+    match posterior
+        .ranked
+        .iter()
+        .find(|(row, _)| hinted(row.code, row.bcp47))
+    {
         Some(&(row, p)) if p >= HINT_MIN_PROBABILITY => Detection {
             code: row.code.into(),
             bcp47: row.bcp47.into(),
@@ -393,29 +406,70 @@ mod tests {
         <|ref|>table_footnote<|/ref|><|det|>[[100, 470, 900, 490]]<|/det|>\nAnhang\n";
     const GERMAN_TEXT: &str = "<|ref|>text<|/ref|><|det|>[[100, 40, 900, 300]]<|/det|>\nDie Tabelle zeigt den Umsatz \
         und den Gewinn aller Standorte im vergangenen Jahr. Die Zahlen wurden von der Buchhaltung geprüft.\n";
-    const HEADING_ONLY: &str = "<|ref|>sub_title<|/ref|><|det|>[[100, 40, 900, 80]]<|/det|>\n## Daten\n";
+    const HEADING_ONLY: &str =
+        "<|ref|>sub_title<|/ref|><|det|>[[100, 40, 900, 80]]<|/det|>\n## Daten\n";
 
     #[test]
     fn each_block_of_a_mixed_page_is_decided_with_its_context() {
         let mut doc = doc_of(&[REPORT, GERMAN_TEXT, HEADING_ONLY]);
         annotate(&mut doc);
         let tag = |p: usize, b: usize| {
-            let l = doc.pages[p].blocks[b].language.as_ref().expect("a language");
+            let l = doc.pages[p].blocks[b]
+                .language
+                .as_ref()
+                .expect("a language");
             (l.tag.clone(), l.script.clone(), l.confidence)
         };
         assert_eq!(tag(0, 0).0, "cmn", "the Chinese title: {:?}", tag(0, 0));
-        assert_eq!(tag(0, 1).0, "deu", "the table of one-word cells: {:?}", tag(0, 1));
-        assert_eq!(tag(0, 2).0, "eng", "the English caption on a German page: {:?}", tag(0, 2));
-        assert_eq!(tag(0, 3).0, "deu", "the one-word note takes the page's language: {:?}", tag(0, 3));
-        assert_eq!(tag(2, 0).0, "deu", "a one-word page takes the document's: {:?}", tag(2, 0));
-        assert_eq!(doc.pages[2].language.as_ref().map(|l| l.tag.as_str()), Some("deu"));
+        assert_eq!(
+            tag(0, 1).0,
+            "deu",
+            "the table of one-word cells: {:?}",
+            tag(0, 1)
+        );
+        assert_eq!(
+            tag(0, 2).0,
+            "eng",
+            "the English caption on a German page: {:?}",
+            tag(0, 2)
+        );
+        assert_eq!(
+            tag(0, 3).0,
+            "deu",
+            "the one-word note takes the page's language: {:?}",
+            tag(0, 3)
+        );
+        assert_eq!(
+            tag(2, 0).0,
+            "deu",
+            "a one-word page takes the document's: {:?}",
+            tag(2, 0)
+        );
+        assert_eq!(
+            doc.pages[2].language.as_ref().map(|l| l.tag.as_str()),
+            Some("deu")
+        );
         // Without the context, the lone words are far less sure of German (if German at all).
         let alone = |text: &str| {
             let d = ProfileDetector::global().detect(text);
-            if d.code == "deu" { d.confidence } else { 0.0 }
+            if d.code == "deu" {
+                d.confidence
+            } else {
+                0.0
+            }
         };
-        assert!(alone("Anhang") < tag(0, 3).2, "{} vs {:?}", alone("Anhang"), tag(0, 3));
-        assert!(alone("Daten") < tag(2, 0).2, "{} vs {:?}", alone("Daten"), tag(2, 0));
+        assert!(
+            alone("Anhang") < tag(0, 3).2,
+            "{} vs {:?}",
+            alone("Anhang"),
+            tag(0, 3)
+        );
+        assert!(
+            alone("Daten") < tag(2, 0).2,
+            "{} vs {:?}",
+            alone("Daten"),
+            tag(2, 0)
+        );
     }
 
     #[test]
@@ -425,9 +479,16 @@ mod tests {
         annotate(&mut doc);
         let l = doc.pages[0].blocks[0].language.clone().expect("a language");
         assert_eq!(l.tag, "cmn");
-        assert_eq!(l.alternatives.first().map(|a| a.tag.as_str()), Some("jpn"), "{l:?}");
+        assert_eq!(
+            l.alternatives.first().map(|a| a.tag.as_str()),
+            Some("jpn"),
+            "{l:?}"
+        );
         let json = serde_json::to_value(&l).unwrap();
-        assert!(json["alternatives"][0]["confidence"].as_f64().unwrap() > 0.2, "{json}");
+        assert!(
+            json["alternatives"][0]["confidence"].as_f64().unwrap() > 0.2,
+            "{json}"
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use docseek_langs::inventory::Inventory;
-use docseek_langs::training::ExternalRow;
 use docseek_langs::ngram::{hash_chars, is_mark, is_word_char, MAX_ORDER};
+use docseek_langs::training::ExternalRow;
 use fst::{IntoStreamer, Streamer};
 
 /// The bundled mapping of lingua languages to inventory rows.
@@ -40,14 +40,21 @@ pub fn table() -> Vec<LinguaRow> {
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            LinguaRow { lingua: f[0].into(), row: f[1].into(), usage: f[2].into() }
+            LinguaRow {
+                lingua: f[0].into(),
+                row: f[1].into(),
+                usage: f[2].into(),
+            }
         })
         .collect()
 }
 
 /// The languages of the held-out test set: one row per lingua language (no transliterated rows).
 pub fn test_languages() -> Vec<LinguaRow> {
-    table().into_iter().filter(|r| r.usage == "train" || r.usage == "eval").collect()
+    table()
+        .into_iter()
+        .filter(|r| r.usage == "train" || r.usage == "eval")
+        .collect()
 }
 
 /// The unpacked crate of a lingua language in the cargo registry.
@@ -58,28 +65,65 @@ pub fn crate_dir(lingua: &str) -> Result<PathBuf, String> {
         .ok_or("neither CARGO_HOME nor HOME is set")?;
     let name = format!("lingua-{lingua}-language-model-{VERSION}");
     let src = home.join("registry/src");
-    for index in std::fs::read_dir(&src).map_err(|e| format!("{}: {e}", src.display()))?.flatten() {
+    for index in std::fs::read_dir(&src)
+        .map_err(|e| format!("{}: {e}", src.display()))?
+        .flatten()
+    {
         let dir = index.path().join(&name);
         if dir.is_dir() {
             return Ok(dir);
         }
     }
-    Err(format!("{name} not found under {}: run langs/data/fetch-lingua.sh", src.display()))
+    Err(format!(
+        "{name} not found under {}: run langs/data/fetch-lingua.sh",
+        src.display()
+    ))
 }
 
 /// The lines of a test file (`sentences`, `word-pairs`, `single-words`).
 pub fn testdata(lingua: &str, kind: &str) -> Result<Vec<String>, String> {
     let path = crate_dir(lingua)?.join(format!("testdata/{kind}.txt"));
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 /// Serbian Cyrillic to Latin (Gaj's alphabet).
 const CYRL_LATN: [(char, &str); 30] = [
-    ('а', "a"), ('б', "b"), ('в', "v"), ('г', "g"), ('д', "d"), ('ђ', "đ"), ('е', "e"), ('ж', "ž"),
-    ('з', "z"), ('и', "i"), ('ј', "j"), ('к', "k"), ('л', "l"), ('љ', "lj"), ('м', "m"), ('н', "n"),
-    ('њ', "nj"), ('о', "o"), ('п', "p"), ('р', "r"), ('с', "s"), ('т', "t"), ('ћ', "ć"), ('у', "u"),
-    ('ф', "f"), ('х', "h"), ('ц', "c"), ('ч', "č"), ('џ', "dž"), ('ш', "š"),
+    ('а', "a"),
+    ('б', "b"),
+    ('в', "v"),
+    ('г', "g"),
+    ('д', "d"),
+    ('ђ', "đ"),
+    ('е', "e"),
+    ('ж', "ž"),
+    ('з', "z"),
+    ('и', "i"),
+    ('ј', "j"),
+    ('к', "k"),
+    ('л', "l"),
+    ('љ', "lj"),
+    ('м', "m"),
+    ('н', "n"),
+    ('њ', "nj"),
+    ('о', "o"),
+    ('п', "p"),
+    ('р', "r"),
+    ('с', "s"),
+    ('т', "t"),
+    ('ћ', "ć"),
+    ('у', "u"),
+    ('ф', "f"),
+    ('х', "h"),
+    ('ц', "c"),
+    ('ч', "č"),
+    ('џ', "dž"),
+    ('ш', "š"),
 ];
 
 /// Transliterates an n-gram between the two scripts of Serbo-Croatian (`None`: a letter with
@@ -138,9 +182,12 @@ pub fn distribution(row: &LinguaRow, class: &str) -> Result<Vec<Vec<(u32, f32)>>
     }
     let mut per_order: Vec<HashMap<u32, f64>> = vec![HashMap::new(); MAX_ORDER];
     for (key, log_p) in &joint {
-        let Some(t) = transliterate(key, &row.usage) else { continue };
+        let Some(t) = transliterate(key, &row.usage) else {
+            continue;
+        };
         let chars: Vec<char> = t.chars().collect();
-        if chars.is_empty() || chars.len() > MAX_ORDER || !chars.iter().all(|&c| is_word_char(c, class) && !is_mark(c)) {
+        if chars.is_empty() || chars.len() > MAX_ORDER || !chars.iter().all(|&c| is_word_char(c, class) && !is_mark(c))
+        {
             continue;
         }
         *per_order[chars.len() - 1].entry(hash_chars(&chars)).or_insert(0.0) += log_p.exp();
@@ -158,8 +205,13 @@ pub fn distribution(row: &LinguaRow, class: &str) -> Result<Vec<Vec<(u32, f32)>>
 pub fn external(inventory: &Inventory) -> Result<docseek_langs::training::External, String> {
     let mut out = docseek_langs::training::External::new();
     for row in table().into_iter().filter(|r| r.usage.starts_with("train")) {
-        let Some(inv) = inventory.by_key(&row.row) else { return Err(format!("{} not in the inventory", row.row)) };
-        let ext = ExternalRow { orders: distribution(&row, inv.class())?, prior: row.usage == "train" };
+        let Some(inv) = inventory.by_key(&row.row) else {
+            return Err(format!("{} not in the inventory", row.row));
+        };
+        let ext = ExternalRow {
+            orders: distribution(&row, inv.class())?,
+            prior: row.usage == "train",
+        };
         out.insert(row.row.clone(), ext);
     }
     Ok(out)
