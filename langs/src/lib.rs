@@ -3,7 +3,7 @@
 //! de-hyphenation, Unicode normalisation, model support level).
 //!
 //! Detection is script first (Unicode Script property), then language within the script by a
-//! naive Bayes model over in-word character 1-5-grams, word edges and whole words, trained on
+//! naive Bayes model over in-word character 2-5-grams, word edges and whole words, trained on
 //! large-corpus n-gram tables (the lingua model crates) and the UDHR corpus (`data/profiles.bin`,
 //! built by `cargo run -p docseek-langs --release --example build-profiles`, sources in
 //! `data/SOURCES.md`). Scripts used by one language of the inventory (`data/languages.tsv`) are

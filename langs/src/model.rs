@@ -333,7 +333,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_scoring_prefers_the_row_with_the_ngrams() {
-        let a = hash_chars(&['a']);
+        let a = hash_chars(&['a', 'b']);
         let m = ClassModel::from_parts(
             "Latn".into(),
             vec!["xxx-Latn".into(), "yyy-Latn".into()],
@@ -344,7 +344,7 @@ mod tests {
         .unwrap();
         let model = ProfileModel { classes: vec![m] };
         let back = ProfileModel::from_bytes(&model.to_bytes()).unwrap();
-        let s = back.class("Latn").unwrap().score("a a");
+        let s = back.class("Latn").unwrap().score("ab ab");
         assert_eq!(s.features, 2);
         assert_eq!(s.log_likelihood, vec![-10.0, 0.5 - 10.0 + 2.0 * 32.0 * GAIN_STEP]);
         assert!(ProfileModel::from_bytes(&model.to_bytes()[..20]).is_err());

@@ -30,7 +30,8 @@ pub fn is_held_out(index: usize) -> bool {
 pub struct TrainConfig {
     /// Additive smoothing of counts.
     pub alpha: f32,
-    /// Most features kept per row and kind (the most frequent).
+    /// Most features kept per row and kind (the most frequent; none of kind 0, in-word
+    /// unigrams, which detection does not look up).
     pub max_per_kind: [usize; KINDS],
     /// Weight of each kind's log-probabilities: the kinds overlap (a word's 5-grams contain its
     /// 4-grams), so naive Bayes would count the same evidence several times.
@@ -53,7 +54,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             alpha: 0.05,
-            max_per_kind: [400, 1500, 4000, 5000, 5000, 4000, 3000],
+            max_per_kind: [0, 1500, 4000, 5000, 5000, 4000, 3000],
             weights: [0.3, 0.35, 0.45, 0.55, 0.6, 0.6, 1.0],
             external_tokens: 1e6,
             truncated_floor: 0.3,
