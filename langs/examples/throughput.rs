@@ -1,4 +1,5 @@
-//! Detection throughput on the UDHR texts beside whatlang alone (same run), per paragraph.
+//! Detection throughput on one thread on the UDHR texts beside whatlang alone (same run), per
+//! paragraph and per sentence.
 //!
 //! ```text
 //! cargo run -p docseek-langs --release --example throughput -- /work/shared/corpus/udhr
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use docseek_langs::inventory::Inventory;
-use docseek_langs::throughput::compare;
+use docseek_langs::throughput::{compare, sentences_of};
 use docseek_langs::training::read_paragraphs;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,12 +20,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             texts.extend(read_paragraphs(&corpus, s)?.into_iter().map(|(_, p)| p));
         }
     }
-    let bytes: usize = texts.iter().map(String::len).sum();
-    println!("{} paragraphs, {:.2} MB", texts.len(), bytes as f64 / 1e6);
-    let r = compare(&texts, Duration::from_secs(2));
-    for t in &r {
-        println!("{:<24} {:>8.2} MB/s {:>10.0} paragraphs/s", t.name, t.mb_per_s, t.texts_per_s);
+    let sentences: Vec<String> = texts.iter().flat_map(|p| sentences_of(p)).collect();
+    for (unit, texts) in [("paragraph", &texts), ("sentence", &sentences)] {
+        let bytes: usize = texts.iter().map(String::len).sum();
+        println!("{} {unit}s, {:.2} MB", texts.len(), bytes as f64 / 1e6);
+        let r = compare(texts, Duration::from_secs(2));
+        for t in &r {
+            println!(
+                "{:<24} {:>8.2} MB/s {:>10.0} {unit}s/s",
+                t.name, t.mb_per_s, t.texts_per_s
+            );
+        }
+        println!("ratio detect/whatlang: {:.2}", r[0].mb_per_s / r[2].mb_per_s);
     }
-    println!("ratio detect/whatlang: {:.2}", r[0].mb_per_s / r[2].mb_per_s);
     Ok(())
 }

@@ -1,75 +1,158 @@
-//! Picks training settings on a development split carved out of the training paragraphs
-//! (index % 5 == 3), never looking at the held-out evaluation paragraphs (index % 5 == 4).
+//! Chooses training settings and the softmax temperature on development data only: the even
+//! lines of the lingua test files and the UDHR paragraphs with index % 5 == 3 (left out of
+//! training here), never the held-out halves `evaluate` reports.
 //!
 //! ```text
 //! cargo run -p docseek-langs --release --example tune -- /work/shared/corpus/udhr
 //! ```
 
+#[allow(dead_code)] // shared by the examples, each uses a part
+#[path = "support/eval.rs"]
+mod eval;
+#[allow(dead_code)] // shared by the examples, each uses a part
+#[path = "support/lingua.rs"]
+mod lingua;
+
 use std::path::PathBuf;
 
-use docseek_langs::inventory::Inventory;
-use docseek_langs::training::{is_held_out, read_paragraphs, train_excluding, TrainConfig};
+use docseek_langs::inventory::{Inventory, LanguageRow};
+use docseek_langs::training::{is_held_out, read_paragraphs, train_with, TrainConfig};
 use docseek_langs::{LanguageDetector, ProfileDetector};
-
-/// Characters per simulated line.
-const LINE_CHARS: usize = 60;
+use eval::{lines_of, ratio, short_text_set, Tally};
 
 fn is_dev(i: usize) -> bool {
     i % 5 == 3
 }
 
+/// The settings tried: the default and one change at a time.
+fn grid() -> Vec<(&'static str, TrainConfig)> {
+    let d = TrainConfig::default();
+    let mut v = vec![("default", d)];
+    v.push((
+        "prior 0",
+        TrainConfig {
+            external_prior: 0.0,
+            ..d
+        },
+    ));
+    v.push((
+        "prior 2",
+        TrainConfig {
+            external_prior: 2.0,
+            ..d
+        },
+    ));
+    v.push((
+        "floor 0.1",
+        TrainConfig {
+            truncated_floor: 0.1,
+            ..d
+        },
+    ));
+    v.push((
+        "word weight 0.6",
+        TrainConfig {
+            weights: {
+                let mut w = d.weights;
+                w[6] = 0.6;
+                w
+            },
+            ..d
+        },
+    ));
+    v.push((
+        "ngram weights x1.3",
+        TrainConfig {
+            weights: d.weights.map(|w| w * 1.3),
+            ..d
+        },
+    ));
+    v.push((
+        "tokens 1e7",
+        TrainConfig {
+            external_tokens: 1e7,
+            ..d
+        },
+    ));
+    v
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let corpus = PathBuf::from(std::env::args().nth(1).ok_or("usage: tune CORPUS_DIR")?);
+    let only: Option<String> = std::env::args().nth(2);
     let inv = Inventory::global();
-    let mut dev = Vec::new();
+    let external = lingua::external(inv)?;
+    let short = short_text_set(false)?;
+    let mut dev: Vec<(&LanguageRow, String)> = Vec::new();
     for row in inv.rows().iter().filter(|r| !r.sources.is_empty()) {
         for s in &row.sources {
-            for (_, p) in read_paragraphs(&corpus, s)?.into_iter().filter(|(i, _)| is_dev(*i)) {
-                dev.push((row, p));
-            }
+            dev.extend(
+                read_paragraphs(&corpus, s)?
+                    .into_iter()
+                    .filter(|(i, _)| is_dev(*i))
+                    .map(|(_, p)| (row, p)),
+            );
         }
     }
-    let grid = [TrainConfig::default()];
-    println!("| alpha | min_count | max_per_row | bytes | dev paragraphs | dev lines |\n| --- | --- | --- | --- | --- | --- |");
-    for cfg in grid {
-        let model = train_excluding(&corpus, inv, cfg, &|i| is_held_out(i) || is_dev(i))?;
+    println!("| settings | T | und below | sentences | word pairs | single words | und pairs | und words | UDHR paragraphs | UDHR rows all right | UDHR lines | bytes |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let thresholds = [0.0f32, 0.1, 0.15, 0.2];
+    for (name, cfg) in grid()
+        .into_iter()
+        .filter(|(n, _)| only.as_deref().is_none_or(|o| o == *n))
+    {
+        let model = train_with(&corpus, inv, cfg, &|i| is_held_out(i) || is_dev(i), &external)?;
         let bytes = model.to_bytes().len();
-        let base = ProfileDetector::new(inv, model)?;
-        let mut det = base;
-        for t in [4.0f32, 6.0, 8.0, 12.0] {
-        det = det.with_temperature(t);
-        let mut calib: Vec<(f32, bool)> = Vec::new();
-        let (mut p_ok, mut l_ok, mut l_n) = (0usize, 0usize, 0usize);
-        for (row, p) in &dev {
-            let ok = |d: &docseek_langs::Detection| d.code == row.code && (row.class() != "Hani" || d.script == row.script);
-            p_ok += ok(&det.detect(p)) as usize;
-            let chars: Vec<char> = p.chars().collect();
-            for chunk in chars.chunks(LINE_CHARS) {
-                let line: String = chunk.iter().collect();
-                l_n += 1;
-                let d = det.detect(&line);
-                l_ok += ok(&d) as usize;
-                if d.is_determined() {
-                    calib.push((d.confidence, ok(&d)));
+        for t in [3.0f32, 4.5, 6.0] {
+            let det = ProfileDetector::new(inv, model.clone())?.with_temperature(t);
+            // Per threshold: per kind macro accuracy and und rate.
+            let mut acc = [[0.0f64; 3]; 4];
+            let mut und = [[0.0f64; 3]; 4];
+            for lang in &short {
+                for (k, lines) in lang.lines.iter().enumerate() {
+                    let mut ok = [0usize; 4];
+                    let mut u = [0usize; 4];
+                    for l in lines {
+                        let p = det.posterior(l);
+                        let top = p.ranked.first().map(|&(r, q)| (r.code == lang.row.code, q * p.share));
+                        for (j, &th) in thresholds.iter().enumerate() {
+                            match top {
+                                Some((right, q)) if q >= th && q > 0.0 => ok[j] += right as usize,
+                                _ => u[j] += 1,
+                            }
+                        }
+                    }
+                    for j in 0..4 {
+                        acc[j][k] += ratio(ok[j], lines.len()) / short.len() as f64;
+                        und[j][k] += ratio(u[j], lines.len()) / short.len() as f64;
+                    }
                 }
             }
-        }
-        println!(
-            "| {} | {} | {} | {} | {:.2}% | {:.2}% |",
-            cfg.alpha,
-            cfg.min_count,
-            cfg.max_per_row,
-            bytes,
-            100.0 * p_ok as f64 / dev.len() as f64,
-            100.0 * l_ok as f64 / l_n as f64
-        );
-        let mut bins = String::new();
-        for (lo, hi) in [(0.5, 0.7), (0.7, 0.9), (0.9, 0.99), (0.99, 1.01)] {
-            let bin: Vec<_> = calib.iter().filter(|(c, _)| *c >= lo && *c < hi).collect();
-            let okn = bin.iter().filter(|(_, o)| *o).count();
-            bins += &format!(" [{lo},{hi}): {} lines {:.1}%;", bin.len(), 100.0 * okn as f64 / bin.len().max(1) as f64);
-        }
-        println!("temperature {t}:{bins}");
+            let (mut p, mut l) = (Tally::default(), Tally::default());
+            let mut rows_right: std::collections::HashMap<String, bool> = Default::default();
+            for (row, para) in &dev {
+                let d = det.detect(para);
+                p.add(row, &d, true);
+                let e = rows_right.entry(row.key()).or_insert(true);
+                *e &= eval::is_correct_script(row, &d);
+                for line in lines_of(para, row.class()) {
+                    l.add(row, &det.detect(&line), true);
+                }
+            }
+            let all_right = rows_right.values().filter(|v| **v).count();
+            for (j, th) in thresholds.iter().enumerate() {
+                println!(
+                    "| {name} | {t} | {th} | {:.2}% | {:.2}% | {:.2}% | {:.2}% | {:.2}% | {:.2}% | {all_right}/{} | {:.2}% | {bytes} |",
+                    100.0 * acc[j][0],
+                    100.0 * acc[j][1],
+                    100.0 * acc[j][2],
+                    100.0 * und[j][1],
+                    100.0 * und[j][2],
+                    100.0 * ratio(p.correct, p.total),
+                    rows_right.len(),
+                    100.0 * ratio(l.correct, l.total)
+                );
+            }
         }
     }
     Ok(())

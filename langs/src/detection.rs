@@ -20,7 +20,26 @@ pub struct Detection {
     pub name: Cow<'static, str>,
     /// ISO 15924 code of the dominant script (`Zyyy` when there are no letters).
     pub script: Cow<'static, str>,
-    /// Confidence in `[0, 1]` that `code` is right (0 for `und`).
+    /// Confidence in `[0, 1]` that `code` is right (0 for `und`): the calibrated probability of
+    /// the language given the text, times the dominant script's share of its letters.
+    pub confidence: f32,
+    /// Other languages the text fits nearly as well (a short text written the same in two close
+    /// languages), most likely first, with their confidences; empty when one language stands
+    /// out. See [`crate::detector::ALTERNATIVE_MIN`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Alternative>,
+}
+
+/// A second language a text fits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alternative {
+    /// ISO 639-3 code.
+    pub code: Cow<'static, str>,
+    /// BCP-47 tag.
+    pub bcp47: Cow<'static, str>,
+    /// ISO 15924 script.
+    pub script: Cow<'static, str>,
+    /// Confidence in `[0, 1]`, on the same scale as [`Detection::confidence`].
     pub confidence: f32,
 }
 
@@ -33,6 +52,7 @@ impl Detection {
             name: Cow::Borrowed("Undetermined"),
             script: Cow::Borrowed(script),
             confidence: 0.0,
+            alternatives: Vec::new(),
         }
     }
 

@@ -5,25 +5,39 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use crate::detection::{Detection, Span, SCRIPT_COMMON};
+use crate::context::ContextPrior;
+use crate::detection::{Alternative, Detection, Span, SCRIPT_COMMON};
 use crate::inventory::{Inventory, LanguageRow};
-use crate::model::{ClassModel, ProfileModel};
+use crate::model::ProfileModel;
 use crate::script::{script_name, ScriptCounts, HAN, JAPANESE};
 use crate::LangsError;
 
 /// The bundled profile model (built by `examples/build-profiles.rs`).
 const PROFILES: &[u8] = include_bytes!("../data/profiles.bin");
 
-/// Temperature dividing log-likelihoods before the softmax that gives the confidence: the
-/// n-gram features are far from independent, so raw naive Bayes posteriors are overconfident.
-pub const TEMPERATURE: f32 = 8.0;
-/// Below this confidence the language is reported as `und` (the script is still given).
-pub const MIN_CONFIDENCE: f32 = 0.5;
+/// Temperature dividing log-likelihoods before the softmax that gives the probabilities: the
+/// features overlap and are far from independent, so raw naive Bayes posteriors are
+/// overconfident. Chosen on a development split so that confidence tracks accuracy (see
+/// `examples/tune.rs`).
+pub const TEMPERATURE: f32 = 4.5;
+/// Below this confidence the language is reported as `und` (the script is still given): only
+/// a guess with almost no evidence behind it (chosen with [`TEMPERATURE`] on the development
+/// data: a lower cut adds `und` answers faster than it removes wrong ones).
+pub const MIN_CONFIDENCE: f32 = 0.05;
 /// Fewest letters of the dominant script for a model decision.
-pub const MIN_LETTERS: usize = 4;
-/// Fewest Han characters for calling kana-less Han text Chinese rather than `und` (short Han
-/// labels such as 合計金額 are as likely Japanese).
+pub const MIN_LETTERS: usize = 2;
+/// A second language is reported beside the first when its probability is at least this.
+pub const ALTERNATIVE_MIN: f32 = 0.25;
+/// Most alternatives reported.
+pub const MAX_ALTERNATIVES: usize = 2;
+/// Candidates ranked by [`LanguageDetector::detect`] (enough for the answer and its
+/// alternatives).
+pub const POSTERIOR_CANDIDATES: usize = 4;
+/// Fewest Han characters for calling kana-less Han text Chinese with full confidence: short
+/// Han labels such as 合計金額 are often Japanese, which is then given as the alternative.
 pub const MIN_HAN_FOR_CHINESE: usize = 8;
+/// Probability that short kana-less Han text (under [`MIN_HAN_FOR_CHINESE`]) is Chinese.
+pub const SHORT_HAN_CHINESE: f32 = 0.6;
 /// Confidence of kana-less Han text with Japanese-only shinjitai forms being Japanese.
 pub const KANJI_ONLY_JAPANESE_CONFIDENCE: f32 = 0.8;
 /// Confidence of kana-less Han text being Chinese without Simplified/Traditional evidence.
@@ -75,12 +89,19 @@ impl ProfileDetector {
                 .rows
                 .iter()
                 .map(|key| {
-                    inventory.by_key(key).ok_or_else(|| LangsError::BadProfiles(format!("row {key} not in inventory")))
+                    inventory
+                        .by_key(key)
+                        .ok_or_else(|| LangsError::BadProfiles(format!("row {key} not in inventory")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             model_rows.push(rows);
         }
-        Ok(Self { inventory, model, model_rows, temperature: TEMPERATURE })
+        Ok(Self {
+            inventory,
+            model,
+            model_rows,
+            temperature: TEMPERATURE,
+        })
     }
 
     /// The same detector with another softmax temperature (see [`TEMPERATURE`]).
@@ -105,78 +126,44 @@ impl ProfileDetector {
         let Some(i) = self.model.classes.iter().position(|m| m.class == class) else {
             return (Vec::new(), 0);
         };
-        let m: &ClassModel = &self.model.classes[i];
-        let scores = m.score(text);
+        let scores = self.model.classes[i].score(text);
         if scores.features == 0 {
             return (Vec::new(), scores.letters);
         }
-        let max = scores.log_likelihood.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exp: Vec<f32> = scores.log_likelihood.iter().map(|&s| ((s - max) / self.temperature).exp()).collect();
+        (self.softmax(i, &scores.log_likelihood, usize::MAX), scores.letters)
+    }
+
+    /// The `keep` most probable rows of class model `i` from their log-likelihoods.
+    fn softmax(&self, i: usize, ll: &[f32], keep: usize) -> Vec<(&'static LanguageRow, f32)> {
+        let max = ll.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f32> = ll.iter().map(|&s| ((s - max) / self.temperature).exp()).collect();
         let sum: f32 = exp.iter().sum();
-        let mut ranked: Vec<(&'static LanguageRow, f32)> =
-            self.model_rows[i].iter().zip(exp).map(|(&row, e)| (row, e / sum)).collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        (ranked, scores.letters)
-    }
-
-    /// Kana-less Han text: Japanese when it has shinjitai forms Chinese does not use; else
-    /// Chinese when long enough, Simplified or Traditional by the characters written only one
-    /// way (the n-gram model breaks ties), less confident the less evidence there is.
-    fn detect_chinese(&self, text: &str, han: usize, share: f32) -> Detection {
-        if han < MIN_HAN_FOR_CHINESE {
-            return Detection::undetermined(HAN);
-        }
-        if crate::han::japanese_only_count(text) > 0 {
-            if let Some(row) = self.inventory.rows_of_class(JAPANESE).next() {
-                return Self::decided(row, KANJI_ONLY_JAPANESE_CONFIDENCE * share);
-            }
-        }
-        let (s, t) = crate::han::variant_counts(text);
-        let variant = crate::han::han_variant(text).or_else(|| self.rank(text, HAN).0.first().map(|r| r.0.script));
-        let row = self.inventory.rows_of_class(HAN).find(|r| Some(r.script) == variant);
-        // Kanji-only Japanese (table cells, headings) looks like Chinese: without variant
-        // evidence the confidence stays low.
-        let evidence = (s.abs_diff(t) as f32 / CHINESE_EVIDENCE_FULL).min(1.0);
-        let confidence = CHINESE_MIN_CONFIDENCE + (SCRIPT_ONLY_CONFIDENCE - CHINESE_MIN_CONFIDENCE) * evidence;
-        match row.or_else(|| self.inventory.rows_of_class(HAN).next()) {
-            Some(row) => Self::decided(row, confidence * share),
-            None => Detection::undetermined(HAN),
-        }
-    }
-
-    /// The best row of `class` for `text` with its probability (no full ranking).
-    fn best(&self, text: &str, class: &str) -> Option<(&'static LanguageRow, f32)> {
-        let i = self.model.classes.iter().position(|m| m.class == class)?;
-        let scores = self.model.classes[i].score(text);
-        if scores.features == 0 {
-            return None;
-        }
-        let (arg, max) = scores
-            .log_likelihood
+        let mut ranked: Vec<(&'static LanguageRow, f32)> = self.model_rows[i]
             .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |b, (i, &s)| if s > b.1 { (i, s) } else { b });
-        let sum: f32 = scores.log_likelihood.iter().map(|&s| ((s - max) / self.temperature).exp()).sum();
-        Some((self.model_rows[i][arg], 1.0 / sum))
-    }
-
-    fn decided(row: &'static LanguageRow, confidence: f32) -> Detection {
-        Detection {
-            code: Cow::Borrowed(row.code),
-            bcp47: Cow::Borrowed(row.bcp47),
-            name: Cow::Borrowed(row.name),
-            script: Cow::Borrowed(row.script),
-            confidence: confidence.clamp(0.0, 1.0),
+            .zip(exp)
+            .map(|(&row, e)| (row, e / sum))
+            .collect();
+        if ranked.len() > keep {
+            ranked.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1));
+            ranked.truncate(keep);
         }
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked
     }
-}
 
-impl LanguageDetector for ProfileDetector {
-    fn detect(&self, text: &str) -> Detection {
+    /// The candidates for a text with their probabilities (every row of its script class),
+    /// before any context: see [`Posterior`].
+    pub fn posterior(&self, text: &str) -> Posterior {
+        self.posterior_top(text, usize::MAX)
+    }
+
+    /// [`ProfileDetector::posterior`] with only the `keep` best candidates (what
+    /// [`LanguageDetector::detect`] needs, faster).
+    pub fn posterior_top(&self, text: &str, keep: usize) -> Posterior {
         let counts = ScriptCounts::of(text);
         let resolved = counts.resolved();
         let Some(&(class, weight)) = resolved.first() else {
-            return Detection::undetermined(SCRIPT_COMMON);
+            return Posterior::none(SCRIPT_COMMON, SCRIPT_COMMON);
         };
         // Share of the dominant script among all letters: mixed text lowers the confidence.
         let total: u32 = resolved.iter().map(|&(_, w)| w).sum();
@@ -186,32 +173,170 @@ impl LanguageDetector for ProfileDetector {
             crate::script::KOREAN => (counts.get(crate::script::KOREAN) + counts.get(HAN)) as usize,
             c => counts.get(c) as usize,
         };
-
+        let script = script_name(class);
+        let mut post = Posterior {
+            class,
+            script,
+            share,
+            letters: class_letters,
+            ranked: Vec::new(),
+        };
         if class == HAN {
-            return self.detect_chinese(text, class_letters, share);
+            post.ranked = self.rank_han(text, class_letters);
+            return post;
         }
-        if let Some((row, p)) = self.best(text, class) {
-            if class_letters < MIN_LETTERS {
-                return Detection::undetermined(script_name(class));
+        if let Some(i) = self.model.classes.iter().position(|m| m.class == class) {
+            let scores = self.model.classes[i].score(text);
+            if scores.features > 0 && class_letters >= MIN_LETTERS {
+                post.ranked = self.softmax(i, &scores.log_likelihood, keep);
             }
-            let confidence = p * share;
-            if confidence < MIN_CONFIDENCE {
-                return Detection::undetermined(if class == HAN { script_name(class) } else { row.script });
-            }
-            return Self::decided(row, confidence);
+            return post;
         }
         let mut rows = self.inventory.rows_of_class(class);
-        match (rows.next(), rows.next()) {
-            (Some(row), None) if class_letters >= MIN_LETTERS_SCRIPT_ONLY && class != HAN => {
-                let confidence = SCRIPT_ONLY_CONFIDENCE * share;
-                if confidence < MIN_CONFIDENCE {
-                    Detection::undetermined(row.script)
-                } else {
-                    Self::decided(row, confidence)
-                }
+        if let (Some(row), None) = (rows.next(), rows.next()) {
+            if class_letters >= MIN_LETTERS_SCRIPT_ONLY {
+                post.ranked = vec![(row, SCRIPT_ONLY_CONFIDENCE)];
             }
-            _ => Detection::undetermined(script_name(class)),
         }
+        post
+    }
+
+    /// Kana-less Han text: Japanese when it has shinjitai forms Chinese does not use;
+    /// Vietnamese Han-Nom when the Han model says so; else Chinese, Simplified or Traditional
+    /// by the characters written only one way (the model breaks ties), less confident the less
+    /// evidence there is, with Japanese as the alternative for short labels.
+    fn rank_han(&self, text: &str, han: usize) -> Vec<(&'static LanguageRow, f32)> {
+        let japanese = self.inventory.rows_of_class(JAPANESE).next();
+        if crate::han::japanese_only_count(text) > 0 {
+            if let Some(row) = japanese {
+                return vec![(row, KANJI_ONLY_JAPANESE_CONFIDENCE)];
+            }
+        }
+        let model = self.rank(text, HAN).0;
+        if let Some(&(row, p)) = model.first().filter(|(r, _)| r.code != "cmn") {
+            if han >= MIN_HAN_FOR_CHINESE {
+                return vec![(row, p)];
+            }
+        }
+        let (s, t) = crate::han::variant_counts(text);
+        let variant =
+            crate::han::han_variant(text).or_else(|| model.iter().find(|(r, _)| r.code == "cmn").map(|r| r.0.script));
+        let chinese: Vec<&'static LanguageRow> =
+            self.inventory.rows_of_class(HAN).filter(|r| r.code == "cmn").collect();
+        let Some(&row) = chinese
+            .iter()
+            .find(|r| Some(r.script) == variant)
+            .or_else(|| chinese.first())
+        else {
+            return Vec::new();
+        };
+        let evidence = (s.abs_diff(t) as f32 / CHINESE_EVIDENCE_FULL).min(1.0);
+        let mut confidence = CHINESE_MIN_CONFIDENCE + (SCRIPT_ONLY_CONFIDENCE - CHINESE_MIN_CONFIDENCE) * evidence;
+        let mut ranked = Vec::with_capacity(2);
+        if han < MIN_HAN_FOR_CHINESE && evidence < 1.0 {
+            // Kanji-only Japanese (table cells, headings) looks like Chinese.
+            confidence = confidence.min(SHORT_HAN_CHINESE);
+            ranked.push((row, confidence));
+            if let Some(jp) = japanese {
+                ranked.push((jp, SCRIPT_ONLY_CONFIDENCE - confidence));
+            }
+        } else {
+            ranked.push((row, confidence));
+        }
+        ranked
+    }
+
+    fn decided(row: &'static LanguageRow, confidence: f32) -> Detection {
+        Detection {
+            code: Cow::Borrowed(row.code),
+            bcp47: Cow::Borrowed(row.bcp47),
+            name: Cow::Borrowed(row.name),
+            script: Cow::Borrowed(row.script),
+            confidence: confidence.clamp(0.0, 1.0),
+            alternatives: Vec::new(),
+        }
+    }
+}
+
+impl LanguageDetector for ProfileDetector {
+    fn detect(&self, text: &str) -> Detection {
+        self.posterior_top(text, POSTERIOR_CANDIDATES).detection()
+    }
+}
+
+/// The candidate languages of a text with their probabilities (best first), within its
+/// dominant script class: what [`Posterior::detection`] decides from, and what a
+/// [`ContextPrior`] reweights.
+#[derive(Debug, Clone)]
+pub struct Posterior {
+    /// The dominant script class.
+    pub class: &'static str,
+    /// The ISO 15924 script reported when the language stays undecided.
+    pub script: &'static str,
+    /// Share of the dominant class among the text's letters (weighted as in [`ScriptCounts`]).
+    pub share: f32,
+    /// Letters of the dominant class.
+    pub letters: usize,
+    /// Candidates with probabilities, best first; empty when the text cannot be decided.
+    pub ranked: Vec<(&'static LanguageRow, f32)>,
+}
+
+impl Posterior {
+    fn none(class: &'static str, script: &'static str) -> Self {
+        Self {
+            class,
+            script,
+            share: 0.0,
+            letters: 0,
+            ranked: Vec::new(),
+        }
+    }
+
+    /// The same candidates reweighted by a context prior (Bayes: probability times the prior's
+    /// weight of the row, renormalised). A prior with nothing for this class changes nothing.
+    pub fn with_prior(&self, prior: &ContextPrior) -> Posterior {
+        let mut out = self.clone();
+        if !prior.covers(self.class) || out.ranked.is_empty() {
+            return out;
+        }
+        let before: f32 = out.ranked.iter().map(|r| r.1).sum();
+        for (row, p) in &mut out.ranked {
+            *p *= prior.weight(self.class, row);
+        }
+        let after: f32 = out.ranked.iter().map(|r| r.1).sum();
+        if after > 0.0 {
+            for r in &mut out.ranked {
+                r.1 *= before / after;
+            }
+        }
+        out.ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
+    }
+
+    /// The decision: the best candidate with its confidence (probability times script share)
+    /// and the close alternatives, or `und` with the script when there is no candidate or the
+    /// best is below [`MIN_CONFIDENCE`].
+    pub fn detection(&self) -> Detection {
+        let Some(&(row, p)) = self.ranked.first() else {
+            return Detection::undetermined(self.script);
+        };
+        let confidence = p * self.share;
+        if confidence < MIN_CONFIDENCE {
+            return Detection::undetermined(if self.class == HAN { self.script } else { row.script });
+        }
+        let mut d = ProfileDetector::decided(row, confidence);
+        d.alternatives = self.ranked[1..]
+            .iter()
+            .filter(|(r, q)| *q * self.share >= ALTERNATIVE_MIN && r.code != row.code)
+            .take(MAX_ALTERNATIVES)
+            .map(|&(r, q)| Alternative {
+                code: Cow::Borrowed(r.code),
+                bcp47: Cow::Borrowed(r.bcp47),
+                script: Cow::Borrowed(r.script),
+                confidence: (q * self.share).clamp(0.0, 1.0),
+            })
+            .collect();
+        d
     }
 }
 

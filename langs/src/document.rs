@@ -40,7 +40,11 @@ impl DocumentLanguages {
     pub fn add(&mut self, d: &Detection, chars: usize) {
         let w = chars as f64;
         self.total += w;
-        match self.entries.iter_mut().find(|(e, _, _)| e.code == d.code && e.script == d.script) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|(e, _, _)| e.code == d.code && e.script == d.script)
+        {
             Some(e) => {
                 e.1 += w;
                 e.2 += w * d.confidence as f64;

@@ -3,9 +3,13 @@
 //! de-hyphenation, Unicode normalisation, model support level).
 //!
 //! Detection is script first (Unicode Script property), then language within the script by a
-//! naive Bayes model over character 1-4-grams trained on the UDHR corpus (`data/profiles.bin`,
-//! built by `cargo run -p docseek-langs --release --example build-profiles`). Scripts used by
-//! one language of the inventory (`data/languages.tsv`) are decided by the script alone.
+//! naive Bayes model over in-word character 2-5-grams, word edges and whole words, trained on
+//! large-corpus n-gram tables (the lingua model crates) and the UDHR corpus (`data/profiles.bin`,
+//! built by `cargo run -p docseek-langs --release --example build-profiles`, sources in
+//! `data/SOURCES.md`). Scripts used by one language of the inventory (`data/languages.tsv`) are
+//! decided by the script alone. The answer is a calibrated probability, with a second language
+//! when the text fits two; [`ContextPrior`] lets neighbouring text (the page, the document)
+//! decide what a short text alone cannot.
 //!
 //! ```
 //! use docseek_langs::{LanguageDetector, ProfileDetector};
@@ -14,6 +18,7 @@
 //! assert_eq!(d.code, "ukr");
 //! ```
 
+pub mod context;
 pub mod detection;
 pub mod detector;
 pub mod document;
@@ -28,7 +33,9 @@ pub mod spans;
 pub mod throughput;
 pub mod training;
 
-pub use detection::{Detection, Span};
+pub use context::ContextPrior;
+pub use detection::{Alternative, Detection, Span};
+pub use detector::Posterior;
 pub use detector::{LanguageDetector, ProfileDetector};
 pub use inventory::{Inventory, LanguageRow};
 pub use document::{DocumentLanguages, LanguageShare};

@@ -1,24 +1,26 @@
-//! The profile model: per script class, a naive Bayes model over hashed character n-grams
-//! (see [`crate::ngram`]), stored compactly in `data/profiles.bin` and loaded once.
+//! The profile model: per script class, a naive Bayes model over hashed word features
+//! (character n-grams, word edges and whole words, see [`crate::ngram`]), stored compactly in
+//! `data/profiles.bin` and loaded once.
 //!
-//! Per class, each row (language) has a log-probability floor per n-gram order (the smoothed
-//! probability of an n-gram it never showed) and, for the n-grams it did show, a quantised gain
-//! over that floor. Scoring a text adds, per n-gram known to the class, the floor of every row
-//! and the gains of the rows that have it: an inverted index, so cost follows the postings.
+//! Per class, each row (language) has a log prior and a log-probability floor per feature kind
+//! (the smoothed probability of a feature it never showed) and, for the features it did show, a
+//! quantised gain over that floor. Scoring a text adds, per feature known to the class, the
+//! floor of every row and the gains of the rows that have it: an inverted index, so cost
+//! follows the postings.
 //!
-//! File layout (little endian): magic `DSLP1\n`, u32 class count, then per class: class name,
-//! u32 row count, row keys (`code-Script`), `rows x MAX_ORDER` f32 floors, u32 n-gram count,
-//! the n-gram hashes (u32, ascending), per n-gram its posting count (u8), then the postings as
-//! (row u8, gain u8) pairs. Strings are u16 length + UTF-8.
+//! File layout (little endian): magic `DSLP2\n`, u32 class count, then per class: class name,
+//! u32 row count, row keys (`code-Script`), per row its f32 prior, `rows x KINDS` f32 floors,
+//! u32 feature count, the feature hashes (u32, ascending), per feature its posting count (u8),
+//! then the postings as (row u8, gain u8) pairs. Strings are u16 length + UTF-8.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::ngram::{for_each_ngram, MAX_ORDER};
+use crate::ngram::{for_each_feature, KINDS};
 use crate::LangsError;
 
 /// File magic and version.
-const MAGIC: &[u8] = b"DSLP1\n";
+const MAGIC: &[u8] = b"DSLP2\n";
 /// Nats per unit of a quantised gain.
 pub const GAIN_STEP: f32 = 1.0 / 16.0;
 /// Most rows a class can hold (row indices are bytes).
@@ -53,9 +55,9 @@ type IdentityMap<V> = HashMap<u32, V, BuildHasherDefault<IdentityHasher>>;
 /// Scores of the rows of one class for one text.
 #[derive(Debug, Clone)]
 pub struct Scores {
-    /// Log-likelihood per row (same order as [`ClassModel::rows`]).
+    /// Log prior plus log-likelihood per row (same order as [`ClassModel::rows`]).
     pub log_likelihood: Vec<f32>,
-    /// Number of n-grams known to the class that were scored.
+    /// Number of features known to the class that were scored.
     pub features: usize,
     /// Letters of the class in the text.
     pub letters: usize,
@@ -68,7 +70,8 @@ pub struct ClassModel {
     pub class: String,
     /// Row keys (`code-Script`), indexed by row number.
     pub rows: Vec<String>,
-    floors: Vec<[f32; MAX_ORDER]>,
+    priors: Vec<f32>,
+    floors: Vec<[f32; KINDS]>,
     /// Per n-gram: (start, len) into `postings`, or (start, DENSE) into `dense`.
     index: IdentityMap<(u32, u16)>,
     postings: Vec<(u8, u8)>,
@@ -76,15 +79,16 @@ pub struct ClassModel {
 }
 
 impl ClassModel {
-    /// Builds a class model from its parts: per row its floors, and per n-gram hash the
-    /// (row, quantised gain) postings.
+    /// Builds a class model from its parts: per row its log prior and floors, and per feature
+    /// hash the (row, quantised gain) postings.
     pub fn from_parts(
         class: String,
         rows: Vec<String>,
-        floors: Vec<[f32; MAX_ORDER]>,
+        priors: Vec<f32>,
+        floors: Vec<[f32; KINDS]>,
         mut entries: Vec<(u32, Vec<(u8, u8)>)>,
     ) -> Result<Self, LangsError> {
-        if rows.len() > MAX_ROWS || rows.len() != floors.len() {
+        if rows.len() > MAX_ROWS || rows.len() != floors.len() || rows.len() != priors.len() {
             return Err(LangsError::BadProfiles(format!("class {class}: bad row count")));
         }
         entries.sort_by_key(|e| e.0);
@@ -105,7 +109,15 @@ impl ClassModel {
                 postings.extend(list);
             }
         }
-        Ok(Self { class, rows, floors, index, postings, dense })
+        Ok(Self {
+            class,
+            rows,
+            priors,
+            floors,
+            index,
+            postings,
+            dense,
+        })
     }
 
     /// The (row, gain) postings of an index entry.
@@ -113,13 +125,22 @@ impl ClassModel {
         if len == DENSE {
             let n = self.rows.len();
             let d = &self.dense[start as usize * n..(start as usize + 1) * n];
-            d.iter().enumerate().filter(|(_, &g)| g > 0).map(|(r, &g)| (r as u8, g)).collect()
+            d.iter()
+                .enumerate()
+                .filter(|(_, &g)| g > 0)
+                .map(|(r, &g)| (r as u8, g))
+                .collect()
         } else {
             self.postings[start as usize..start as usize + len as usize].to_vec()
         }
     }
 
-    /// Number of distinct n-grams held.
+    /// The log prior of each row.
+    pub fn priors(&self) -> &[f32] {
+        &self.priors
+    }
+
+    /// Number of distinct features held.
     pub fn ngram_count(&self) -> usize {
         self.index.len()
     }
@@ -128,11 +149,11 @@ impl ClassModel {
     pub fn score(&self, text: &str) -> Scores {
         let nrows = self.rows.len();
         let mut gains = vec![0u32; nrows];
-        let mut per_order = [0u32; MAX_ORDER];
+        let mut per_kind = [0u32; KINDS];
         let mut features = 0usize;
-        let letters = for_each_ngram(text, &self.class, |n, h| {
+        let letters = for_each_feature(text, &self.class, |kind, h| {
             if let Some(&(start, len)) = self.index.get(&h) {
-                per_order[n - 1] += 1;
+                per_kind[kind] += 1;
                 features += 1;
                 if len == DENSE {
                     let d = &self.dense[start as usize * nrows..(start as usize + 1) * nrows];
@@ -149,12 +170,17 @@ impl ClassModel {
         let ll = gains
             .iter()
             .zip(&self.floors)
-            .map(|(&g, floors)| {
-                let base: f32 = (0..MAX_ORDER).map(|n| per_order[n] as f32 * floors[n]).sum();
-                g as f32 * GAIN_STEP + base
+            .zip(&self.priors)
+            .map(|((&g, floors), &prior)| {
+                let base: f32 = (0..KINDS).map(|k| per_kind[k] as f32 * floors[k]).sum();
+                prior + g as f32 * GAIN_STEP + base
             })
             .collect();
-        Scores { log_likelihood: ll, features, letters }
+        Scores {
+            log_likelihood: ll,
+            features,
+            letters,
+        }
     }
 
     fn write(&self, out: &mut Vec<u8>) {
@@ -162,6 +188,9 @@ impl ClassModel {
         out.extend_from_slice(&(self.rows.len() as u32).to_le_bytes());
         for r in &self.rows {
             write_str(out, r);
+        }
+        for p in &self.priors {
+            out.extend_from_slice(&p.to_le_bytes());
         }
         for f in &self.floors {
             for v in f {
@@ -174,7 +203,10 @@ impl ClassModel {
         for (k, _) in &keys {
             out.extend_from_slice(&k.to_le_bytes());
         }
-        let lists: Vec<Vec<(u8, u8)>> = keys.iter().map(|(_, &(start, len))| self.entry_postings(start, len)).collect();
+        let lists: Vec<Vec<(u8, u8)>> = keys
+            .iter()
+            .map(|(_, &(start, len))| self.entry_postings(start, len))
+            .collect();
         for list in &lists {
             out.push(list.len() as u8);
         }
@@ -193,9 +225,13 @@ impl ClassModel {
             return Err(LangsError::BadProfiles(format!("class {class}: {nrows} rows")));
         }
         let rows = (0..nrows).map(|_| r.string()).collect::<Result<Vec<_>, _>>()?;
+        let mut priors = Vec::with_capacity(nrows);
+        for _ in 0..nrows {
+            priors.push(f32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes")));
+        }
         let mut floors = Vec::with_capacity(nrows);
         for _ in 0..nrows {
-            let mut f = [0.0f32; MAX_ORDER];
+            let mut f = [0.0f32; KINDS];
             for v in &mut f {
                 *v = f32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes"));
             }
@@ -218,7 +254,7 @@ impl ClassModel {
             at += len;
             entries.push((key, list));
         }
-        Self::from_parts(class, rows, floors, entries)
+        Self::from_parts(class, rows, priors, floors, entries)
     }
 }
 
@@ -252,7 +288,9 @@ impl ProfileModel {
             return Err(LangsError::BadProfiles("bad magic".into()));
         }
         let n = r.u32()? as usize;
-        let classes = (0..n).map(|_| ClassModel::read(&mut r)).collect::<Result<Vec<_>, _>>()?;
+        let classes = (0..n)
+            .map(|_| ClassModel::read(&mut r))
+            .collect::<Result<Vec<_>, _>>()?;
         if r.at != bytes.len() {
             return Err(LangsError::BadProfiles("trailing bytes".into()));
         }
@@ -295,19 +333,20 @@ mod tests {
 
     #[test]
     fn round_trip_and_scoring_prefers_the_row_with_the_ngrams() {
-        let a = hash_chars(&['a']);
+        let a = hash_chars(&['a', 'b']);
         let m = ClassModel::from_parts(
             "Latn".into(),
             vec!["xxx-Latn".into(), "yyy-Latn".into()],
-            vec![[-5.0; MAX_ORDER], [-5.0; MAX_ORDER]],
+            vec![0.0, 0.5],
+            vec![[-5.0; KINDS], [-5.0; KINDS]],
             vec![(a, vec![(1, 32)])],
         )
         .unwrap();
         let model = ProfileModel { classes: vec![m] };
         let back = ProfileModel::from_bytes(&model.to_bytes()).unwrap();
-        let s = back.class("Latn").unwrap().score("a a");
+        let s = back.class("Latn").unwrap().score("ab ab");
         assert_eq!(s.features, 2);
-        assert_eq!(s.log_likelihood, vec![-10.0, -10.0 + 2.0 * 32.0 * GAIN_STEP]);
+        assert_eq!(s.log_likelihood, vec![-10.0, 0.5 - 10.0 + 2.0 * 32.0 * GAIN_STEP]);
         assert!(ProfileModel::from_bytes(&model.to_bytes()[..20]).is_err());
     }
 }

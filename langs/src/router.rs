@@ -152,7 +152,10 @@ impl Router {
     /// A router over a routing table in the JSON layout of `data/routing.json`.
     pub fn from_json(json: &str) -> Result<Self, LangsError> {
         let table: RoutingTable = serde_json::from_str(json).map_err(|e| LangsError::BadTable(e.to_string()))?;
-        Ok(Self { table, join_lines: true })
+        Ok(Self {
+            table,
+            join_lines: true,
+        })
     }
 
     /// The profile of a language (`und` allowed) written in a script.
@@ -215,10 +218,10 @@ fn join_paragraph_lines(text: &str, profile: &RoutingProfile) -> (String, usize,
             joins += 1;
             let next = line_start.chars().next().expect("non-empty");
             let last = out.chars().next_back().expect("paragraph has text");
-            if last == '\u{00AD}' {
-                out.pop();
-                hyphens += 1;
-            } else if profile.dehyphenate && is_hyphen(last) && next.is_lowercase() && letter_before_last(&out) {
+            // A soft hyphen always goes; a hard one at a break inside a word where the language
+            // hyphenates.
+            let soft = last == '\u{00AD}';
+            if soft || (profile.dehyphenate && is_hyphen(last) && next.is_lowercase() && letter_before_last(&out)) {
                 out.pop();
                 hyphens += 1;
             } else if !needs_no_space(last, next, profile) && !is_hyphen(last) {

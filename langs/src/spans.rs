@@ -43,7 +43,10 @@ pub fn split(detect: impl Fn(&str) -> Detection, text: &str) -> Vec<Span> {
         let whole = if whole.is_determined() {
             whole
         } else {
-            by_class.iter().find(|(k, _)| *k == class).map_or(whole, |(_, d)| d.clone())
+            by_class
+                .iter()
+                .find(|(k, _)| *k == class)
+                .map_or(whole, |(_, d)| d.clone())
         };
         if run.len() < SENTENCE_SPLIT_MIN_BYTES {
             push_merged(&mut spans, span_of(start, end, &whole, class));
@@ -59,8 +62,18 @@ pub fn split(detect: impl Fn(&str) -> Detection, text: &str) -> Vec<Span> {
 }
 
 fn span_of(start: usize, end: usize, d: &Detection, class: &'static str) -> Span {
-    let script = if d.is_determined() || d.script != SCRIPT_COMMON { d.script.clone() } else { Cow::Borrowed(script_name(class)) };
-    Span { start, end, code: d.code.clone(), script, confidence: d.confidence }
+    let script = if d.is_determined() || d.script != SCRIPT_COMMON {
+        d.script.clone()
+    } else {
+        Cow::Borrowed(script_name(class))
+    };
+    Span {
+        start,
+        end,
+        code: d.code.clone(),
+        script,
+        confidence: d.confidence,
+    }
 }
 
 fn push_merged(spans: &mut Vec<Span>, span: Span) {
@@ -130,7 +143,10 @@ fn sentences(run: &str) -> Vec<(usize, usize)> {
 }
 
 fn is_terminator(c: char) -> bool {
-    matches!(c, '.' | '!' | '?' | '\n' | '。' | '！' | '？' | '؟' | '।' | '॥' | '۔' | '።' | '။' | '།')
+    matches!(
+        c,
+        '.' | '!' | '?' | '\n' | '。' | '！' | '？' | '؟' | '।' | '॥' | '۔' | '።' | '။' | '།'
+    )
 }
 
 #[cfg(test)]

@@ -1,13 +1,18 @@
 //! Training of the profile model from the UDHR corpus (`/work/shared/corpus/udhr`: one
-//! paragraph per line), with a fixed hold-out rule so evaluation never sees training lines.
-//! Used by `examples/build-profiles.rs` and `examples/evaluate.rs`.
+//! paragraph per line) and, where given, large-corpus character n-gram distributions (the
+//! lingua model crates, read by `examples/build-profiles.rs`), with a fixed hold-out rule so
+//! evaluation never sees training lines.
+//!
+//! Per row and feature kind, counts are smoothed additively; an external distribution stands
+//! in for the in-word n-gram counts of its row (probabilities times a pseudo-count), the UDHR
+//! text still gives its word edges and words.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use crate::inventory::{Inventory, LanguageRow};
 use crate::model::{ClassModel, ProfileModel, GAIN_STEP, MAX_ROWS};
-use crate::ngram::{for_each_ngram, MAX_ORDER};
+use crate::ngram::{for_each_feature, KINDS, KIND_EDGE, KIND_WORD, MAX_ORDER};
 use crate::LangsError;
 
 /// Every `HOLDOUT_EVERY`-th paragraph (index 4, 9, 14, ... counting from 0) is held out for
@@ -23,25 +28,62 @@ pub fn is_held_out(index: usize) -> bool {
 /// Settings of training.
 #[derive(Debug, Clone, Copy)]
 pub struct TrainConfig {
-    /// Additive smoothing of n-gram counts.
+    /// Additive smoothing of counts.
     pub alpha: f32,
-    /// Smallest count kept for n-grams of order 2 and up (order 1 keeps everything).
-    pub min_count: u32,
-    /// Most n-grams kept per row (the most frequent).
-    pub max_per_row: usize,
+    /// Most features kept per row and kind (the most frequent; none of kind 0, in-word
+    /// unigrams, which detection does not look up).
+    pub max_per_kind: [usize; KINDS],
+    /// Weight of each kind's log-probabilities: the kinds overlap (a word's 5-grams contain its
+    /// 4-grams), so naive Bayes would count the same evidence several times.
+    pub weights: [f32; KINDS],
+    /// Pseudo-count of an external distribution: its probabilities times this are its counts.
+    pub external_tokens: f64,
+    /// The floor of a row whose features were cut to `max_per_kind`: this share of the
+    /// smallest count kept (an n-gram left out was rarer than those kept, not unseen).
+    pub truncated_floor: f32,
+    /// Log prior of rows with an external (large-corpus) distribution: those are the widely
+    /// written languages, which short text is more often in.
+    pub external_prior: f32,
+    /// Share of the UDHR text in the in-word n-gram distribution of a row with an external
+    /// one (the rest is the external distribution): it keeps the formal register of the
+    /// UDHR known to the rows trained mostly on news and web text.
+    pub udhr_share: f64,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { alpha: 0.05, min_count: 1, max_per_row: 6000 }
+        Self {
+            alpha: 0.05,
+            max_per_kind: [0, 1500, 4000, 5000, 5000, 4000, 3000],
+            weights: [0.3, 0.35, 0.45, 0.55, 0.6, 0.6, 1.0],
+            external_tokens: 1e6,
+            truncated_floor: 0.3,
+            external_prior: 2.0,
+            udhr_share: 0.3,
+        }
     }
+}
+
+/// Large-corpus in-word n-gram distributions by row key (`code-Script`).
+pub type External = HashMap<String, ExternalRow>;
+
+/// The large-corpus in-word n-gram distribution of one row.
+#[derive(Debug, Clone, Default)]
+pub struct ExternalRow {
+    /// Per order 1 to [`MAX_ORDER`], (feature hash, probability within the order).
+    pub orders: Vec<Vec<(u32, f32)>>,
+    /// Whether the row gets [`TrainConfig::external_prior`]: not for a table converted from
+    /// another script (Bosnian in Cyrillic is far rarer than Serbian in Cyrillic).
+    pub prior: bool,
 }
 
 /// The paragraphs of a corpus file, with their 0-based indices.
 pub fn read_paragraphs(dir: &Path, source: &str) -> Result<Vec<(usize, String)>, LangsError> {
     let path = dir.join(format!("{source}.txt"));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|source| LangsError::Io { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| LangsError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     Ok(text
         .lines()
         .enumerate()
@@ -51,80 +93,194 @@ pub fn read_paragraphs(dir: &Path, source: &str) -> Result<Vec<(usize, String)>,
 }
 
 /// The training paragraphs of a row: all its sources, without the paragraphs `exclude` names.
-pub fn training_text(dir: &Path, row: &LanguageRow, exclude: &dyn Fn(usize) -> bool) -> Result<Vec<String>, LangsError> {
+pub fn training_text(
+    dir: &Path,
+    row: &LanguageRow,
+    exclude: &dyn Fn(usize) -> bool,
+) -> Result<Vec<String>, LangsError> {
     let mut out = Vec::new();
     for source in &row.sources {
-        out.extend(read_paragraphs(dir, source)?.into_iter().filter(|(i, _)| !exclude(*i)).map(|(_, l)| l));
+        out.extend(
+            read_paragraphs(dir, source)?
+                .into_iter()
+                .filter(|(i, _)| !exclude(*i))
+                .map(|(_, l)| l),
+        );
     }
     Ok(out)
 }
 
-/// Trains one model per script class that has two or more trainable rows, on every paragraph
-/// that is not held out.
+/// Trains on the UDHR paragraphs that are not held out, without external distributions.
 pub fn train(dir: &Path, inventory: &Inventory, config: TrainConfig) -> Result<ProfileModel, LangsError> {
-    train_excluding(dir, inventory, config, &is_held_out)
+    train_with(dir, inventory, config, &is_held_out, &External::new())
 }
 
-/// As [`train`], leaving out the paragraphs `exclude` names (for tuning on a development split
-/// carved out of the training paragraphs).
-pub fn train_excluding(
+/// Feature counts of one row.
+struct RowCounts {
+    counts: Vec<HashMap<u32, f64>>,
+    totals: [f64; KINDS],
+    /// Per kind, features kept whatever their count (the UDHR's, in rows mixed with an
+    /// external distribution).
+    keep: Vec<Vec<u32>>,
+    external: bool,
+    prior: bool,
+}
+
+impl RowCounts {
+    fn new() -> Self {
+        Self {
+            counts: vec![HashMap::new(); KINDS],
+            totals: [0.0; KINDS],
+            keep: vec![Vec::new(); KINDS],
+            external: false,
+            prior: false,
+        }
+    }
+}
+
+/// Trains one model per script class that has two or more trainable rows (with corpus
+/// sources or an external distribution), leaving out the paragraphs `exclude` names.
+pub fn train_with(
     dir: &Path,
     inventory: &Inventory,
     config: TrainConfig,
     exclude: &dyn Fn(usize) -> bool,
+    external: &External,
 ) -> Result<ProfileModel, LangsError> {
     let mut classes = Vec::new();
     for class in inventory.classes() {
-        let rows: Vec<&LanguageRow> = inventory.rows_of_class(class).filter(|r| !r.sources.is_empty()).collect();
+        let rows: Vec<&LanguageRow> = inventory
+            .rows_of_class(class)
+            .filter(|r| !r.sources.is_empty() || external.contains_key(&r.key()))
+            .collect();
         if rows.len() < 2 {
             continue;
         }
         if rows.len() > MAX_ROWS {
-            return Err(LangsError::BadTable(format!("class {class} has more than {MAX_ROWS} rows")));
+            return Err(LangsError::BadTable(format!(
+                "class {class} has more than {MAX_ROWS} rows"
+            )));
         }
-        let mut counts: Vec<(HashMap<u32, u32>, [u64; MAX_ORDER])> = Vec::new();
-        let mut order_of: HashMap<u32, usize> = HashMap::new();
+        let mut counts = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut c: HashMap<u32, u32> = HashMap::new();
-            let mut totals = [0u64; MAX_ORDER];
+            let mut c = RowCounts::new();
             for para in training_text(dir, row, exclude)? {
-                for_each_ngram(&para, class, |n, h| {
-                    *c.entry(h).or_insert(0) += 1;
-                    totals[n - 1] += 1;
-                    order_of.insert(h, n);
+                for_each_feature(&para, class, |k, h| {
+                    *c.counts[k].entry(h).or_insert(0.0) += 1.0;
+                    c.totals[k] += 1.0;
                 });
             }
-            counts.push((c, totals));
-        }
-        let mut vocab = [0u64; MAX_ORDER];
-        for &n in order_of.values() {
-            vocab[n - 1] += 1;
-        }
-        let mut floors = Vec::with_capacity(rows.len());
-        let mut postings: HashMap<u32, Vec<(u8, u8)>> = HashMap::new();
-        let max_gain = (u8::MAX as f32) * GAIN_STEP;
-        for (row_idx, (c, totals)) in counts.iter().enumerate() {
-            let mut f = [0.0f32; MAX_ORDER];
-            for n in 0..MAX_ORDER {
-                let denom = totals[n] as f64 + config.alpha as f64 * vocab[n].max(1) as f64;
-                f[n] = (config.alpha as f64 / denom).ln() as f32;
+            if let Some(ext) = external.get(&row.key()) {
+                c.external = true;
+                c.prior = ext.prior;
+                for (k, dist) in ext.orders.iter().enumerate().take(MAX_ORDER) {
+                    let n = config.external_tokens;
+                    let own = if c.totals[k] > 0.0 { config.udhr_share } else { 0.0 };
+                    let mut m = HashMap::with_capacity(dist.len());
+                    for &(h, p) in dist {
+                        *m.entry(h).or_insert(0.0) += p as f64 * n * (1.0 - own);
+                    }
+                    for (&h, &count) in &c.counts[k] {
+                        *m.entry(h).or_insert(0.0) += count / c.totals[k] * n * own;
+                    }
+                    c.keep[k] = c.counts[k].keys().copied().collect();
+                    c.counts[k] = m;
+                    c.totals[k] = n;
+                }
             }
-            floors.push(f);
-            let mut kept: Vec<(u32, u32)> = c
-                .iter()
-                .filter(|(h, &n)| n >= config.min_count || order_of[*h] == 1)
-                .map(|(&h, &n)| (h, n))
-                .collect();
-            kept.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            kept.truncate(config.max_per_row);
-            for (h, n) in kept {
-                let gain = ((n as f32 + config.alpha) / config.alpha).ln().min(max_gain);
-                let q = (gain / GAIN_STEP).round().clamp(1.0, u8::MAX as f32) as u8;
-                postings.entry(h).or_default().push((row_idx as u8, q));
-            }
+            counts.push(c);
         }
-        let keys = rows.iter().map(|r| r.key()).collect();
-        classes.push(ClassModel::from_parts(class.to_string(), keys, floors, postings.into_iter().collect())?);
+        classes.push(build_class(class, &rows, &counts, &config)?);
     }
     Ok(ProfileModel { classes })
+}
+
+/// Smooths, truncates and quantises the counts of a class's rows.
+fn build_class(
+    class: &str,
+    rows: &[&LanguageRow],
+    counts: &[RowCounts],
+    config: &TrainConfig,
+) -> Result<ClassModel, LangsError> {
+    // The vocabulary of the corpus-trained rows: the external tables' hundreds of thousands of
+    // rare n-grams would otherwise flatten the small rows' estimates.
+    let mut vocab = [0f64; KINDS];
+    for (k, v) in vocab.iter_mut().enumerate() {
+        let mut all: Vec<u32> = counts
+            .iter()
+            .filter(|c| !c.external)
+            .flat_map(|c| c.counts[k].keys().copied())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        *v = all.len().max(1) as f64;
+    }
+    let alpha = config.alpha as f64;
+    let max_gain = u8::MAX as f32 * GAIN_STEP;
+    // Per row and kind: the kept features with their log-probabilities, and the log floor.
+    let mut kept_all: Vec<Vec<Vec<(u32, f64)>>> = Vec::with_capacity(rows.len());
+    let mut own_floors: Vec<[f64; KINDS]> = Vec::with_capacity(rows.len());
+    for c in counts {
+        let mut per_kind = Vec::with_capacity(KINDS);
+        let mut f = [0.0f64; KINDS];
+        for k in 0..KINDS {
+            let mut kept: Vec<(u32, f64)> = c.counts[k].iter().map(|(&h, &n)| (h, n)).collect();
+            kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let truncated = kept.len() > config.max_per_kind[k];
+            kept.truncate(config.max_per_kind[k]);
+            let mut floor_count = alpha;
+            if truncated {
+                let smallest = kept.last().map_or(0.0, |e| e.1);
+                floor_count = floor_count.max(smallest * config.truncated_floor as f64);
+            }
+            if !c.keep[k].is_empty() {
+                let in_kept: std::collections::HashSet<u32> = kept.iter().map(|e| e.0).collect();
+                kept.extend(
+                    c.keep[k]
+                        .iter()
+                        .filter(|h| !in_kept.contains(h))
+                        .map(|&h| (h, c.counts[k][&h])),
+                );
+            }
+            let denom = c.totals[k] + alpha * vocab[k];
+            f[k] = (floor_count / denom).ln();
+            per_kind.push(kept.into_iter().map(|(h, n)| (h, ((n + alpha) / denom).ln())).collect());
+        }
+        kept_all.push(per_kind);
+        own_floors.push(f);
+    }
+    // Word edges and words are learnt from the UDHR alone, whose size differs by language: an
+    // unseen word should not favour the languages with the shortest text, so these kinds share
+    // one floor per class (the median), and only known words and edges are evidence.
+    let mut shared = [None; KINDS];
+    for k in [KIND_EDGE, KIND_WORD] {
+        let mut v: Vec<f64> = own_floors.iter().map(|f| f[k]).collect();
+        v.sort_by(f64::total_cmp);
+        shared[k] = v.get(v.len() / 2).copied();
+    }
+    let mut floors = Vec::with_capacity(rows.len());
+    let mut priors = Vec::with_capacity(rows.len());
+    let mut postings: HashMap<u32, Vec<(u8, u8)>> = HashMap::new();
+    for (row_idx, (kept, own)) in kept_all.into_iter().zip(&own_floors).enumerate() {
+        let mut f = [0.0f32; KINDS];
+        for (k, features) in kept.into_iter().enumerate() {
+            let floor = shared[k].unwrap_or(own[k]);
+            let w = config.weights[k];
+            f[k] = w * floor as f32;
+            for (h, log_p) in features {
+                let q = ((w * (log_p - floor) as f32).min(max_gain) / GAIN_STEP).round();
+                if q >= 1.0 {
+                    postings.entry(h).or_default().push((row_idx as u8, q as u8));
+                }
+            }
+        }
+        floors.push(f);
+        priors.push(if counts[row_idx].prior {
+            config.external_prior
+        } else {
+            0.0
+        });
+    }
+    let keys = rows.iter().map(|r| r.key()).collect();
+    ClassModel::from_parts(class.to_string(), keys, priors, floors, postings.into_iter().collect())
 }

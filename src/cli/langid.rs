@@ -14,7 +14,8 @@ pub struct LangidArgs {
     /// Input file, or `-` for standard input. Each line is detected on its own.
     #[arg(default_value = "-")]
     pub input: String,
-    /// Print one JSON object per line: {"code", "bcp47", "name", "script", "confidence"}.
+    /// Print one JSON object per line: {"code", "bcp47", "name", "script", "confidence"}, plus
+    /// "alternatives" (code, bcp47, script, confidence) when the line fits a second language.
     #[arg(long)]
     pub json: bool,
     /// Add the runs of each line by script and language (byte offsets into the line).

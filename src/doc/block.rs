@@ -161,6 +161,21 @@ pub struct Language {
     /// Runs of other languages inside the text, when mixed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<LanguageRun>,
+    /// Other languages the text fits nearly as well (short text in close languages), most
+    /// likely first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<LanguageAlternative>,
+}
+
+/// A second language a block's text fits (filled by the language stage).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LanguageAlternative {
+    /// Language tag (ISO 639-3).
+    pub tag: String,
+    /// Script (ISO 15924).
+    pub script: String,
+    /// Confidence in 0..=1.
+    pub confidence: f32,
 }
 
 /// Why a block is set aside by a reversible post-processing step.

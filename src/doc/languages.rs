@@ -3,14 +3,16 @@
 //! with their shares, and the language-specific post-processing of prose blocks (line
 //! joining, de-hyphenation, Unicode folding) — all from `docseek_langs`.
 //!
-//! One entry, [`annotate`], used by the batch pipeline and the server alike.
+//! Blocks are decided with their page and document as a prior (a one-word table cell or
+//! heading takes the language around it unless its own text says otherwise); `--lang` hints
+//! then pick between close candidates. One entry, [`annotate`], used by the batch pipeline and
+//! the server alike.
 
 use docseek_langs::detection::UNDETERMINED;
 use docseek_langs::router::Dir;
-use docseek_langs::script::ScriptCounts;
-use docseek_langs::{Detection, DocumentLanguages, LanguageDetector, ProfileDetector, Router};
+use docseek_langs::{ContextPrior, Detection, DocumentLanguages, LanguageDetector, Posterior, ProfileDetector, Router};
 
-use super::block::{Block, BlockKind, Language, LanguageRun};
+use super::block::{Block, BlockKind, Language, LanguageAlternative, LanguageRun};
 use super::document::Document;
 
 // The document-level summary type lives with the document it describes (no import cycle).
@@ -51,13 +53,19 @@ fn wants_runs(kind: BlockKind) -> bool {
 /// Serbian, Malay / Indonesian) but never overrule clear evidence of another language.
 pub const HINT_MIN_PROBABILITY: f32 = 0.05;
 
+/// Weight of the block's page in its context prior; the rest is the whole document.
+pub const PAGE_CONTEXT_WEIGHT: f32 = 0.7;
+
 /// Fills the language of every block and page, post-processes prose blocks (unless their
 /// text carries Markdown structure such as lists, quotes or pipe tables, whose line breaks
 /// mean something), sets the document's languages ([`Document::languages`], `und` left out,
 /// largest share first) and returns them.
 ///
-/// Running it twice gives the same languages (shares may move slightly: the second pass
-/// detects the processed text, e.g. without the removed hyphens).
+/// Each block is decided with its context as a prior (see [`docseek_langs::context`]): the
+/// other blocks of its page and, less, of the whole document, so a one-word cell or heading
+/// takes the language around it unless its own text says otherwise; the page's language then
+/// follows from its blocks. Running it twice gives the same languages (shares may move
+/// slightly: the second pass detects the processed text, e.g. without the removed hyphens).
 pub fn annotate(doc: &mut Document) -> Vec<DocumentLanguage> {
     annotate_with_hints(doc, &[])
 }
@@ -68,22 +76,51 @@ pub fn annotate(doc: &mut Document) -> Vec<DocumentLanguage> {
 pub fn annotate_with_hints(doc: &mut Document, hints: &[String]) -> Vec<DocumentLanguage> {
     let detector = ProfileDetector::global();
     let router = Router::global();
-    let mut whole = DocumentLanguages::new();
+    // First pass: every block's candidates from its own text.
+    let mut own: Vec<Vec<Option<(Posterior, usize)>>> = Vec::with_capacity(doc.pages.len());
+    let mut document = ContextPrior::new();
     for page in &mut doc.pages {
-        let mut on_page = DocumentLanguages::new();
+        let mut blocks = Vec::with_capacity(page.blocks.len());
         for block in &mut page.blocks {
             block.language = None;
-            if has_no_language(block.kind) {
-                continue;
-            }
-            let text = detectable_text(block);
+            let text = if has_no_language(block.kind) {
+                String::new()
+            } else {
+                detectable_text(block)
+            };
             let chars = text.chars().filter(|c| !c.is_whitespace()).count();
             if chars == 0 {
+                blocks.push(None);
                 continue;
             }
-            let detection = detect(detector, &text, hints);
-            on_page.add(&detection, chars);
-            whole.add(&detection, chars);
+            let posterior = detector.posterior(&text);
+            document.add(&posterior, 1.0);
+            blocks.push(Some((posterior, chars)));
+        }
+        own.push(blocks);
+    }
+    // Second pass: each block with the rest of its page and document as the prior.
+    let mut whole = DocumentLanguages::new();
+    for (page, blocks) in doc.pages.iter_mut().zip(&own) {
+        let mut page_prior = ContextPrior::new();
+        for (posterior, _) in blocks.iter().flatten() {
+            page_prior.add(posterior, 1.0);
+        }
+        let mut on_page = DocumentLanguages::new();
+        for (block, entry) in page.blocks.iter_mut().zip(blocks) {
+            let Some((posterior, chars)) = entry else {
+                continue;
+            };
+            let mut rest_of_page = page_prior.clone();
+            rest_of_page.add(posterior, -1.0);
+            let mut rest_of_document = document.clone();
+            rest_of_document.add(posterior, -1.0);
+            let mut prior = ContextPrior::new();
+            prior.add_prior(&rest_of_page, PAGE_CONTEXT_WEIGHT);
+            prior.add_prior(&rest_of_document, 1.0 - PAGE_CONTEXT_WEIGHT);
+            let detection = decide(&posterior.with_prior(&prior), hints);
+            on_page.add(&detection, *chars);
+            whole.add(&detection, *chars);
             if is_prose(block.kind) && !has_markdown_structure(&block.text) {
                 block.text = router.process(&block.text, &detection).text;
             }
@@ -116,9 +153,10 @@ pub fn annotate_with_hints(doc: &mut Document, hints: &[String]) -> Vec<Document
     languages
 }
 
-/// Detects the language of `text`, preferring a hinted language the text may well be in.
-fn detect(detector: &ProfileDetector, text: &str, hints: &[String]) -> Detection {
-    let detection = detector.detect(text);
+/// Decides a block from its (context-weighted) candidates, preferring a hinted language the
+/// text may well be in.
+fn decide(posterior: &Posterior, hints: &[String]) -> Detection {
+    let detection = posterior.detection();
     // `hr`, `hr-HR` and `hrv` all name Croatian; `sr` names Serbian in either script.
     let primary = |tag: &str| {
         tag.split(['-', '_'])
@@ -134,17 +172,18 @@ fn detect(detector: &ProfileDetector, text: &str, hints: &[String]) -> Detection
     if hints.is_empty() || hinted(&detection.code, &detection.bcp47) {
         return detection;
     }
-    let Some(&(class, _)) = ScriptCounts::of(text).resolved().first() else {
-        return detection;
-    };
-    let (ranked, _) = detector.rank(text, class);
-    match ranked.iter().find(|(row, _)| hinted(row.code, row.bcp47)) {
+    match posterior
+        .ranked
+        .iter()
+        .find(|(row, _)| hinted(row.code, row.bcp47))
+    {
         Some(&(row, p)) if p >= HINT_MIN_PROBABILITY => Detection {
             code: row.code.into(),
             bcp47: row.bcp47.into(),
             name: row.name.into(),
             script: row.script.into(),
-            confidence: p,
+            confidence: p * posterior.share,
+            alternatives: Vec::new(),
         },
         _ => detection,
     }
@@ -222,6 +261,15 @@ fn language_of(router: &Router, d: &Detection, runs: Vec<LanguageRun>) -> Langua
         confidence: d.confidence,
         rtl: router.profile(&d.code, &d.script).dir == Dir::Rtl,
         runs,
+        alternatives: d
+            .alternatives
+            .iter()
+            .map(|a| LanguageAlternative {
+                tag: a.code.to_string(),
+                script: a.script.to_string(),
+                confidence: a.confidence,
+            })
+            .collect(),
     }
 }
 
@@ -328,6 +376,101 @@ mod tests {
             "a hint never overrules clear evidence"
         );
         assert_eq!(tag(&["xyz"]), plain, "unknown hints are ignored");
+    }
+
+    /// A report page: a Chinese title, a German table of one-word cells, an English caption
+    /// and a one-word German note; a page of German text; a page with only a one-word heading.
+    const REPORT: &str = "<|ref|>title<|/ref|><|det|>[[100, 40, 900, 80]]<|/det|>\n# 年度销售报告\n\n\
+        <|ref|>table<|/ref|><|det|>[[100, 100, 900, 400]]<|/det|>\n<table><tr><td>Jahr</td><td>Standort</td>\
+        <td>Umsatz</td><td>Gewinn</td></tr><tr><td>2023</td><td>Berlin</td><td>120</td><td>15</td></tr>\
+        <tr><td>Gesamt</td><td>Mitarbeiter</td><td>Filialen</td><td>Anteil</td></tr></table>\n\n\
+        <|ref|>table_caption<|/ref|><|det|>[[100, 420, 900, 460]]<|/det|>\nTable 2: Revenue and profit by location over the last year.\n\n\
+        <|ref|>table_footnote<|/ref|><|det|>[[100, 470, 900, 490]]<|/det|>\nAnhang\n";
+    const GERMAN_TEXT: &str = "<|ref|>text<|/ref|><|det|>[[100, 40, 900, 300]]<|/det|>\nDie Tabelle zeigt den Umsatz \
+        und den Gewinn aller Standorte im vergangenen Jahr. Die Zahlen wurden von der Buchhaltung geprüft.\n";
+    const HEADING_ONLY: &str =
+        "<|ref|>sub_title<|/ref|><|det|>[[100, 40, 900, 80]]<|/det|>\n## Daten\n";
+
+    #[test]
+    fn each_block_of_a_mixed_page_is_decided_with_its_context() {
+        let mut doc = doc_of(&[REPORT, GERMAN_TEXT, HEADING_ONLY]);
+        annotate(&mut doc);
+        let tag = |p: usize, b: usize| {
+            let l = doc.pages[p].blocks[b]
+                .language
+                .as_ref()
+                .expect("a language");
+            (l.tag.clone(), l.script.clone(), l.confidence)
+        };
+        assert_eq!(tag(0, 0).0, "cmn", "the Chinese title: {:?}", tag(0, 0));
+        assert_eq!(
+            tag(0, 1).0,
+            "deu",
+            "the table of one-word cells: {:?}",
+            tag(0, 1)
+        );
+        assert_eq!(
+            tag(0, 2).0,
+            "eng",
+            "the English caption on a German page: {:?}",
+            tag(0, 2)
+        );
+        assert_eq!(
+            tag(0, 3).0,
+            "deu",
+            "the one-word note takes the page's language: {:?}",
+            tag(0, 3)
+        );
+        assert_eq!(
+            tag(2, 0).0,
+            "deu",
+            "a one-word page takes the document's: {:?}",
+            tag(2, 0)
+        );
+        assert_eq!(
+            doc.pages[2].language.as_ref().map(|l| l.tag.as_str()),
+            Some("deu")
+        );
+        // Without the context, the lone words are far less sure of German (if German at all).
+        let alone = |text: &str| {
+            let d = ProfileDetector::global().detect(text);
+            if d.code == "deu" {
+                d.confidence
+            } else {
+                0.0
+            }
+        };
+        assert!(
+            alone("Anhang") < tag(0, 3).2,
+            "{} vs {:?}",
+            alone("Anhang"),
+            tag(0, 3)
+        );
+        assert!(
+            alone("Daten") < tag(2, 0).2,
+            "{} vs {:?}",
+            alone("Daten"),
+            tag(2, 0)
+        );
+    }
+
+    #[test]
+    fn a_text_that_fits_two_languages_reports_both() {
+        let raw = "<|ref|>title<|/ref|><|det|>[[1, 1, 900, 80]]<|/det|>\n# 合計金額\n";
+        let mut doc = doc_of(&[raw]);
+        annotate(&mut doc);
+        let l = doc.pages[0].blocks[0].language.clone().expect("a language");
+        assert_eq!(l.tag, "cmn");
+        assert_eq!(
+            l.alternatives.first().map(|a| a.tag.as_str()),
+            Some("jpn"),
+            "{l:?}"
+        );
+        let json = serde_json::to_value(&l).unwrap();
+        assert!(
+            json["alternatives"][0]["confidence"].as_f64().unwrap() > 0.2,
+            "{json}"
+        );
     }
 
     #[test]

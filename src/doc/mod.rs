@@ -30,7 +30,9 @@ pub mod repetition;
 pub mod structure;
 pub mod table;
 
-pub use block::{Block, BlockFlags, BlockKind, BlockRef, Language, LanguageRun, Running, Warning, WarningCode};
+pub use block::{
+    Block, BlockFlags, BlockKind, BlockRef, Language, LanguageAlternative, LanguageRun, Running, Warning, WarningCode,
+};
 pub use document::{Document, Page, PageInput};
 pub use geometry::{BlockBox, PixelSize, PointBox, PointSize};
 pub use languages::{annotate, annotate_with_hints, DocumentLanguage};
