@@ -1,20 +1,32 @@
-//! The engine owner: one OS thread holds the [`OcrEngine`] and is fed pages from every caller
-//! (the server's jobs and chat requests, the batch pipeline's documents) through one bounded
-//! channel; each page carries its own reply. Shared by `src/server` and `src/pipeline`.
+//! The engine owner: the [`OcrEngine`] is fed pages from every caller (the server's jobs and
+//! chat requests, the batch pipeline's documents) through one bounded channel; each page
+//! carries its own reply. Shared by `src/server` and `src/pipeline`.
 //!
-//! Pages waiting in the channel are drained into a batch (up to `max_batch`), so pages from
-//! different requests and documents share one `recognize_batch` call. A page that asks for
-//! streaming, or that is alone in its batch, runs through `recognize` with a token sink that
-//! reports its tokens and stops it when its cancel flag is set. A token-level scheduler would
-//! replace the body of [`run_batch`] and keep this interface.
+//! An engine that decodes many pages together ([`OcrEngine::batching`]) runs as:
+//! ```text
+//! submit ─► [queue, bounded] ─► encoder ×N (prepare: vision encoder) ─► [encoded, bounded]
+//!                                                                          │
+//!                     token-level scheduler (one thread, owns the KV cache) ◄┘
+//!                     each step: one token for every running page + prefill chunks
+//! ```
+//! so the next pages are encoded while others decode, pages join and leave the running batch
+//! at every step, every page streams its tokens, and a cancelled page stops within one step
+//! (see [`super::scheduler`]).
+//!
+//! Other engines keep the page-level loop: pages waiting in the channel are drained into a
+//! batch (up to `max_batch`) for one `recognize_batch` call; a page that asks for streaming,
+//! or that is alone in its batch, runs through `recognize` with a token sink that reports its
+//! tokens and stops it when its cancel flag is set.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::batching::{BatchEngine, Prepared};
+use super::scheduler::{Scheduler, SchedulerConfig, SeqOwner, DEFAULT_STEP_TOKENS};
 use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText};
 
 /// A shared cancellation flag: set when the page's owner no longer wants the result.
@@ -32,9 +44,11 @@ pub struct PageRequest {
     pub job: PageJob,
     /// Checked before the page runs and after each of its tokens.
     pub cancel: CancelFlag,
-    /// Receives text pieces while the page runs alone (see `stream`).
+    /// Receives text pieces as they are generated (with a page-level engine: only while the
+    /// page runs alone, see `stream`).
     pub on_token: Option<TokenHook>,
-    /// Run this page alone, token by token, even when others wait (a streaming client).
+    /// With a page-level engine, run this page alone, token by token, even when others wait
+    /// (a streaming client). Token-level batching streams every page and ignores it.
     pub stream: bool,
     /// Gets the result; a page cancelled before it ran gets [`EngineError::Cancelled`].
     pub reply: ReplyHook,
@@ -47,7 +61,7 @@ pub trait EngineObserver: Send + Sync {
         let _ = pages;
     }
 
-    /// One engine call over `pages` pages took `busy`.
+    /// One engine call (with token-level batching: one step) over `pages` pages took `busy`.
     fn batch_done(&self, pages: usize, busy: Duration) {
         let _ = (pages, busy);
     }
@@ -82,6 +96,40 @@ pub struct EngineThread {
     info: EngineInfo,
 }
 
+/// Settings of the engine thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Pages that may wait in the queue before `submit` waits (back-pressure).
+    pub capacity: usize,
+    /// Most pages decoding together (token-level batching), or per engine call.
+    pub max_batch: usize,
+    /// KV cache budget in bytes (None: half the free memory, see
+    /// [`crate::model::paged_cache::default_budget_bytes`]).
+    pub kv_cache_bytes: Option<usize>,
+    /// Vision encoder worker threads.
+    pub encoders: usize,
+    /// Encoded pages that may wait for the scheduler.
+    pub encoded_ahead: usize,
+    /// Most rows (decode tokens + prefill rows) per step.
+    pub step_tokens: usize,
+}
+
+impl EngineConfig {
+    /// A queue of `capacity` pages, batches of `max_batch`, the default KV budget, one encoder
+    /// worker and up to `max_batch` pages encoded ahead.
+    pub fn new(capacity: usize, max_batch: usize) -> Self {
+        let max_batch = max_batch.max(1);
+        EngineConfig {
+            capacity: capacity.max(1),
+            max_batch,
+            kv_cache_bytes: None,
+            encoders: 1,
+            encoded_ahead: max_batch,
+            step_tokens: DEFAULT_STEP_TOKENS.max(max_batch + 1),
+        }
+    }
+}
+
 impl EngineThread {
     /// Starts the engine thread with a queue of `capacity` pages and batches of up to
     /// `max_batch`; returns the handle and the thread (to join after dropping every handle).
@@ -91,11 +139,26 @@ impl EngineThread {
         max_batch: usize,
         observer: Arc<dyn EngineObserver>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Self::spawn_with(engine, EngineConfig::new(capacity, max_batch), observer)
+    }
+
+    /// Starts the engine thread(s) with `config`: with token-level batching, encoder workers
+    /// and the scheduler; otherwise the page-level loop.
+    pub fn spawn_with(
+        engine: Arc<dyn OcrEngine>,
+        config: EngineConfig,
+        observer: Arc<dyn EngineObserver>,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let info = engine.info();
-        let thread = std::thread::Builder::new()
-            .name("docseek-engine".into())
-            .spawn(move || engine_loop(engine, rx, max_batch.max(1), observer))?;
+        let thread = if engine.batching().is_some() {
+            spawn_scheduled(engine, rx, config, observer)?
+        } else {
+            let max_batch = config.max_batch.max(1);
+            std::thread::Builder::new()
+                .name("docseek-engine".into())
+                .spawn(move || engine_loop(engine, rx, max_batch, observer))?
+        };
         Ok((EngineThread { tx, info }, thread))
     }
 
@@ -116,6 +179,150 @@ impl EngineThread {
         self.tx
             .blocking_send(Queued { request, enqueued: Instant::now() })
             .map_err(|e| Box::new(e.0.request))
+    }
+}
+
+/// A page on its way from an encoder worker to the scheduler.
+struct Encoded {
+    queued: Queued,
+    prepared: Result<Prepared, EngineError>,
+}
+
+/// A page's owner as the scheduler sees it.
+struct RequestOwner {
+    cancel: CancelFlag,
+    on_token: Option<TokenHook>,
+    reply: ReplyHook,
+    enqueued: Instant,
+    observer: Arc<dyn EngineObserver>,
+}
+
+impl SeqOwner for RequestOwner {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn token(&mut self, piece: &str) {
+        if let Some(hook) = self.on_token.as_mut() {
+            hook(piece);
+        }
+    }
+
+    fn done(self: Box<Self>, result: Result<PageText, EngineError>, _ids: &[u32]) {
+        self.observer.page_done(&result, self.enqueued.elapsed());
+        (self.reply)(result);
+    }
+}
+
+/// Starts the encoder workers and the scheduler thread; returns the scheduler's handle (it
+/// joins the workers before it ends).
+fn spawn_scheduled(
+    engine: Arc<dyn OcrEngine>,
+    rx: mpsc::Receiver<Queued>,
+    config: EngineConfig,
+    observer: Arc<dyn EngineObserver>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let rx = Arc::new(Mutex::new(rx));
+    let (enc_tx, enc_rx) = std::sync::mpsc::sync_channel::<Encoded>(config.encoded_ahead.max(1));
+    let mut workers = Vec::new();
+    for i in 0..config.encoders.max(1) {
+        let (engine, rx, tx, observer) = (engine.clone(), rx.clone(), enc_tx.clone(), observer.clone());
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("docseek-encoder-{i}"))
+                .spawn(move || encoder_worker(engine, rx, tx, observer))?,
+        );
+    }
+    drop(enc_tx);
+    std::thread::Builder::new().name("docseek-engine".into()).spawn(move || {
+        scheduler_loop(engine, enc_rx, config, observer);
+        for w in workers {
+            let _ = w.join();
+        }
+        tracing::debug!("engine thread stopped");
+    })
+}
+
+/// Takes pages from the queue and prepares them (vision encoder) ahead of the scheduler.
+fn encoder_worker(
+    engine: Arc<dyn OcrEngine>,
+    rx: Arc<Mutex<mpsc::Receiver<Queued>>>,
+    tx: std::sync::mpsc::SyncSender<Encoded>,
+    observer: Arc<dyn EngineObserver>,
+) {
+    let Some(batch) = engine.batching() else { return };
+    loop {
+        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+        let Some(queued) = next else { break };
+        observer.dequeued(1);
+        if queued.request.cancel.load(Ordering::Relaxed) {
+            let result = Err(EngineError::Cancelled);
+            observer.page_done(&result, queued.enqueued.elapsed());
+            (queued.request.reply)(result);
+            continue;
+        }
+        let prepared = catch_unwind(AssertUnwindSafe(|| batch.prepare(&queued.request.job)))
+            .unwrap_or_else(|_| Err(EngineError::Model("the vision encoder panicked".into())));
+        if let Err(std::sync::mpsc::SendError(e)) = tx.send(Encoded { queued, prepared }) {
+            (e.queued.request.reply)(Err(EngineError::Cancelled));
+            break;
+        }
+    }
+}
+
+/// Hands an encoded page to the scheduler, or answers it when preparing failed.
+fn admit(scheduler: &mut Scheduler, encoded: Encoded, observer: &Arc<dyn EngineObserver>) {
+    let Encoded { queued, prepared } = encoded;
+    let Queued { request, enqueued } = queued;
+    let PageRequest { job, cancel, on_token, reply, .. } = request;
+    match prepared {
+        Ok(page) => {
+            let owner = RequestOwner { cancel, on_token, reply, enqueued, observer: observer.clone() };
+            scheduler.submit(page, job.generation, Box::new(owner));
+        }
+        Err(e) => {
+            let result = Err(e);
+            observer.page_done(&result, enqueued.elapsed());
+            reply(result);
+        }
+    }
+}
+
+/// The scheduler thread: takes encoded pages as they come and steps while there is work.
+fn scheduler_loop(
+    engine: Arc<dyn OcrEngine>,
+    rx: std::sync::mpsc::Receiver<Encoded>,
+    config: EngineConfig,
+    observer: Arc<dyn EngineObserver>,
+) {
+    let batch: &dyn BatchEngine = engine.batching().expect("a batching engine");
+    let session = match batch.session(config.kv_cache_bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the decoding session");
+            for encoded in rx {
+                let result = Err(EngineError::Model(format!("cannot start the decoding session: {e}")));
+                observer.page_done(&result, encoded.queued.enqueued.elapsed());
+                (encoded.queued.request.reply)(result);
+            }
+            return;
+        }
+    };
+    let mut scheduler = Scheduler::new(session, SchedulerConfig { max_running: config.max_batch, step_tokens: config.step_tokens });
+    loop {
+        if scheduler.is_idle() {
+            match rx.recv() {
+                Ok(encoded) => admit(&mut scheduler, encoded, &observer),
+                Err(_) => break,
+            }
+        }
+        while let Ok(encoded) = rx.try_recv() {
+            admit(&mut scheduler, encoded, &observer);
+        }
+        let report = scheduler.step();
+        if report.sequences > 0 {
+            observer.batch_done(report.sequences, report.busy);
+        }
     }
 }
 
