@@ -56,6 +56,11 @@ pub struct PageRequest {
 
 /// Told about the engine thread's work (metrics, statistics). Methods run on that thread.
 pub trait EngineObserver: Send + Sync {
+    /// `pages` are about to enter the queue (a refused page is then reported as dequeued).
+    fn enqueued(&self, pages: usize) {
+        let _ = pages;
+    }
+
     /// `pages` left the queue.
     fn dequeued(&self, pages: usize) {
         let _ = pages;
@@ -94,6 +99,7 @@ struct Queued {
 pub struct EngineThread {
     tx: mpsc::Sender<Queued>,
     info: EngineInfo,
+    observer: Arc<dyn EngineObserver>,
 }
 
 /// Settings of the engine thread.
@@ -151,6 +157,7 @@ impl EngineThread {
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let info = engine.info();
+        let handle = EngineThread { tx, info, observer: observer.clone() };
         let thread = if engine.batching().is_some() {
             spawn_scheduled(engine, rx, config, observer)?
         } else {
@@ -159,7 +166,7 @@ impl EngineThread {
                 .name("docseek-engine".into())
                 .spawn(move || engine_loop(engine, rx, max_batch, observer))?
         };
-        Ok((EngineThread { tx, info }, thread))
+        Ok((handle, thread))
     }
 
     /// What the engine is.
@@ -170,15 +177,22 @@ impl EngineThread {
     /// Queues a page, waiting for space (back-pressure). On error the request is dropped
     /// without its reply being called.
     pub async fn submit(&self, request: PageRequest) -> Result<(), EngineStopped> {
-        self.tx.send(Queued { request, enqueued: Instant::now() }).await.map_err(|_| EngineStopped)
+        self.observer.enqueued(1);
+        let sent = self.tx.send(Queued { request, enqueued: Instant::now() }).await;
+        sent.map_err(|_| {
+            self.observer.dequeued(1);
+            EngineStopped
+        })
     }
 
     /// [`submit`](Self::submit) for threads outside an async runtime; gives the request back
     /// when the engine thread has stopped.
     pub fn submit_blocking(&self, request: PageRequest) -> Result<(), Box<PageRequest>> {
-        self.tx
-            .blocking_send(Queued { request, enqueued: Instant::now() })
-            .map_err(|e| Box::new(e.0.request))
+        self.observer.enqueued(1);
+        self.tx.blocking_send(Queued { request, enqueued: Instant::now() }).map_err(|e| {
+            self.observer.dequeued(1);
+            Box::new(e.0.request)
+        })
     }
 }
 

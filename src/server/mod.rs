@@ -87,7 +87,7 @@ pub fn start(engine: Arc<dyn OcrEngine>, config: ServerConfig) -> Result<AppStat
         .map_err(|source| StartError::Store { dir: config.data_dir.display().to_string(), source })?;
     let config = Arc::new(config);
     let raster = crate::pdf::Rasterizer::new(config.raster.clone()).map_err(StartError::Rasterizer)?;
-    let engine = engine_thread::EngineHandle::spawn(engine, config.engine_queue_pages, config.max_batch).map_err(StartError::Engine)?;
+    let engine = engine_thread::EngineHandle::for_server(engine, &config).map_err(StartError::Engine)?;
     let runner = runner::Runner::new(Arc::new(store), engine, raster, config.clone());
     runner.resume().map_err(|e| StartError::Resume(e.to_string()))?;
     tokio::spawn(runner.clone().retention_loop());

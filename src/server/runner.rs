@@ -1,5 +1,6 @@
 //! Job running: admission (bounded queue, `429` when full), run slots (`--concurrency`),
-//! rasterizing, feeding pages to the engine thread, committing each finished page, live
+//! rasterizing, the shared page pipeline ([`crate::pipeline::pages`], as `docseek ocr` uses:
+//! encoder workers and the token-level scheduler), committing each finished page, live
 //! events, cancellation, resumption after a restart, and retention.
 
 use std::collections::{HashMap, VecDeque};
@@ -7,17 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{broadcast, Semaphore};
 
 use crate::engine::{EngineError, PageJob};
 use crate::options::OcrOptions;
+use crate::pdf::{DocumentKind, DocumentSource, Rasterizer, RenderOptions};
+use crate::pipeline::pages::{PageDone, PageFailure, PageHooks, SourcePage, Until};
+use crate::pipeline::source::RenderedPage;
 use crate::server::config::ServerConfig;
 use crate::server::engine_thread::{CancelFlag, EngineHandle};
 use crate::server::errors::ApiError;
-use crate::pdf::{DocumentKind, DocumentSource, Rasterizer, RenderOptions};
 use crate::server::intake;
 use crate::server::metrics;
 use crate::server::store::{now_ms, JobId, JobRecord, JobState, PageRecord, Store};
@@ -111,15 +113,21 @@ pub struct Runner {
     slots: Arc<Semaphore>,
 }
 
-/// Pages rendered ahead of recognition.
-const RASTER_AHEAD: usize = 2;
-
-/// What the rendering side tells the recognising side.
-enum RasterEvent {
+/// What the page side of a job tells its async side.
+enum FlowEvent {
     /// Pages that will come.
     Count(usize),
-    /// Page `index` (position in the job) is on disk.
-    Page(usize, ManifestPage),
+    /// A page is finished.
+    Page(PageDone),
+}
+
+/// A job's commit hook: finished pages go to the async side, which stores them.
+struct JobHooks(tokio::sync::mpsc::UnboundedSender<FlowEvent>);
+
+impl PageHooks for JobHooks {
+    fn commit(&self, page: PageDone) {
+        let _ = self.0.send(FlowEvent::Page(page));
+    }
 }
 
 /// A page's place in a job, as saved in the manifest.
@@ -309,39 +317,30 @@ impl Runner {
         self.store.set_state(id, JobState::Running, None)?;
         let _ = live.events.send(JobEvent::State { state: JobState::Running });
         let done: std::collections::HashSet<usize> = self.store.pages(id)?.iter().map(|p| p.index).collect();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<RasterEvent>(RASTER_AHEAD);
-        let raster = self.start_pages(&job, tx);
-        // Pages are recognised while later ones are still being rendered.
-        let pages = futures_util::stream::poll_fn(|cx| rx.poll_recv(cx)).filter_map(|event| {
-            let out = match event {
-                RasterEvent::Count(count) => {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<FlowEvent>();
+        // Pages are rendered, encoded and decoded (with other jobs' pages) on the page
+        // pipeline's threads; finished pages come back here to be stored.
+        let pages = self.start_pages(&job, done, live.cancel.clone(), tx);
+        let opts = job.options.clone();
+        while let Some(event) = rx.recv().await {
+            let page = match event {
+                FlowEvent::Count(count) => {
                     let _ = self.store.set_page_count(id, count);
                     let _ = live.events.send(JobEvent::Pages { count });
-                    None
+                    continue;
                 }
-                RasterEvent::Page(index, page) => (!done.contains(&index)).then_some((index, page)),
+                FlowEvent::Page(page) => page,
             };
-            std::future::ready(out)
-        });
-        let window = self.config.max_batch.max(1);
-        let opts = job.options.clone();
-        let mut results = pages
-            .map(|(index, page)| {
-                let cancel = live.cancel.clone();
-                let opts = opts.clone();
-                async move { (index, page, self.recognize_page(id, index, &opts, cancel).await) }
-            })
-            .buffer_unordered(window);
-        while let Some((index, page, result)) = results.next().await {
             if live.cancel.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            let (width_pt, height_pt) = page.points(opts.dpi);
+            let (width, height) = page.page.as_ref().map_or((0, 0), |p| p.image.dimensions());
+            let (width_pt, height_pt) = page.page.as_ref().map_or((0.0, 0.0), |p| (p.width_pt, p.height_pt));
             let mut record = PageRecord {
-                index,
-                page_number: page.page_number,
-                width: page.width,
-                height: page.height,
+                index: page.slot,
+                page_number: page.number,
+                width,
+                height,
                 width_pt,
                 height_pt,
                 raw: None,
@@ -351,7 +350,7 @@ impl Runner {
                 timings: Default::default(),
                 error: None,
             };
-            match result {
+            match page.result {
                 Ok(text) => {
                     record.outcome = serde_json::to_value(text.outcome).ok().and_then(|v| v.as_str().map(str::to_string));
                     record.tokens = text.generated_tokens;
@@ -359,76 +358,109 @@ impl Runner {
                     record.timings = text.timings;
                     record.raw = Some(text.raw);
                 }
-                Err(EngineError::Cancelled) => return Ok(()),
-                Err(e) => record.error = Some(ApiError::from(e).to_string()),
+                Err(PageFailure::Engine(EngineError::Cancelled)) => return Ok(()),
+                Err(PageFailure::Engine(e)) => record.error = Some(ApiError::from(e).to_string()),
+                Err(PageFailure::Render(e)) => record.error = Some(e),
             }
             self.store.save_page(id, &record)?;
             let _ = live.events.send(JobEvent::Page { page: results::page_event(&record, &opts.languages) });
         }
-        drop(results);
-        raster.await.map_err(ApiError::internal)?
+        pages.await.map_err(ApiError::internal)?
     }
 
-    async fn recognize_page(&self, id: &JobId, index: usize, opts: &OcrOptions, cancel: CancelFlag) -> Result<crate::engine::PageText, EngineError> {
-        let path = self.store.page_image_path(id, index);
-        let image = tokio::task::spawn_blocking(move || image::open(&path).map(|i| i.to_rgb8()))
-            .await
-            .map_err(|e| EngineError::Model(e.to_string()))?
-            .map_err(|e| EngineError::Model(format!("cannot read the page image: {e}")))?;
-        let job = PageJob {
-            image: Arc::new(image),
-            mode: opts.mode,
-            task: opts.task,
-            locate: opts.locate.clone(),
-            generation: opts.generation(),
-        };
-        self.engine.recognize(job, cancel, None).await
-    }
-
-    /// Feeds the job's page images into `tx`: from the manifest when an earlier run finished
-    /// rendering, else rendered now (each page saved as PNG before it is announced).
-    fn start_pages(&self, job: &JobRecord, tx: tokio::sync::mpsc::Sender<RasterEvent>) -> tokio::task::JoinHandle<Result<(), ApiError>> {
+    /// Runs the job's pages through the shared page pipeline on a blocking thread: from the
+    /// manifest when an earlier run finished rendering, else rendered now (each page saved as
+    /// PNG before it goes on, the manifest written last). Pages in `done` are not run again;
+    /// at most `max_batch` pages of the job are in the engine at once.
+    fn start_pages(
+        &self,
+        job: &JobRecord,
+        done: std::collections::HashSet<usize>,
+        cancel: CancelFlag,
+        tx: tokio::sync::mpsc::UnboundedSender<FlowEvent>,
+    ) -> tokio::task::JoinHandle<Result<(), ApiError>> {
         let dir = self.store.pages_dir(&job.id);
         let upload = self.store.upload_path(&job.id);
         let kind = intake::kind_from_name(&job.media);
         let ropts = RenderOptions::from(&job.options);
         let raster = self.raster.clone();
+        let flow = self.engine.page_flow();
+        let window = Some(self.config.max_batch.max(1));
+        let opts = &job.options;
+        let template = PageJob {
+            image: Arc::new(image::RgbImage::new(1, 1)),
+            mode: opts.mode,
+            task: opts.task,
+            locate: opts.locate.clone(),
+            generation: opts.generation(),
+        };
+        let dpi = opts.dpi;
         tokio::task::spawn_blocking(move || {
+            let hooks: Arc<dyn PageHooks> = Arc::new(JobHooks(tx.clone()));
             let manifest = dir.join(MANIFEST);
             if let Some(pages) = std::fs::read(&manifest).ok().and_then(|b| serde_json::from_slice::<Vec<ManifestPage>>(&b).ok()) {
-                let _ = tx.blocking_send(RasterEvent::Count(pages.len()));
-                for (i, p) in pages.into_iter().enumerate() {
-                    if tx.blocking_send(RasterEvent::Page(i, p)).is_err() {
-                        break;
-                    }
-                }
+                let _ = tx.send(FlowEvent::Count(pages.len()));
+                let source = pages.into_iter().enumerate().filter(|(i, _)| !done.contains(i)).map(|(i, p)| {
+                    let start = Instant::now();
+                    let (width_pt, height_pt) = p.points(dpi);
+                    let page = image::open(dir.join(format!("{i}.png")))
+                        .map(|img| RenderedPage { image: Arc::new(img.to_rgb8()), width_pt, height_pt, dpi })
+                        .map_err(|e| format!("cannot read the page image: {e}"));
+                    SourcePage { slot: i, number: p.page_number, page, raster: start.elapsed() }
+                });
+                flow.run(source, &template, &cancel, hooks, window, Until::Committed);
                 return Ok(());
             }
             kind.ok_or_else(|| ApiError::internal("unknown stored media kind"))?;
             std::fs::create_dir_all(&dir)?;
             let mut doc = raster.open(&DocumentSource::path(upload), &ropts)?;
-            if tx.blocking_send(RasterEvent::Count(doc.info().selected.len())).is_err() {
-                return Ok(());
-            }
-            let mut pages = Vec::new();
-            for (i, page) in (&mut doc).enumerate() {
-                let page = page?;
-                page.image.save_with_format(dir.join(format!("{i}.png")), image::ImageFormat::Png).map_err(ApiError::internal)?;
-                let entry = ManifestPage {
+            let _ = tx.send(FlowEvent::Count(doc.info().selected.len()));
+            let mut entries = Vec::new();
+            let mut failure: Option<ApiError> = None;
+            let mut index = 0;
+            // Renders lazily as the flow pulls pages; stops at the first page that fails.
+            let source = std::iter::from_fn(|| loop {
+                if failure.is_some() || cancel.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let start = Instant::now();
+                let page = match doc.next()? {
+                    Ok(page) => page,
+                    Err(e) => {
+                        failure = Some(e.into());
+                        return None;
+                    }
+                };
+                let i = index;
+                index += 1;
+                if let Err(e) = page.image.save_with_format(dir.join(format!("{i}.png")), image::ImageFormat::Png) {
+                    failure = Some(ApiError::internal(e));
+                    return None;
+                }
+                entries.push(ManifestPage {
                     page_number: page.index + 1,
                     width: page.image.width(),
                     height: page.image.height(),
                     width_pt: Some(page.width_pt),
                     height_pt: Some(page.height_pt),
-                };
-                pages.push(entry);
-                if tx.blocking_send(RasterEvent::Page(i, entry)).is_err() {
-                    return Ok(());
+                });
+                if done.contains(&i) {
+                    continue;
                 }
+                let rendered =
+                    RenderedPage { width_pt: page.width_pt, height_pt: page.height_pt, dpi: page.dpi, image: Arc::new(page.image) };
+                return Some(SourcePage { slot: i, number: page.index + 1, page: Ok(rendered), raster: start.elapsed() });
+            });
+            flow.run(source, &template, &cancel, hooks, window, Until::Committed);
+            if let Some(failure) = failure {
+                return Err(failure);
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(());
             }
             // Written last, atomically: its presence means every page image is on disk.
             let tmp = dir.join("manifest.tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&pages).map_err(ApiError::internal)?)?;
+            std::fs::write(&tmp, serde_json::to_vec(&entries).map_err(ApiError::internal)?)?;
             std::fs::rename(&tmp, &manifest)?;
             Ok(())
         })
