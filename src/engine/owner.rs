@@ -511,4 +511,70 @@ mod tests {
         engine.submit(cancelled).await.unwrap();
         assert!(matches!(rx.await.unwrap(), Err(EngineError::Cancelled)));
     }
+
+    #[test]
+    fn token_level_batching_streams_every_page_and_cancels_within_one_step() {
+        let counts = Arc::new(Counts::default());
+        let widest = Arc::new(Mutex::new(0usize));
+        struct Widest(Arc<Mutex<usize>>, Arc<Counts>);
+        impl EngineObserver for Widest {
+            fn dequeued(&self, pages: usize) {
+                self.1.dequeued(pages);
+            }
+            fn batch_done(&self, pages: usize, busy: Duration) {
+                let mut w = self.0.lock().unwrap();
+                *w = (*w).max(pages);
+                self.1.batch_done(pages, busy);
+            }
+            fn page_done(&self, result: &Result<PageText, EngineError>, latency: Duration) {
+                self.1.page_done(result, latency);
+            }
+        }
+        let fake = FakeEngine { token_delay: Duration::from_millis(5), script: None };
+        let observer = Arc::new(Widest(widest.clone(), counts.clone()));
+        let (engine, thread) = EngineThread::spawn(Arc::new(fake), 8, 4, observer).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut streams = Vec::new();
+        for k in 0..4 {
+            let streamed = Arc::new(Mutex::new(Vec::<String>::new()));
+            let cancel: CancelFlag = Arc::default();
+            let (sink, flag, tx) = (streamed.clone(), cancel.clone(), tx.clone());
+            let on_token: TokenHook = Box::new(move |p: &str| {
+                let mut s = sink.lock().unwrap();
+                s.push(p.to_string());
+                // Page 2 cancels itself after its third piece.
+                if k == 2 && s.len() == 3 {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            });
+            let req = PageRequest {
+                job: page(),
+                cancel,
+                on_token: Some(on_token),
+                stream: true,
+                reply: Box::new(move |r| drop(tx.send((k, r)))),
+            };
+            assert!(engine.submit_blocking(req).is_ok());
+            streams.push(streamed);
+        }
+        drop((engine, tx));
+        let mut results: Vec<_> = rx.iter().collect();
+        thread.join().unwrap();
+        results.sort_by_key(|r| r.0);
+        assert_eq!(results.len(), 4);
+        for (k, result) in results {
+            let pieces = streams[k].lock().unwrap().clone();
+            if k == 2 {
+                assert!(matches!(result, Err(EngineError::Cancelled)));
+                // Cancelled after its third piece: it left before the next step ran.
+                assert_eq!(pieces.len(), 3);
+            } else {
+                let text = result.unwrap();
+                assert_eq!(pieces.concat(), text.raw);
+                assert_eq!(pieces.len(), text.generated_tokens);
+            }
+        }
+        assert!(*widest.lock().unwrap() >= 3, "pages did not decode together");
+        assert_eq!(counts.0.lock().unwrap().2, 4);
+    }
 }

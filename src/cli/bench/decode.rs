@@ -42,6 +42,13 @@ pub struct DecodeBenchArgs {
     /// Greedy decode steps after the prefill.
     #[arg(long, default_value_t = 64)]
     pub new_tokens: usize,
+    /// Batch sizes, e.g. `1,4,8,16`: sequences decoding together over the paged KV cache
+    /// (see `decode_batch`); without it, the single-sequence bench.
+    #[arg(long, value_delimiter = ',')]
+    pub batch: Vec<usize>,
+    /// KV cache budget in MiB for `--batch` [default: what the largest batch needs].
+    #[arg(long)]
+    pub kv_cache_mb: Option<usize>,
 }
 
 /// `VmHWM` and `VmRSS` of this process in bytes (Linux), or zeros.
@@ -112,6 +119,9 @@ fn gb(b: f64) -> String {
 
 /// Runs `docseek bench decode`.
 pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
+    if !args.batch.is_empty() {
+        return super::decode_batch::run(&args);
+    }
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(args.dtype.as_deref(), &device)?;
     let cfg = ModelConfig::from_dir(&args.model).context("reading the model config")?;
