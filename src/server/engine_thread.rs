@@ -30,7 +30,10 @@ impl EngineObserver for EngineMetrics {
     }
 
     fn batch_done(&self, pages: usize, _busy: Duration) {
-        metrics::global().batch_size.observe(pages as f64);
+        let m = metrics::global();
+        m.batch_size.observe(pages as f64);
+        m.engine_steps.fetch_add(1, Ordering::Relaxed);
+        m.engine_step_pages.store(pages as u64, Ordering::Relaxed);
     }
 
     fn page_done(&self, result: &Result<PageText, EngineError>, latency: Duration) {
