@@ -25,8 +25,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (ac, ar) = a.split_at(a.len() / LANES * LANES);
     let (bc, br) = b.split_at(ac.len());
     for (x, y) in ac.chunks_exact(LANES).zip(bc.chunks_exact(LANES)) {
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
+        for ((a, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *a += x * y;
         }
     }
     let mut s: f32 = acc.iter().sum();
@@ -94,17 +94,16 @@ pub fn paged_attention<T: Element>(
                 let o = kv.offset(b, g, r, kv.dim_b);
                 widen(&mut key[kv.dim_a..], &kv.key_b[o..o + kv.dim_b]);
             }
-            for j in 0..per {
-                let s = dot(&queries[j * kd..(j + 1) * kd], &key) * scale;
+            for (j, (query, m)) in queries.chunks_exact(kd).zip(max.iter_mut()).enumerate() {
+                let s = dot(query, &key) * scale;
                 scores[j * ctx + t] = s;
-                max[j] = max[j].max(s);
+                *m = m.max(s);
             }
         }
-        for j in 0..per {
-            let row_scores = &mut scores[j * ctx..(j + 1) * ctx];
+        for (row_scores, m) in scores.chunks_exact_mut(ctx).zip(&max) {
             let mut sum = 0f32;
             for s in row_scores.iter_mut() {
-                *s = (*s - max[j]).exp();
+                *s = (*s - m).exp();
                 sum += *s;
             }
             let inv = 1.0 / sum;
@@ -123,8 +122,8 @@ pub fn paged_attention<T: Element>(
                     widen(&mut value, &kv.key_a[o..o + kv.dim_a]);
                 }
             }
-            for j in 0..per {
-                axpy(&mut dst[j * kv.dim_v..(j + 1) * kv.dim_v], scores[j * ctx + t], &value);
+            for (j, out) in dst.chunks_exact_mut(kv.dim_v).enumerate() {
+                axpy(out, scores[j * ctx + t], &value);
             }
         }
     });
@@ -176,7 +175,7 @@ mod tests {
         chunks: Vec<(usize, usize)>,
     }
 
-    fn run_case(case: &Case, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<half::bf16>, usize) {
+    fn run_case(case: &Case, seed: u64) -> (Vec<f32>, Vec<f32>, usize) {
         let (dim_a, dim_b) = if case.mla { (24, 8) } else { (32, 0) };
         let lens: Vec<usize> = case.chunks.iter().map(|(s, r)| s + r).collect();
         let blocks = lens.iter().map(|l| l.div_ceil(BLOCK_SIZE)).sum::<usize>() + 3;
@@ -214,7 +213,7 @@ mod tests {
         let want_b = reference::paged_attention(&qb, &kvb, &chunks, case.heads, scale);
         let got_b = paged_attention(&qb, &kvb, &chunks, case.heads, scale).unwrap();
         assert!(max_rel_err(&got_b, &want_b) < 1e-5, "bf16 pools differ from the reference");
-        (got, want, qb, rows)
+        (got, want, rows)
     }
 
     #[test]
@@ -228,7 +227,7 @@ mod tests {
             Case { heads: 6, kv_heads: 1, mla: true, chunks: vec![(0, 3), (17, 1), (30, 18)] },
         ];
         for (i, case) in cases.iter().enumerate() {
-            let (got, want, _, rows) = run_case(case, 11 + i as u64);
+            let (got, want, rows) = run_case(case, 11 + i as u64);
             assert_eq!(got.len(), rows * case.heads * if case.mla { 24 } else { 32 });
             let err = max_rel_err(&got, &want);
             assert!(err < 1e-5, "case {i}: relative error {err}");

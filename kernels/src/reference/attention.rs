@@ -163,15 +163,12 @@ pub fn paged_attention<T: Element>(q: &[T], kv: &PagedKv<T>, chunks: &[Chunk], h
                     .map(|t| {
                         let (b, r) = (c.block_table[t / BLOCK_SIZE], t % BLOCK_SIZE);
                         let a = kv.offset(b, g, r, kv.dim_a);
-                        let mut s = 0f32;
-                        for j in 0..kv.dim_a {
-                            s += qv[j].to_f32() * kv.key_a[a + j].to_f32();
-                        }
+                        let key_a = &kv.key_a[a..a + kv.dim_a];
+                        let mut s: f32 = qv[..kv.dim_a].iter().zip(key_a).map(|(x, y)| x.to_f32() * y.to_f32()).sum();
                         if kv.dim_b > 0 {
                             let o = kv.offset(b, g, r, kv.dim_b);
-                            for j in 0..kv.dim_b {
-                                s += qv[kv.dim_a + j].to_f32() * kv.key_b[o + j].to_f32();
-                            }
+                            let key_b = &kv.key_b[o..o + kv.dim_b];
+                            s += qv[kv.dim_a..].iter().zip(key_b).map(|(x, y)| x.to_f32() * y.to_f32()).sum::<f32>();
                         }
                         s * scale
                     })
@@ -186,8 +183,8 @@ pub fn paged_attention<T: Element>(q: &[T], kv: &PagedKv<T>, chunks: &[Chunk], h
                         Values::Pool(v) => (v, kv.offset(b, g, r, kv.dim_v)),
                         Values::KeyPartA => (kv.key_a, kv.offset(b, g, r, kv.dim_a)),
                     };
-                    for j in 0..kv.dim_v {
-                        dst[j] += w / sum * pool[o + j].to_f32();
+                    for (d, v) in dst.iter_mut().zip(&pool[o..o + kv.dim_v]) {
+                        *d += w / sum * v.to_f32();
                     }
                 }
             }
