@@ -59,7 +59,7 @@ async fn sync_ocr_of_an_image_in_json_and_markdown() {
     let (status, v) = call_json(&s.app, post_raw("/v1/ocr?formats=md,docx", png(64, 32))).await;
     assert_error(status, &v, 400, "bad_request");
     // Synchronous jobs are removed once answered.
-    assert!(s.state.runner.store.unfinished_jobs().unwrap().is_empty());
+    assert!(s.state.runner.store.unfinished_jobs().await.unwrap().is_empty());
     assert_eq!(std::fs::read_dir(s.dir.path().join("uploads")).unwrap().count(), 0);
 }
 

@@ -64,7 +64,7 @@ async fn sync_ocr_of_a_sample_pdf_with_a_tiny_checkpoint() {
     assert_eq!(status, 200);
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/markdown"));
     assert_eq!(String::from_utf8(md).unwrap(), local_renderings(&v).0);
-    assert!(s.state.runner.store.unfinished_jobs().unwrap().is_empty());
+    assert!(s.state.runner.store.unfinished_jobs().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,8 +10,10 @@ pub mod langid;
 pub mod ocr;
 pub mod pages;
 pub mod parity;
+pub mod pdf_worker;
 pub mod render;
 pub mod serve;
+pub mod submit;
 pub mod worker;
 
 /// docseek: multilingual document OCR (DeepSeek-OCR / DeepSeek-OCR-2) as a CLI and a service.
@@ -39,15 +41,17 @@ pub enum Command {
     Langid(langid::LangidArgs),
     /// Run the HTTP service (REST API, OpenAI-compatible endpoint, web UI).
     Serve(serve::ServeArgs),
+    /// Run an engine-only fleet node: pull pages from a shared PostgreSQL queue (docs/deploy.md).
+    Worker(worker::WorkerArgs),
     /// Check the implementation against golden fixtures of the reference model.
     Parity(parity::ParityArgs),
     /// Benchmarks: rasterizer, encoder, decoder, language detection.
     Bench(bench::BenchArgs),
     /// Developer tools: write tiny or full-size random checkpoints.
     Dev(dev::DevArgs),
-    /// Internal: the crash-isolated rasterizer worker (spoken to over pipes).
+    /// Internal: the crash-isolated rasterizer process (spoken to over pipes).
     #[command(hide = true)]
-    Worker(worker::WorkerArgs),
+    PdfWorker(pdf_worker::PdfWorkerArgs),
 }
 
 /// Runs a parsed command line; the exit code reflects per-input failures.
@@ -62,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Dev(args) => dev::run(args),
         Command::Worker(args) => worker::run(args),
+        Command::PdfWorker(args) => pdf_worker::run(args),
     }
 }
 

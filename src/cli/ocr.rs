@@ -92,6 +92,15 @@ pub struct OcrCommand {
     #[arg(long, conflicts_with = "quiet")]
     pub json_progress: bool,
 
+    /// Send the documents to a docseek service (a server or a fleet's API nodes) as jobs
+    /// instead of running a model here; results are written under --out as a local run would.
+    #[arg(long, value_name = "URL", requires = "out")]
+    pub submit: Option<String>,
+
+    /// Bearer key of the --submit service.
+    #[arg(long, env = "DOCSEEK_API_KEY", hide_env_values = true, requires = "submit")]
+    pub api_key: Option<String>,
+
     #[command(flatten)]
     pub options: OcrOptions,
 
@@ -132,6 +141,17 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
     )?;
     if inputs.is_empty() {
         anyhow::bail!("no PDFs or images found in the given inputs");
+    }
+    if let (Some(url), Some(out)) = (&args.submit, &args.out) {
+        let plan = crate::cli::submit::SubmitPlan {
+            url: url.clone(),
+            api_key: args.api_key.clone(),
+            out: out.clone(),
+            formats,
+            options: args.options.clone(),
+            parallel: args.jobs.unwrap_or(4),
+        };
+        return crate::cli::submit::run(inputs, plan);
     }
     let config = PipelineConfig {
         kv_cache_bytes: args.kv_cache_mb.map(|mb| mb << 20),

@@ -1,5 +1,7 @@
 //! `docseek serve`: the HTTP service (REST API, async jobs, OpenAI-compatible endpoint, web UI).
-//! Every flag can also be set from the environment (`DOCSEEK_*`).
+//! Every flag can also be set from the environment (`DOCSEEK_*`). With `--store postgres://…`
+//! and `--blobs s3://…` it is one API node of a fleet (see docs/deploy.md); it then also pulls
+//! pages from the shared queue unless `--api-only`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +94,47 @@ pub struct ServeArgs {
     /// Origins allowed by CORS; none = CORS off.
     #[arg(long = "cors-origin", env = "DOCSEEK_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
+
+    /// Where jobs and files live (default: SQLite and files in --data-dir).
+    #[command(flatten)]
+    fleet: FleetArgs,
+
+    /// With a shared store: accept and serve jobs but run no engine and pull no pages (the
+    /// model is not loaded; `--model` is ignored).
+    #[arg(long, env = "DOCSEEK_API_ONLY")]
+    api_only: bool,
+}
+
+/// The store and blob URLs and work-queue settings, shared by `docseek serve` and
+/// `docseek worker`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    /// Job store: `sqlite://PATH` or `postgres://user:password@host:port/db` (default: SQLite
+    /// in --data-dir). PostgreSQL makes this process part of a fleet sharing one work queue.
+    #[arg(long, env = "DOCSEEK_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+
+    /// Blob store for uploads and page images: `file://DIR` or `s3://bucket/prefix` (default:
+    /// files in --data-dir). S3 settings come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ENDPOINT_URL and AWS_ALLOW_HTTP.
+    #[arg(long, env = "DOCSEEK_BLOBS")]
+    pub blobs: Option<String>,
+
+    /// Seconds a leased work item stays this worker's without a heartbeat (renewed every third).
+    #[arg(long, env = "DOCSEEK_LEASE_S", default_value_t = 30.0)]
+    pub lease_s: f64,
+
+    /// Attempts per work item (page or document) before it is given up on.
+    #[arg(long, env = "DOCSEEK_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+}
+
+impl FleetArgs {
+    /// The lease length.
+    pub fn lease(&self) -> anyhow::Result<Duration> {
+        anyhow::ensure!(self.lease_s.is_finite() && self.lease_s >= 0.5, "--lease-s must be at least 0.5");
+        Ok(Duration::from_secs_f64(self.lease_s))
+    }
 }
 
 impl ServeArgs {
@@ -124,24 +167,52 @@ impl ServeArgs {
 /// Runs `docseek serve` until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
+    let lease = args.fleet.lease()?;
     // `--model fake` honours DOCSEEK_FAKE_TOKEN_DELAY_MS and DOCSEEK_FAKE_SCRIPT_FILE (tests, demos).
-    let engine = crate::engine::load(&args.model)?;
+    let engine: std::sync::Arc<dyn crate::engine::OcrEngine> = if args.api_only {
+        std::sync::Arc::new(crate::server::fleet::ApiOnlyEngine)
+    } else {
+        crate::engine::load(&args.model)?
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
         let addr = listener.local_addr()?;
-        let state = crate::server::start(engine, config)?;
+        let fleet = &args.fleet;
+        let (store, blobs) =
+            crate::server::open_backends(&config, fleet.store.as_deref(), fleet.blobs.as_deref(), fleet.max_attempts).await?;
+        let shared = store.queue().is_some();
+        anyhow::ensure!(shared || !args.api_only, "--api-only needs a shared store (--store postgres://…)");
+        let slots = config.max_batch;
+        let state = crate::server::start_on(engine, config, store.clone(), blobs.clone())?;
+        // A node of a fleet that runs an engine also pulls pages from the shared queue.
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = (shared && !args.api_only).then(|| {
+            let mut wc = crate::server::fleet::worker::WorkerConfig::new("serve", slots);
+            wc.lease = lease;
+            let (engine, raster) = (state.runner.engine.clone(), state.runner.raster.clone());
+            let worker = crate::server::fleet::worker::PageWorker::new(store, blobs, engine, raster, wc);
+            tokio::spawn(worker.run(async move {
+                let _ = stopped.await;
+            }))
+        });
         println!("docseek listening on http://{addr}");
         tracing::info!(%addr, model = %args.model.model, "serving");
         crate::server::run(listener, state, shutdown_signal()).await.context("serving")?;
+        // Hand leased pages back before exiting.
+        let _ = stop.send(());
+        if let Some(worker) = worker {
+            worker.await.context("worker task")??;
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

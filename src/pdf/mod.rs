@@ -38,7 +38,7 @@
 //! * Images are decoded in the calling thread with EXIF/TIFF orientation applied and the size
 //!   checked *before* decoding ([`Limits::max_image_pixels`]); they need no pdfium.
 //! * PDFs go to a pool of owner threads (one by default, [`RasterizerConfig::workers`]); each
-//!   owns one `docseek worker` process (pdfium is not thread-safe and may crash on hostile
+//!   owns one `docseek pdf-worker` process (pdfium is not thread-safe and may crash on hostile
 //!   input), spoken to over stdin/stdout with length-prefixed frames ([`protocol`]). If the
 //!   worker dies or hangs, the document in flight fails with [`PdfError::WorkerCrashed`] or
 //!   [`PdfError::WorkerTimeout`], a fresh worker is started, and other documents go on.

@@ -1,4 +1,4 @@
-//! The pipe protocol between the rasterizer and its `docseek worker` process.
+//! The pipe protocol between the rasterizer and its `docseek pdf-worker` process.
 //!
 //! Each message is one frame: `u32` little-endian header length, the header as JSON, `u64`
 //! little-endian payload length, the payload bytes (empty for most messages; the PDF bytes of an

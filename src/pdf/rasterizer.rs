@@ -1,5 +1,5 @@
 //! The rasterizer: the public entry point of document intake (see the module docs of
-//! [`crate::pdf`] for usage). PDFs are rendered by `docseek worker` processes, each owned by one
+//! [`crate::pdf`] for usage). PDFs are rendered by `docseek pdf-worker` processes, each owned by one
 //! thread of a small pool fed by a channel; images are decoded in the caller's thread.
 
 use std::io::Write;
@@ -129,7 +129,7 @@ impl Rasterizer {
         self.inner.library.as_ref().map_err(Clone::clone)?;
         let (reply, rx) = mpsc::sync_channel(1);
         let job = Job { intake, opts: opts.clone(), limits, reply };
-        let gone = || PdfError::WorkerUnavailable { exe: PathBuf::from("docseek worker"), reason: "the rasterizer's owner threads stopped".into() };
+        let gone = || PdfError::WorkerUnavailable { exe: PathBuf::from("docseek pdf-worker"), reason: "the rasterizer's owner threads stopped".into() };
         self.inner.jobs.send(job).map_err(|_| gone())?;
         match rx.recv() {
             Ok(Event::Opened(info)) => Ok(Document { info, pages: Pages::Pdf(rx) }),
@@ -290,7 +290,7 @@ fn close(w: &mut WorkerProcess, timeout: Duration) -> Result<(), PdfError> {
 
 type Frame = std::io::Result<Option<(Response, Vec<u8>)>>;
 
-/// A running `docseek worker` and the thread that reads its stdout.
+/// A running `docseek pdf-worker` and the thread that reads its stdout.
 struct WorkerProcess {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -302,7 +302,7 @@ impl WorkerProcess {
     fn spawn(spec: &WorkerSpec) -> Result<WorkerProcess, PdfError> {
         let unavailable = |reason: String| PdfError::WorkerUnavailable { exe: spec.exe.clone(), reason };
         let mut child = Command::new(&spec.exe)
-            .arg("worker")
+            .arg("pdf-worker")
             .arg("--pdfium-lib")
             .arg(&spec.library.path)
             .stdin(Stdio::piped())

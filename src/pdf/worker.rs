@@ -1,5 +1,5 @@
 //! The worker side of the rasterizer: binds pdfium, then serves [`Request`]s from a pipe until
-//! the pipe closes. It runs in its own process (`docseek worker`) so that a pdfium crash on a
+//! the pipe closes. It runs in its own process (`docseek pdf-worker`) so that a pdfium crash on a
 //! hostile PDF takes down only the worker, never the batch or the server.
 
 use std::io::{Read, Write};
@@ -44,11 +44,11 @@ pub fn serve(library: &Path, mut input: impl Read, mut output: impl Write) -> st
             }
             Request::Render { index, dpi, max_page_pixels, text } => {
                 if crash_after.is_some_and(|n| rendered >= n) {
-                    eprintln!("docseek worker: {CRASH_AFTER_PAGES_ENV} reached, aborting on purpose");
+                    eprintln!("docseek pdf-worker: {CRASH_AFTER_PAGES_ENV} reached, aborting on purpose");
                     std::process::abort();
                 }
                 if hang_after.is_some_and(|n| rendered >= n) {
-                    eprintln!("docseek worker: {HANG_AFTER_PAGES_ENV} reached, hanging on purpose");
+                    eprintln!("docseek pdf-worker: {HANG_AFTER_PAGES_ENV} reached, hanging on purpose");
                     loop {
                         std::thread::park();
                     }

@@ -174,6 +174,31 @@ impl Metrics {
     }
 }
 
+/// Appends the shared queue's depth and every recent worker's counters (read from the store,
+/// so any API node reports the whole fleet).
+pub fn render_fleet(out: &mut String, stats: &crate::server::store::QueueStats) {
+    let _ = writeln!(out, "# HELP docseek_work_items Work items of the shared queue by state.\n# TYPE docseek_work_items gauge");
+    for (state, n) in [("ready", stats.ready), ("leased", stats.leased), ("done", stats.done), ("failed", stats.failed)] {
+        let _ = writeln!(out, "docseek_work_items{{state=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(out, "# HELP docseek_work_retries_total Attempts beyond the first.\n# TYPE docseek_work_retries_total counter");
+    let _ = writeln!(out, "docseek_work_retries_total {}", stats.retries);
+    type Series = (&'static str, &'static str, &'static str, fn(&crate::server::store::WorkerStatus) -> f64);
+    let series: [Series; 5] = [
+        ("worker_pages_total", "counter", "Pages a worker committed.", |w| w.pages_done as f64),
+        ("worker_page_failures_total", "counter", "Pages a worker gave up on.", |w| w.pages_failed as f64),
+        ("worker_leased_items", "gauge", "Items a worker holds now.", |w| w.leased as f64),
+        ("worker_last_seen_seconds", "gauge", "Seconds since a worker's last heartbeat.", |w| w.seen_s_ago),
+        ("worker_up", "gauge", "1 while a worker heartbeats, 0 once it stopped.", |w| if w.stopped { 0.0 } else { 1.0 }),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP docseek_{name} {help}\n# TYPE docseek_{name} {kind}");
+        for w in &stats.workers {
+            let _ = writeln!(out, "docseek_{name}{{worker=\"{}\",role=\"{}\"}} {}", w.id, w.role, value(w));
+        }
+    }
+}
+
 /// The process-wide metrics.
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();

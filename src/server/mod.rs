@@ -4,7 +4,8 @@
 //! Shape: handlers parse requests into native types at the edge ([`intake`]), the [`runner`]
 //! admits and drives jobs, one engine thread (the shared [`crate::engine::EngineThread`], as
 //! the batch pipeline uses, reached through [`engine_thread`]) owns the model and batches
-//! pages from every request, and [`store`] keeps jobs in SQLite so they survive restarts.
+//! pages from every request, and [`store`] keeps jobs (SQLite by default, PostgreSQL for a
+//! fleet: [`fleet`]) so they survive restarts, with files in [`blobs`] (local or S3).
 //! The server never touches tensors.
 //!
 //! ```text
@@ -30,9 +31,11 @@ use tokio::net::TcpListener;
 
 use crate::engine::OcrEngine;
 
+pub mod blobs;
 pub mod config;
 pub mod engine_thread;
 pub mod errors;
+pub mod fleet;
 pub mod intake;
 pub mod metrics;
 pub mod openapi;
@@ -64,34 +67,76 @@ pub enum StartError {
     /// The data directory or database could not be opened.
     #[error("cannot open the job store in {dir}: {source}")]
     Store {
-        /// The data directory.
+        /// The data directory or store URL (without its password).
         dir: String,
         /// The cause.
-        source: rusqlite::Error,
+        source: store::StoreError,
     },
+    /// The blob store could not be opened.
+    #[error("cannot open the blob store: {0}")]
+    Blobs(#[from] blobs::BlobError),
     /// The rasterizer could not be set up.
     #[error("cannot start the document rasterizer: {0}")]
     Rasterizer(crate::pdf::PdfError),
     /// The engine thread could not be started.
     #[error("cannot start the engine thread: {0}")]
     Engine(std::io::Error),
-    /// Unfinished jobs could not be resumed.
-    #[error("cannot resume unfinished jobs: {0}")]
-    Resume(String),
 }
 
-/// Opens the store, starts the engine thread and resumes unfinished jobs. Must run inside a
-/// tokio runtime.
+/// Opens the embedded store (SQLite and files in `--data-dir`), starts the engine thread and
+/// resumes unfinished jobs. Must run inside a tokio runtime.
 pub fn start(engine: Arc<dyn OcrEngine>, config: ServerConfig) -> Result<AppState, StartError> {
-    let store = store::Store::open(&config.data_dir)
-        .map_err(|source| StartError::Store { dir: config.data_dir.display().to_string(), source })?;
+    let dir = || config.data_dir.display().to_string();
+    let store = store::SqliteStore::open(&config.data_dir).map_err(|source| StartError::Store { dir: dir(), source })?;
+    let blobs = blobs::BlobStore::local(&config.data_dir)?;
+    start_on(engine, config, Arc::new(store), Arc::new(blobs))
+}
+
+/// Opens the stores `--store` and `--blobs` name (`None`: SQLite and files in the data
+/// directory); work items of a shared store get `max_attempts` attempts.
+pub async fn open_backends(
+    config: &ServerConfig,
+    store_url: Option<&str>,
+    blobs_url: Option<&str>,
+    max_attempts: u32,
+) -> Result<(Arc<dyn store::JobStore>, Arc<blobs::BlobStore>), StartError> {
+    let store: Arc<dyn store::JobStore> = match store_url {
+        Some(url) => store::open(url, max_attempts).await.map_err(|source| StartError::Store { dir: store::redact(url), source })?,
+        None => Arc::new(
+            store::SqliteStore::open(&config.data_dir)
+                .map_err(|source| StartError::Store { dir: config.data_dir.display().to_string(), source })?,
+        ),
+    };
+    let blobs = match blobs_url {
+        Some(url) => blobs::BlobStore::open(url)?,
+        None => blobs::BlobStore::local(&config.data_dir)?,
+    };
+    Ok((store, Arc::new(blobs)))
+}
+
+/// Starts the server over opened stores: the engine thread, resumption of unfinished jobs (in
+/// the background: `/ready` says when it is done) and retention. Must run inside a tokio
+/// runtime.
+pub fn start_on(
+    engine: Arc<dyn OcrEngine>,
+    config: ServerConfig,
+    store: Arc<dyn store::JobStore>,
+    blobs: Arc<blobs::BlobStore>,
+) -> Result<AppState, StartError> {
     let config = Arc::new(config);
     let raster = crate::pdf::Rasterizer::new(config.raster.clone()).map_err(StartError::Rasterizer)?;
     let engine = engine_thread::EngineHandle::for_server(engine, &config).map_err(StartError::Engine)?;
-    let runner = runner::Runner::new(Arc::new(store), engine, raster, config.clone());
-    runner.resume().map_err(|e| StartError::Resume(e.to_string()))?;
+    let runner = runner::Runner::new(store, blobs, engine, raster, config.clone());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (r, flag) = (runner.clone(), ready.clone());
+    tokio::spawn(async move {
+        match r.resume().await {
+            Ok(_) => flag.store(true, Ordering::Relaxed),
+            Err(e) => tracing::error!(error = %e, "cannot resume unfinished jobs; not ready"),
+        }
+    });
     tokio::spawn(runner.clone().retention_loop());
-    Ok(AppState { runner, config, ready: Arc::new(AtomicBool::new(true)) })
+    Ok(AppState { runner, config, ready })
 }
 
 /// The complete application: API, metrics, OpenAPI document and UI, with authentication,

@@ -22,7 +22,8 @@ use crate::doc::{self, BlockKind, Document, Format, PageInput, PixelSize, PointS
 use crate::engine::PageText;
 use crate::model::PageOutcome;
 use crate::server::errors::ApiError;
-use crate::server::store::{JobId, JobRecord, PageRecord, Store};
+use crate::server::blobs::BlobStore;
+use crate::server::store::{JobId, JobRecord, PageRecord};
 
 /// Folder (relative to the result URL) that figure links point into.
 pub const FIGURE_DIR: &str = "figures";
@@ -146,14 +147,15 @@ fn pages_needing_images(doc: &Document, format: Format, figures: bool) -> Vec<u3
         .collect()
 }
 
-/// Loads the stored image of each page number in `wanted`.
-fn load_images(store: &Store, id: &JobId, pages: &[PageRecord], wanted: &[u32]) -> Result<Vec<(u32, Arc<RgbImage>)>, ApiError> {
+/// Loads the stored image of each page number in `wanted` (blocking: call it off the async
+/// workers, inside a tokio runtime).
+fn load_images(store: &BlobStore, id: &JobId, pages: &[PageRecord], wanted: &[u32]) -> Result<Vec<(u32, Arc<RgbImage>)>, ApiError> {
     let mut out = Vec::new();
     for p in pages.iter().filter(|p| wanted.contains(&(p.page_number as u32))) {
-        let path = store.page_image_path(id, p.index);
-        let image = image::open(&path)
-            .map_err(|e| ApiError::internal(format!("cannot read the image of page {}: {e}", p.page_number)))?
-            .to_rgb8();
+        let rt = tokio::runtime::Handle::try_current().map_err(ApiError::internal)?;
+        let cannot = |e: &dyn std::fmt::Display| ApiError::internal(format!("cannot read the image of page {}: {e}", p.page_number));
+        let png = rt.block_on(store.get_required(&store.page_key(id, p.index))).map_err(|e| cannot(&e))?;
+        let image = image::load_from_memory(&png).map_err(|e| cannot(&e))?.to_rgb8();
         out.push((p.page_number as u32, Arc::new(image)));
     }
     Ok(out)
@@ -171,7 +173,7 @@ pub struct ResultRequest {
 }
 
 /// Renders a job's result (blocking: decodes page images, encodes PDF and PNG).
-pub fn render(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultRequest) -> Result<Rendered, ApiError> {
+pub fn render(store: &BlobStore, job: &JobRecord, pages: &[PageRecord], req: ResultRequest) -> Result<Rendered, ApiError> {
     if req.format == Format::Pdf {
         let pixels: u64 = pages.iter().filter(|p| p.error.is_none()).map(|p| p.width as u64 * p.height as u64).sum();
         if pixels > MAX_PDF_RESULT_PIXELS {
@@ -197,7 +199,7 @@ pub fn render(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultR
 
 /// Several formats of one result in one JSON object, keyed by format name: text formats as
 /// strings, `json` as the document object, `pdf` as base64.
-pub fn render_bundle(store: &Store, job: &JobRecord, pages: &[PageRecord], req: ResultRequest, formats: &[Format]) -> Result<Value, ApiError> {
+pub fn render_bundle(store: &BlobStore, job: &JobRecord, pages: &[PageRecord], req: ResultRequest, formats: &[Format]) -> Result<Value, ApiError> {
     use base64::Engine as _;
     let mut out = Map::new();
     for &format in formats {
@@ -238,7 +240,7 @@ pub fn figure_page(name: &str) -> Option<u32> {
 }
 
 /// One cropped figure of a job (`name` as in the result's links), as PNG bytes.
-pub fn figure(store: &Store, job: &JobRecord, pages: &[PageRecord], name: &str) -> Result<Vec<u8>, ApiError> {
+pub fn figure(store: &BlobStore, job: &JobRecord, pages: &[PageRecord], name: &str) -> Result<Vec<u8>, ApiError> {
     let not_found = || ApiError::NotFound("no such figure".into());
     let page = figure_page(name).ok_or_else(not_found)?;
     let doc = document(job, pages, Postprocess::default());
@@ -321,7 +323,7 @@ mod tests {
     #[test]
     fn json_result_has_job_fields_and_failed_pages() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
         let job = job();
         let pages = [page(0, Some("Plain words."), None), page(1, None, Some("model error: boom"))];
         let req = ResultRequest { format: Format::Json, post: Postprocess::default(), figures: true };
@@ -354,7 +356,7 @@ mod tests {
         assert_eq!((blocks[1]["language"]["script"].as_str(), blocks[1]["language"]["rtl"].as_bool()), (Some("Arab"), Some(true)));
         assert!(event["language"]["tag"].is_string(), "{event}");
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
         let req = ResultRequest { format: Format::Json, post: Postprocess::default(), figures: false };
         let v: Value = serde_json::from_slice(&render(&store, &job(), &[page(0, Some(raw), None)], req).unwrap().content).unwrap();
         let tags: Vec<&str> = v["languages"].as_array().unwrap().iter().filter_map(|l| l["tag"].as_str()).collect();

@@ -2,6 +2,10 @@
 //! rasterizing, the shared page pipeline ([`crate::pipeline::pages`], as `docseek ocr` uses:
 //! encoder workers and the token-level scheduler), committing each finished page, live
 //! events, cancellation, resumption after a restart, and retention.
+//!
+//! With a shared store (PostgreSQL, [`JobStore::queue`]) a job is handed to the fleet's work
+//! queue instead of being run here ([`crate::server::fleet`]); its events then come from the
+//! store, so any API node answers for it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,21 +18,21 @@ use tokio::sync::{broadcast, Semaphore};
 
 use crate::engine::{EngineError, PageJob};
 use crate::options::OcrOptions;
-use crate::pdf::{DocumentKind, DocumentSource, Rasterizer, RenderOptions};
-use crate::pipeline::pages::{PageDone, PageFailure, PageHooks, SourcePage, Until};
-use crate::pipeline::source::RenderedPage;
 use crate::server::config::ServerConfig;
 use crate::server::engine_thread::{CancelFlag, EngineHandle};
 use crate::server::errors::ApiError;
+use crate::pdf::{DocumentKind, DocumentSource, Rasterizer, RenderOptions};
+use crate::pipeline::pages::{PageDone, PageFailure, PageHooks, SourcePage, Until};
+use crate::pipeline::source::RenderedPage;
 use crate::server::intake;
 use crate::server::metrics;
-use crate::server::store::{now_ms, JobId, JobRecord, JobState, PageRecord, Store};
+use crate::server::blobs::BlobStore;
+use crate::server::store::{now_ms, JobId, JobRecord, JobState, JobStore, PageRecord};
 use crate::server::results;
 
 /// Events buffered per job for slow subscribers.
 const EVENT_BUFFER: usize = 1024;
 /// Name of the page list written next to the page images.
-const MANIFEST: &str = "manifest.json";
 /// Lower bound of the `Retry-After` hint, seconds.
 const MIN_RETRY_AFTER_S: u64 = 1;
 
@@ -101,7 +105,9 @@ pub struct Submission {
 /// Runs jobs; shared by all handlers.
 pub struct Runner {
     /// The job store.
-    pub store: Arc<Store>,
+    pub store: Arc<dyn JobStore>,
+    /// Uploads and page images.
+    pub blobs: Arc<BlobStore>,
     /// The engine thread.
     pub engine: EngineHandle,
     /// Renders documents into page images.
@@ -110,6 +116,8 @@ pub struct Runner {
     pub config: Arc<ServerConfig>,
     live: Mutex<HashMap<JobId, Arc<LiveJob>>>,
     queue: Mutex<VecDeque<JobId>>,
+    /// When this runner started: jobs created since are its own, never resumed.
+    started_ms: i64,
     slots: Arc<Semaphore>,
 }
 
@@ -156,15 +164,17 @@ impl ManifestPage {
 
 impl Runner {
     /// A runner over `store` and `engine`.
-    pub fn new(store: Arc<Store>, engine: EngineHandle, raster: Rasterizer, config: Arc<ServerConfig>) -> Arc<Self> {
+    pub fn new(store: Arc<dyn JobStore>, blobs: Arc<BlobStore>, engine: EngineHandle, raster: Rasterizer, config: Arc<ServerConfig>) -> Arc<Self> {
         Arc::new(Runner {
             store,
+            blobs,
             engine,
             raster,
             slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
             config,
             live: Mutex::new(HashMap::new()),
             queue: Mutex::new(VecDeque::new()),
+            started_ms: now_ms(),
         })
     }
 
@@ -194,12 +204,9 @@ impl Runner {
 
     /// Accepts a job, or refuses with `QueueFull` when the queue is at capacity. The receiver
     /// is subscribed before the job starts, so no event is missed.
-    pub fn submit(self: &Arc<Self>, sub: Submission) -> Result<(JobId, broadcast::Receiver<JobEvent>), ApiError> {
+    pub async fn submit(self: &Arc<Self>, sub: Submission) -> Result<(JobId, broadcast::Receiver<JobEvent>), ApiError> {
         let id = JobId::generate();
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.len() >= self.config.max_queued_jobs {
-            return Err(ApiError::QueueFull { retry_after_s: self.retry_after(queue.len()) });
-        }
+        self.check_capacity()?;
         let record = JobRecord {
             id: id.clone(),
             state: JobState::Queued,
@@ -213,8 +220,22 @@ impl Runner {
             finished_ms: None,
             ephemeral: sub.ephemeral,
         };
-        self.store.create_job(&record, &sub.bytes)?;
+        // The upload is stored before the row that points at it.
+        self.blobs.put(&self.blobs.upload_key(&id), sub.bytes).await?;
+        if let Some(fleet) = self.store.queue() {
+            let waiting = fleet.waiting_jobs().await? as usize;
+            if waiting >= self.config.max_queued_jobs {
+                let _ = self.blobs.delete(&self.blobs.upload_key(&id)).await;
+                return Err(ApiError::QueueFull { retry_after_s: self.retry_after(waiting) });
+            }
+            fleet.submit(&record).await?;
+            let rx = crate::server::fleet::watch(self.store.clone(), id.clone());
+            metrics::global().jobs_accepted.fetch_add(1, Ordering::Relaxed);
+            return Ok((id, rx));
+        }
+        self.store.create_job(&record).await?;
         metrics::global().jobs_accepted.fetch_add(1, Ordering::Relaxed);
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let rx = self.enqueue(&mut queue, id.clone());
         drop(queue);
         Ok((id, rx))
@@ -239,11 +260,16 @@ impl Runner {
 
     /// Resumes jobs left queued or running by a previous process (oldest first); a synchronous
     /// request's job is marked failed, since its client has gone.
-    pub fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
+    /// With a shared store nothing is resumed here: the work queue outlives any node.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
+        if self.store.queue().is_some() {
+            return Ok(0);
+        }
         let mut resumed = 0;
-        for job in self.store.unfinished_jobs()? {
+        // Resumption runs beside new submissions: only a previous process's jobs are taken.
+        for job in self.store.unfinished_jobs().await?.into_iter().filter(|j| j.created_ms < self.started_ms) {
             if job.ephemeral {
-                self.store.set_state(&job.id, JobState::Failed, Some(("interrupted", "the server restarted during a synchronous request")))?;
+                self.store.set_state(&job.id, JobState::Failed, Some(("interrupted", "the server restarted during a synchronous request"))).await?;
                 continue;
             }
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -257,11 +283,14 @@ impl Runner {
     }
 
     /// Cancels a queued or running job; returns false when it was already final.
-    pub fn cancel(&self, id: &JobId) -> Result<bool, ApiError> {
+    pub async fn cancel(&self, id: &JobId) -> Result<bool, ApiError> {
+        if let Some(fleet) = self.store.queue() {
+            return Ok(fleet.cancel(id).await?);
+        }
         let Some(live) = self.live(id) else { return Ok(false) };
         live.cancel.store(true, Ordering::Relaxed);
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).retain(|j| j != id);
-        self.store.set_state(id, JobState::Cancelled, None)?;
+        self.store.set_state(id, JobState::Cancelled, None).await?;
         let _ = live.events.send(JobEvent::Done { state: JobState::Cancelled, code: None, message: None });
         self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         Ok(true)
@@ -296,15 +325,16 @@ impl Runner {
                 (JobState::Failed, Some((code.to_string(), e.to_string())))
             }
         };
-        if let Err(e) = self.store.set_state(&id, state, error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()))) {
+        if let Err(e) = self.store.set_state(&id, state, error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()))).await {
             tracing::error!(job = %id, error = %e, "cannot record the job's final state");
         }
-        self.store.drop_upload(&id);
+        // The page images stay for the viewer; the upload is no longer needed.
+        let _ = self.blobs.delete(&self.blobs.upload_key(&id)).await;
         m.job_latency.observe(started.elapsed().as_secs_f64());
         let (code, message) = error.unzip();
         let _ = live.events.send(JobEvent::Done { state, code, message });
         self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-        if let Ok(Some(job)) = self.store.job(&id) {
+        if let Ok(Some(job)) = self.store.job(&id).await {
             if let Some(url) = job.webhook.clone() {
                 let allowed = self.config.webhook_hosts.clone();
                 tokio::spawn(async move { crate::server::webhook::notify(&url, &allowed, &job).await });
@@ -313,10 +343,10 @@ impl Runner {
     }
 
     async fn run_job(&self, id: &JobId, live: &LiveJob) -> Result<(), ApiError> {
-        let job = self.store.job(id)?.ok_or_else(|| ApiError::internal("job row vanished"))?;
-        self.store.set_state(id, JobState::Running, None)?;
+        let job = self.store.job(id).await?.ok_or_else(|| ApiError::internal("job row vanished"))?;
+        self.store.set_state(id, JobState::Running, None).await?;
         let _ = live.events.send(JobEvent::State { state: JobState::Running });
-        let done: std::collections::HashSet<usize> = self.store.pages(id)?.iter().map(|p| p.index).collect();
+        let done: std::collections::HashSet<usize> = self.store.pages(id).await?.iter().map(|p| p.index).collect();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<FlowEvent>();
         // Pages are rendered, encoded and decoded (with other jobs' pages) on the page
         // pipeline's threads; finished pages come back here to be stored.
@@ -325,7 +355,7 @@ impl Runner {
         while let Some(event) = rx.recv().await {
             let page = match event {
                 FlowEvent::Count(count) => {
-                    let _ = self.store.set_page_count(id, count);
+                    let _ = self.store.set_page_count(id, count).await;
                     let _ = live.events.send(JobEvent::Pages { count });
                     continue;
                 }
@@ -362,15 +392,15 @@ impl Runner {
                 Err(PageFailure::Engine(e)) => record.error = Some(ApiError::from(e).to_string()),
                 Err(PageFailure::Render(e)) => record.error = Some(e),
             }
-            self.store.save_page(id, &record)?;
+            self.store.save_page(id, &record).await?;
             let _ = live.events.send(JobEvent::Page { page: results::page_event(&record, &opts.languages) });
         }
         pages.await.map_err(ApiError::internal)?
     }
 
     /// Runs the job's pages through the shared page pipeline on a blocking thread: from the
-    /// manifest when an earlier run finished rendering, else rendered now (each page saved as
-    /// PNG before it goes on, the manifest written last). Pages in `done` are not run again;
+    /// manifest when an earlier run finished rendering, else rendered now (each page stored
+    /// as PNG before it goes on, the manifest stored last). Pages in `done` are not run again;
     /// at most `max_batch` pages of the job are in the engine at once.
     fn start_pages(
         &self,
@@ -379,8 +409,8 @@ impl Runner {
         cancel: CancelFlag,
         tx: tokio::sync::mpsc::UnboundedSender<FlowEvent>,
     ) -> tokio::task::JoinHandle<Result<(), ApiError>> {
-        let dir = self.store.pages_dir(&job.id);
-        let upload = self.store.upload_path(&job.id);
+        let blobs = self.blobs.clone();
+        let id = job.id.clone();
         let kind = intake::kind_from_name(&job.media);
         let ropts = RenderOptions::from(&job.options);
         let raster = self.raster.clone();
@@ -395,15 +425,21 @@ impl Runner {
             generation: opts.generation(),
         };
         let dpi = opts.dpi;
+        // Blob calls are async; this thread blocks on them (it is a blocking-pool thread).
+        let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let hooks: Arc<dyn PageHooks> = Arc::new(JobHooks(tx.clone()));
-            let manifest = dir.join(MANIFEST);
-            if let Some(pages) = std::fs::read(&manifest).ok().and_then(|b| serde_json::from_slice::<Vec<ManifestPage>>(&b).ok()) {
+            let manifest = blobs.manifest_key(&id);
+            let stored = rt.block_on(blobs.get(&manifest))?;
+            if let Some(pages) = stored.and_then(|b| serde_json::from_slice::<Vec<ManifestPage>>(&b).ok()) {
                 let _ = tx.send(FlowEvent::Count(pages.len()));
                 let source = pages.into_iter().enumerate().filter(|(i, _)| !done.contains(i)).map(|(i, p)| {
                     let start = Instant::now();
                     let (width_pt, height_pt) = p.points(dpi);
-                    let page = image::open(dir.join(format!("{i}.png")))
+                    let page = rt
+                        .block_on(blobs.get_required(&blobs.page_key(&id, i)))
+                        .map_err(|e| e.to_string())
+                        .and_then(|png| image::load_from_memory(&png).map_err(|e| e.to_string()))
                         .map(|img| RenderedPage { image: Arc::new(img.to_rgb8()), width_pt, height_pt, dpi })
                         .map_err(|e| format!("cannot read the page image: {e}"));
                     SourcePage { slot: i, number: p.page_number, page, raster: start.elapsed() }
@@ -412,8 +448,8 @@ impl Runner {
                 return Ok(());
             }
             kind.ok_or_else(|| ApiError::internal("unknown stored media kind"))?;
-            std::fs::create_dir_all(&dir)?;
-            let mut doc = raster.open(&DocumentSource::path(upload), &ropts)?;
+            let upload = rt.block_on(blobs.get_required(&blobs.upload_key(&id)))?;
+            let mut doc = raster.open(&DocumentSource::bytes(upload.to_vec()), &ropts)?;
             let _ = tx.send(FlowEvent::Count(doc.info().selected.len()));
             let mut entries = Vec::new();
             let mut failure: Option<ApiError> = None;
@@ -433,8 +469,13 @@ impl Runner {
                 };
                 let i = index;
                 index += 1;
-                if let Err(e) = page.image.save_with_format(dir.join(format!("{i}.png")), image::ImageFormat::Png) {
+                let mut png = Vec::new();
+                if let Err(e) = page.image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png) {
                     failure = Some(ApiError::internal(e));
+                    return None;
+                }
+                if let Err(e) = rt.block_on(blobs.put(&blobs.page_key(&id, i), png)) {
+                    failure = Some(e.into());
                     return None;
                 }
                 entries.push(ManifestPage {
@@ -458,10 +499,8 @@ impl Runner {
             if cancel.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            // Written last, atomically: its presence means every page image is on disk.
-            let tmp = dir.join("manifest.tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&entries).map_err(ApiError::internal)?)?;
-            std::fs::rename(&tmp, &manifest)?;
+            // Written last: its presence means every page image is stored.
+            rt.block_on(blobs.put(&manifest, serde_json::to_vec(&entries).map_err(ApiError::internal)?))?;
             Ok(())
         })
     }
@@ -472,11 +511,14 @@ impl Runner {
         loop {
             tokio::time::sleep(period).await;
             let cutoff = now_ms() - self.config.retention.as_millis() as i64;
-            match self.store.expired_jobs(cutoff) {
+            match self.store.expired_jobs(cutoff).await {
                 Ok(ids) => {
                     for id in ids {
-                        if let Err(e) = self.store.delete_job(&id) {
+                        if let Err(e) = self.store.delete_job(&id).await {
                             tracing::warn!(job = %id, error = %e, "cannot delete an expired job");
+                        }
+                        if let Err(e) = self.blobs.delete_job(&id).await {
+                            tracing::warn!(job = %id, error = %e, "cannot delete an expired job's files");
                         }
                     }
                 }

@@ -36,21 +36,21 @@ fn links(id: &str) -> serde_json::Value {
 #[instrument(skip_all)]
 pub async fn create(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (submission, _) = read_submission(&st, req, false).await?;
-    let (id, _rx) = st.runner.submit(submission)?;
+    let (id, _rx) = st.runner.submit(submission).await?;
     let position = st.runner.queue_position(&id);
     let body = json!({ "id": id, "state": "queued", "queue_position": position, "links": links(id.as_str()) });
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/v1/jobs/{id}"))], Json(body)).into_response())
 }
 
-fn load(st: &AppState, raw: &str) -> Result<JobRecord, ApiError> {
+async fn load(st: &AppState, raw: &str) -> Result<JobRecord, ApiError> {
     let id = job_id(raw)?;
-    st.runner.store.job(&id)?.ok_or_else(|| ApiError::NotFound("no such job".into()))
+    st.runner.store.job(&id).await?.ok_or_else(|| ApiError::NotFound("no such job".into()))
 }
 
 /// `GET /v1/jobs/{id}`: state, per-page progress, queue position.
 pub async fn status(State(st): State<AppState>, Path(raw): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let job = load(&st, &raw)?;
-    let pages = st.runner.store.pages(&job.id)?;
+    let job = load(&st, &raw).await?;
+    let pages = st.runner.store.pages(&job.id).await?;
     let done: HashSet<usize> = pages.iter().map(|p| p.index).collect();
     let failed = pages.iter().filter(|p| p.error.is_some()).count();
     let mut page_states: Vec<serde_json::Value> = pages
@@ -87,10 +87,17 @@ fn sse(event: &JobEvent) -> Event {
 /// `state`, `pages`, `page` and a final `done` event.
 pub async fn events(State(st): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = job_id(&raw)?;
+    if st.runner.store.queue().is_some() {
+        // A shared store: the job may run anywhere; follow it through the store.
+        st.runner.store.job(&id).await?.ok_or_else(|| ApiError::NotFound("no such job".into()))?;
+        let (tx, rx) = mpsc::channel(SSE_BUFFER);
+        tokio::spawn(crate::server::fleet::events::follow(st.runner.store.clone(), id, tx, sse));
+        return Ok(sse_from_channel(rx).into_response());
+    }
     // Subscribe before reading the snapshot so nothing falls between the two.
     let live = st.runner.live(&id).map(|l| l.events.subscribe());
-    let job = st.runner.store.job(&id)?.ok_or_else(|| ApiError::NotFound("no such job".into()))?;
-    let pages = st.runner.store.pages(&id)?;
+    let job = st.runner.store.job(&id).await?.ok_or_else(|| ApiError::NotFound("no such job".into()))?;
+    let pages = st.runner.store.pages(&id).await?;
     let (tx, rx) = mpsc::channel(SSE_BUFFER);
     let store = st.runner.store.clone();
     tokio::spawn(async move {
@@ -128,7 +135,7 @@ pub async fn events(State(st): State<AppState>, Path(raw): Path<String>) -> Resu
                 Ok(e) => e,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => {
-                    if let Ok(Some(j)) = store.job(&id) {
+                    if let Ok(Some(j)) = store.job(&id).await {
                         let _ = tx.send(sse(&final_event(&j))).await;
                     }
                     return;
@@ -165,8 +172,8 @@ pub struct ResultQuery {
 }
 
 /// A finished job and its pages, or the error its state calls for.
-fn finished(st: &AppState, raw: &str) -> Result<(JobRecord, Vec<crate::server::store::PageRecord>), ApiError> {
-    let job = load(st, raw)?;
+async fn finished(st: &AppState, raw: &str) -> Result<(JobRecord, Vec<crate::server::store::PageRecord>), ApiError> {
+    let job = load(st, raw).await?;
     match job.state {
         JobState::Done => {}
         JobState::Queued | JobState::Running => return Err(ApiError::NotReady("the job has not finished yet".into())),
@@ -176,7 +183,7 @@ fn finished(st: &AppState, raw: &str) -> Result<(JobRecord, Vec<crate::server::s
             return Err(ApiError::from_code(&code, message));
         }
     }
-    let pages = st.runner.store.pages(&job.id)?;
+    let pages = st.runner.store.pages(&job.id).await?;
     Ok((job, pages))
 }
 
@@ -185,10 +192,10 @@ fn finished(st: &AppState, raw: &str) -> Result<(JobRecord, Vec<crate::server::s
 pub async fn result(State(st): State<AppState>, Path(raw): Path<String>, q: Result<Query<ResultQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let format = q.format.as_deref().map(results::parse_format).transpose()?.unwrap_or(crate::doc::Format::Json);
-    let (job, pages) = finished(&st, &raw)?;
+    let (job, pages) = finished(&st, &raw).await?;
     let post = Postprocess { hide_headers_footers: q.hide_headers.unwrap_or(false), merge_tables: q.merge_tables.unwrap_or(false) };
     let request = ResultRequest { format, post, figures: true };
-    let store = st.runner.store.clone();
+    let store = st.runner.blobs.clone();
     let name = format!("docseek-{}.{}", job.id, results::format_name(format));
     let rendered = tokio::task::spawn_blocking(move || results::render(&store, &job, &pages, request))
         .await
@@ -206,8 +213,8 @@ pub async fn result(State(st): State<AppState>, Path(raw): Path<String>, q: Resu
 /// from the Markdown and JSON results.
 pub async fn figure(State(st): State<AppState>, Path((raw, name)): Path<(String, String)>) -> Result<Response, ApiError> {
     results::figure_page(&name).ok_or_else(|| ApiError::NotFound("no such figure".into()))?;
-    let (job, pages) = finished(&st, &raw)?;
-    let store = st.runner.store.clone();
+    let (job, pages) = finished(&st, &raw).await?;
+    let store = st.runner.blobs.clone();
     let png = tokio::task::spawn_blocking(move || results::figure(&store, &job, &pages, &name))
         .await
         .map_err(ApiError::internal)??;
@@ -216,23 +223,24 @@ pub async fn figure(State(st): State<AppState>, Path((raw, name)): Path<(String,
 
 /// `GET /v1/jobs/{id}/pages/{index}/image`: the rendered page (PNG), `index` 0-based.
 pub async fn page_image(State(st): State<AppState>, Path((raw, index)): Path<(String, String)>) -> Result<Response, ApiError> {
-    let job = load(&st, &raw)?;
+    let job = load(&st, &raw).await?;
     let index: usize = index.parse().map_err(|_| ApiError::NotFound("no such page".into()))?;
     if job.page_count.is_none_or(|n| index >= n) {
         return Err(ApiError::NotFound("no such page".into()));
     }
-    let path = st.runner.store.page_image_path(&job.id, index);
-    let bytes = tokio::fs::read(&path).await.map_err(|_| ApiError::NotFound("the page image is not available".into()))?;
+    let blobs = &st.runner.blobs;
+    let bytes = blobs.get(&blobs.page_key(&job.id, index)).await?.ok_or_else(|| ApiError::NotFound("the page image is not available".into()))?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=3600")], bytes).into_response())
 }
 
 /// `DELETE /v1/jobs/{id}`: cancels a queued or running job (`200`, state `cancelled`);
 /// deletes a finished one and its files (`204`).
 pub async fn cancel(State(st): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
-    let job = load(&st, &raw)?;
-    if !job.state.is_final() && st.runner.cancel(&job.id)? {
+    let job = load(&st, &raw).await?;
+    if !job.state.is_final() && st.runner.cancel(&job.id).await? {
         return Ok(Json(json!({ "id": job.id, "state": "cancelled" })).into_response());
     }
-    st.runner.store.delete_job(&job.id)?;
+    st.runner.store.delete_job(&job.id).await?;
+    st.runner.blobs.delete_job(&job.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -84,8 +84,14 @@ struct JobGuard {
 
 impl Drop for JobGuard {
     fn drop(&mut self) {
-        let _ = self.runner.cancel(&self.id);
-        let _ = self.runner.store.delete_job(&self.id);
+        let (runner, id) = (self.runner.clone(), self.id.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = runner.cancel(&id).await;
+                let _ = runner.store.delete_job(&id).await;
+                let _ = runner.blobs.delete_job(&id).await;
+            });
+        }
     }
 }
 
@@ -96,7 +102,7 @@ pub async fn wait_done(runner: &Runner, id: &JobId, rx: &mut broadcast::Receiver
             Ok(JobEvent::Done { state, .. }) => return state,
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => {
-                return runner.store.job(id).ok().flatten().map(|j| j.state).unwrap_or(JobState::Failed);
+                return runner.store.job(id).await.ok().flatten().map(|j| j.state).unwrap_or(JobState::Failed);
             }
         }
     }
@@ -109,13 +115,13 @@ pub async fn wait_done(runner: &Runner, id: &JobId, rx: &mut broadcast::Receiver
 pub async fn ocr(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (submission, answer) = read_submission(&st, req, true).await?;
     let runner = st.runner.clone();
-    let (id, mut rx) = runner.submit(submission)?;
+    let (id, mut rx) = runner.submit(submission).await?;
     let guard = JobGuard { runner: runner.clone(), id: id.clone() };
     let timeout = st.config.request_timeout;
     let state = tokio::time::timeout(timeout, wait_done(&runner, &id, &mut rx))
         .await
         .map_err(|_| ApiError::Timeout(timeout.as_secs()))?;
-    let job = runner.store.job(&id)?.ok_or_else(|| ApiError::internal("sync job vanished"))?;
+    let job = runner.store.job(&id).await?.ok_or_else(|| ApiError::internal("sync job vanished"))?;
     match state {
         JobState::Done => {}
         JobState::Cancelled => return Err(ApiError::Cancelled),
@@ -124,11 +130,11 @@ pub async fn ocr(State(st): State<AppState>, req: Request) -> Result<Response, A
             return Err(ApiError::from_code(&code, message));
         }
     }
-    let pages = runner.store.pages(&id)?;
+    let pages = runner.store.pages(&id).await?;
     if !pages.is_empty() && pages.iter().all(|p| p.error.is_some()) {
         return Err(ApiError::ModelFailed(pages[0].error.clone().unwrap_or_default()));
     }
-    let store = runner.store.clone();
+    let store = runner.blobs.clone();
     let request = answer.result;
     let response = if answer.bundle.is_empty() {
         let rendered = tokio::task::spawn_blocking(move || results::render(&store, &job, &pages, request))

@@ -1,159 +1,23 @@
-//! Durable job storage: an embedded SQLite database (WAL) plus upload and page-image files in
-//! the data directory.
-//!
-//! File names are derived only from generated job ids (checked by [`JobId::parse`]) and page
-//! indices, never from anything a client sent. A job survives a crash: its options, page count
-//! and every finished page are committed as they happen, so a restarted server resumes from
-//! the last finished page.
+//! The embedded job store: one SQLite database (WAL) in the data directory, used by a single
+//! `docseek serve` that runs its own jobs. A job survives a crash: its options, page count and
+//! every finished page are committed as they happen, so a restarted server resumes from the
+//! last finished page. It has no shared work queue ([`JobStore::queue`] is `None`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
+use super::{duration_ms, millis, JobId, JobRecord, JobState, JobStore, PageRecord, StoreError, WorkQueue};
 use crate::engine::PageTimings;
-use crate::options::OcrOptions;
 
-/// Length of a job id in hex characters (128 random bits).
-pub const JOB_ID_HEX_LEN: usize = 32;
-
-/// A generated job id: 32 lowercase hex characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct JobId(String);
-
-impl JobId {
-    /// A fresh random id.
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; JOB_ID_HEX_LEN / 2];
-        getrandom::fill(&mut bytes).expect("the OS random source is available");
-        JobId(bytes.iter().map(|b| format!("{b:02x}")).collect())
-    }
-
-    /// Accepts only well-formed ids, so an id from a URL is safe in a file name.
-    pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == JOB_ID_HEX_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-            .then(|| JobId(s.to_string()))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for JobId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    /// Accepted, waiting for a run slot.
-    Queued,
-    /// Being rasterized or recognised.
-    Running,
-    /// Finished (pages may still carry individual errors).
-    Done,
-    /// Could not be processed (bad document, model failure).
-    Failed,
-    /// Cancelled by the client.
-    Cancelled,
-}
-
-impl JobState {
-    /// The stored name.
-    pub fn name(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Done => "done",
-            JobState::Failed => "failed",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(s: &str) -> JobState {
-        match s {
-            "queued" => JobState::Queued,
-            "running" => JobState::Running,
-            "done" => JobState::Done,
-            "cancelled" => JobState::Cancelled,
-            _ => JobState::Failed,
-        }
-    }
-
-    /// Whether the job will not change any more.
-    pub fn is_final(self) -> bool {
-        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
-    }
-}
-
-/// A stored job.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobRecord {
-    /// Its id.
-    pub id: JobId,
-    /// State.
-    pub state: JobState,
-    /// The uploaded file's name, for display only (never used as a path).
-    pub filename: Option<String>,
-    /// Detected media kind (`pdf`, `png`, ...).
-    pub media: String,
-    /// The options it runs with.
-    pub options: OcrOptions,
-    /// Webhook to call on completion.
-    pub webhook: Option<String>,
-    /// Pages to recognise, once known.
-    pub page_count: Option<usize>,
-    /// Error code and message when failed.
-    pub error: Option<(String, String)>,
-    /// Milliseconds since the Unix epoch.
-    pub created_ms: i64,
-    /// When it reached a final state.
-    pub finished_ms: Option<i64>,
-    /// A synchronous request's job: dropped at restart instead of resumed.
-    pub ephemeral: bool,
-}
-
-/// One recognised (or failed) page.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PageRecord {
-    /// Position in the job, 0-based.
-    pub index: usize,
-    /// Page number in the document, 1-based.
-    pub page_number: usize,
-    /// Rendered image size in pixels.
-    pub width: u32,
-    /// Rendered image height in pixels.
-    pub height: u32,
-    /// Width of the original page in PDF points (for images: pixels at the render dpi).
-    pub width_pt: f32,
-    /// Height of the original page in PDF points.
-    pub height_pt: f32,
-    /// Raw model text, when recognised.
-    pub raw: Option<String>,
-    /// How generation ended (`finished`, `length`, `repetition`).
-    pub outcome: Option<String>,
-    /// Generated tokens.
-    pub tokens: usize,
-    /// Prompt tokens.
-    pub prompt_tokens: usize,
-    /// Stage timings of the page.
-    pub timings: PageTimings,
-    /// Error message when the page failed.
-    pub error: Option<String>,
-}
-
-/// The job database and file area.
-pub struct Store {
+/// The embedded job database.
+pub struct SqliteStore {
     conn: Mutex<Connection>,
-    dir: PathBuf,
 }
+
+/// The database's file name in a data directory.
+pub const DB_FILE: &str = "docseek.db";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs(
@@ -207,66 +71,34 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
     Ok(())
 }
 
-fn millis(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
+impl SqliteStore {
+    /// Opens (or creates) the store in the data directory `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        Self::open_file(&dir.join(DB_FILE))
+    }
 
-fn duration_ms(ms: f64) -> std::time::Duration {
-    std::time::Duration::try_from_secs_f64(ms / 1e3).unwrap_or_default()
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-impl Store {
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, rusqlite::Error> {
-        for sub in ["uploads", "pages"] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(|e| {
-                rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN), Some(e.to_string()))
-            })?;
+    /// Opens (or creates) the database file `path`.
+    pub fn open_file(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
         }
-        let conn = Connection::open(dir.join("docseek.db"))?;
+        let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
-        Ok(Store { conn: Mutex::new(conn), dir: dir.to_path_buf() })
+        Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Where a job's upload is stored.
-    pub fn upload_path(&self, id: &JobId) -> PathBuf {
-        self.dir.join("uploads").join(id.as_str())
-    }
-
-    /// The folder of a job's rendered page images.
-    pub fn pages_dir(&self, id: &JobId) -> PathBuf {
-        self.dir.join("pages").join(id.as_str())
-    }
-
-    /// The rendered image of page `index` (0-based position in the job).
-    pub fn page_image_path(&self, id: &JobId, index: usize) -> PathBuf {
-        self.pages_dir(id).join(format!("{index}.png"))
-    }
-
-    /// Stores a new job: the upload is written (and synced) before the row is committed.
-    pub fn create_job(&self, job: &JobRecord, upload: &[u8]) -> Result<(), crate::server::errors::ApiError> {
-        let path = self.upload_path(&job.id);
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&path)?;
-            f.write_all(upload)?;
-            f.sync_all()?;
-        }
-        let options = serde_json::to_string(&job.options).map_err(crate::server::errors::ApiError::internal)?;
+    fn insert_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        let options = serde_json::to_string(&job.options).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.conn().execute(
             "INSERT INTO jobs(id, created_ms, state, filename, media, options, webhook, ephemeral)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -296,29 +128,50 @@ impl Store {
 
     const JOB_COLUMNS: &'static str =
         "id, created_ms, state, filename, media, options, webhook, page_count, error_code, error_message, finished_ms, ephemeral";
+}
+
+#[async_trait::async_trait]
+impl JobStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn queue(&self) -> Option<&dyn WorkQueue> {
+        None
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    async fn create_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        self.insert_job(job)
+    }
 
     /// One job, if it exists.
-    pub fn job(&self, id: &JobId) -> Result<Option<JobRecord>, rusqlite::Error> {
-        self.conn()
+    async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self
+            .conn()
             .query_row(&format!("SELECT {} FROM jobs WHERE id = ?1", Self::JOB_COLUMNS), [id.as_str()], Self::row_to_job)
-            .optional()
+            .optional()?)
     }
 
     /// Jobs that were queued or running, oldest first (to resume after a restart).
-    pub fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, rusqlite::Error> {
+    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {} FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_ms, rowid",
             Self::JOB_COLUMNS
         ))?;
         let rows = stmt.query_map([], Self::row_to_job)?;
-        rows.collect()
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Sets a job's state (and its error, for failures); final states get a finish time and are
     /// never left (so a cancelled job stays cancelled even if its runner finishes later).
-    pub fn set_state(&self, id: &JobId, state: JobState, error: Option<(&str, &str)>) -> Result<(), rusqlite::Error> {
-        let finished = state.is_final().then(now_ms);
+    async fn set_state(&self, id: &JobId, state: JobState, error: Option<(&str, &str)>) -> Result<(), StoreError> {
+        let finished = state.is_final().then(super::now_ms);
         self.conn().execute(
             "UPDATE jobs SET state = ?2, error_code = ?3, error_message = ?4, finished_ms = ?5
              WHERE id = ?1 AND state NOT IN ('done', 'failed', 'cancelled')",
@@ -328,13 +181,13 @@ impl Store {
     }
 
     /// Records how many pages the job has, once rasterized.
-    pub fn set_page_count(&self, id: &JobId, count: usize) -> Result<(), rusqlite::Error> {
+    async fn set_page_count(&self, id: &JobId, count: usize) -> Result<(), StoreError> {
         self.conn().execute("UPDATE jobs SET page_count = ?2 WHERE id = ?1", params![id.as_str(), count as i64])?;
         Ok(())
     }
 
     /// Commits one page's result.
-    pub fn save_page(&self, id: &JobId, page: &PageRecord) -> Result<(), rusqlite::Error> {
+    async fn save_page(&self, id: &JobId, page: &PageRecord) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO pages(job_id, idx, page_number, width, height, raw, outcome, tokens, error,
                  width_pt, height_pt, prompt_tokens, encode_ms, prefill_ms, decode_ms)
@@ -361,7 +214,7 @@ impl Store {
     }
 
     /// A job's finished pages, in order.
-    pub fn pages(&self, id: &JobId) -> Result<Vec<PageRecord>, rusqlite::Error> {
+    async fn pages(&self, id: &JobId) -> Result<Vec<PageRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT idx, page_number, width, height, raw, outcome, tokens, error,
@@ -392,34 +245,29 @@ impl Store {
                 error: r.get(7)?,
             })
         })?;
-        rows.collect()
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Deletes a job, its pages and its files.
-    pub fn delete_job(&self, id: &JobId) -> Result<(), rusqlite::Error> {
+    async fn delete_job(&self, id: &JobId) -> Result<(), StoreError> {
         self.conn().execute("DELETE FROM jobs WHERE id = ?1", [id.as_str()])?;
-        let _ = std::fs::remove_file(self.upload_path(id));
-        let _ = std::fs::remove_dir_all(self.pages_dir(id));
         Ok(())
     }
 
     /// Ids of final jobs that finished before `cutoff_ms` (for retention).
-    pub fn expired_jobs(&self, cutoff_ms: i64) -> Result<Vec<JobId>, rusqlite::Error> {
+    async fn expired_jobs(&self, cutoff_ms: i64) -> Result<Vec<JobId>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT id FROM jobs WHERE finished_ms IS NOT NULL AND finished_ms < ?1")?;
         let rows = stmt.query_map([cutoff_ms], |r| Ok(JobId(r.get(0)?)))?;
-        rows.collect()
-    }
-
-    /// Removes the upload of a finished job (the page images stay for the viewer).
-    pub fn drop_upload(&self, id: &JobId) {
-        let _ = std::fs::remove_file(self.upload_path(id));
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::OcrOptions;
+    use crate::server::store::{now_ms, JOB_ID_HEX_LEN};
 
     fn record(id: &JobId) -> JobRecord {
         JobRecord {
@@ -437,40 +285,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn jobs_and_pages_survive_reopening() {
+    #[tokio::test]
+    async fn jobs_and_pages_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let id = JobId::generate();
         {
-            let store = Store::open(dir.path()).unwrap();
-            store.create_job(&record(&id), b"bytes").unwrap();
-            store.set_state(&id, JobState::Running, None).unwrap();
-            store.set_page_count(&id, 3).unwrap();
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store.create_job(&record(&id)).await.unwrap();
+            store.set_state(&id, JobState::Running, None).await.unwrap();
+            store.set_page_count(&id, 3).await.unwrap();
             let page = PageRecord {
                 index: 1, page_number: 2, width: 10, height: 20, width_pt: 5.0, height_pt: 10.0, raw: Some("hi".into()),
                 outcome: Some("finished".into()), tokens: 1, prompt_tokens: 7,
                 timings: PageTimings { encode: std::time::Duration::from_millis(3), ..Default::default() }, error: None,
             };
-            store.save_page(&id, &page).unwrap();
+            store.save_page(&id, &page).await.unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
-        let jobs = store.unfinished_jobs().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let jobs = store.unfinished_jobs().await.unwrap();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].page_count, Some(3));
-        let page = &store.pages(&id).unwrap()[0];
+        let page = &store.pages(&id).await.unwrap()[0];
         assert_eq!(page.raw.as_deref(), Some("hi"));
         assert_eq!((page.width_pt, page.height_pt, page.prompt_tokens), (5.0, 10.0, 7));
         assert_eq!(page.timings.encode, std::time::Duration::from_millis(3));
-        // The client's file name never becomes a path.
-        assert_eq!(store.upload_path(&id).file_name().unwrap().to_str().unwrap(), id.as_str());
-        assert_eq!(std::fs::read(store.upload_path(&id)).unwrap(), b"bytes");
-        store.delete_job(&id).unwrap();
-        assert!(store.job(&id).unwrap().is_none());
-        assert!(!store.upload_path(&id).exists());
+        store.delete_job(&id).await.unwrap();
+        assert!(store.job(&id).await.unwrap().is_none());
     }
 
-    #[test]
-    fn databases_of_the_first_schema_are_migrated() {
+    #[tokio::test]
+    async fn databases_of_the_first_schema_are_migrated() {
         let dir = tempfile::tempdir().unwrap();
         let id = JobId::generate();
         {
@@ -491,14 +335,14 @@ mod tests {
             .unwrap();
             conn.execute("INSERT INTO pages VALUES (?1, 0, 1, 300, 200, 'old text', 'finished', 4, NULL)", [id.as_str()]).unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
-        let page = &store.pages(&id).unwrap()[0];
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let page = &store.pages(&id).await.unwrap()[0];
         assert_eq!(page.raw.as_deref(), Some("old text"));
         // Unknown point sizes read as pixels at 72 dpi; new columns default to zero.
         assert_eq!((page.width_pt, page.height_pt, page.prompt_tokens, page.tokens), (300.0, 200.0, 0, 4));
         // Opening again is a no-op.
         drop(store);
-        Store::open(dir.path()).unwrap();
+        SqliteStore::open(dir.path()).unwrap();
     }
 
     #[test]
