@@ -43,7 +43,8 @@ fn pages_decoded_together_read_like_pages_decoded_alone() {
     let model = tmp.path().join("ocr1");
     let made = Command::new(BIN).args(["dev", "tiny-checkpoint"]).arg(&model).output().expect("run docseek dev");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let inputs = [sample("en_tracemonkey_p1-3.pdf"), sample("en_code_and_formula.pdf"), sample("en_tracemonkey_p1.pdf")];
+    let inputs =
+        [sample("en_tracemonkey_p1-3.pdf"), sample("en_code_and_formula.pdf"), sample("en_tracemonkey_p1.pdf")];
     let run = |name: &str, flags: &[&str]| ocr(&model, &inputs, &tmp.path().join(name), flags);
     let alone = run("alone", &["--mode", "tiny", "--batch-size", "1"]);
     assert_eq!(alone.len(), 3);

@@ -185,7 +185,8 @@ fn a_cancelled_page_leaves_within_one_step_and_frees_its_blocks() {
 #[test]
 fn admission_follows_the_kv_budget_and_an_oversized_page_fails() {
     let (fx, dec) = fixture("mla-tiny");
-    let ids: Vec<u32> = fx.expected_json["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let ids: Vec<u32> =
+        fx.expected_json["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     let embeds = dec.embed(&ids).unwrap();
     // 40-token prompts (3 blocks) + 32 new tokens = 5 blocks each: 12 blocks take three
     // prompts with a spare block each, never all four, and evictions make room as they grow.

@@ -39,7 +39,8 @@ const GQA_CONFIG: &str = r#"{"vocab_size": 300, "hidden_size": 64, "intermediate
 fn build(config: &str, seed: u64) -> (tempfile::TempDir, DeepseekDecoder) {
     let cfg = DeepseekV2Config::from_json(config).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_weights(&dir.path().join("model.safetensors"), &decoder_tensor_specs(&cfg), SynthDtype::F32, seed, None).unwrap();
+    write_weights(&dir.path().join("model.safetensors"), &decoder_tensor_specs(&cfg), SynthDtype::F32, seed, None)
+        .unwrap();
     let vb = open_weights(dir.path(), DType::F32, &Device::Cpu).unwrap();
     (dir, DeepseekDecoder::load(&cfg, vb).unwrap())
 }
@@ -72,7 +73,8 @@ fn forward_batch_matches_single_sequence_forward() {
             .collect();
         for path in [AttentionPath::Auto, AttentionPath::Gather] {
             // A budget of 9 blocks: 30 + 23 + 4 tokens need 2 + 2 + 1.
-            let mut cache = dec.new_paged_cache(9 * PagedKvCache::block_bytes(dec.cache_layout(), 3, DType::F32)).unwrap();
+            let mut cache =
+                dec.new_paged_cache(9 * PagedKvCache::block_bytes(dec.cache_layout(), 3, DType::F32)).unwrap();
             assert_eq!(cache.num_blocks(), 9);
             // Steps: (sequence, start, len); sequence 2 joins in the third step.
             let steps: Vec<Vec<(u64, usize, usize)>> = vec![
@@ -82,7 +84,8 @@ fn forward_batch_matches_single_sequence_forward() {
                 vec![(2, 3, 1), (0, 12, 18), (1, 18, 5)],
             ];
             for step in steps {
-                let chunks: Vec<SeqChunk> = step.iter().map(|&(seq, start, len)| SeqChunk { seq, start, len }).collect();
+                let chunks: Vec<SeqChunk> =
+                    step.iter().map(|&(seq, start, len)| SeqChunk { seq, start, len }).collect();
                 let all: Vec<u32> = step.iter().flat_map(|&(s, st, l)| seqs[s as usize][st..st + l].to_vec()).collect();
                 let logits = dec.forward_batch_with(&dec.embed(&all).unwrap(), &chunks, &mut cache, path).unwrap();
                 let got = rows(&logits);
@@ -169,7 +172,13 @@ fn requests(fx: &Fixture, dec: &DeepseekDecoder) -> Vec<Request> {
             let prompt = id_list(&m["input_ids"]);
             let image = fx.expected[&format!("{mode}.image_embeds")].clone();
             let embeds = embed_with_image(dec, &prompt, image_token, Some(&image)).unwrap();
-            add(format!("{mode}/greedy"), embeds.clone(), prompt.clone(), NgramGuard::Off, Some(id_list(&m["greedy"]["ids"])));
+            add(
+                format!("{mode}/greedy"),
+                embeds.clone(),
+                prompt.clone(),
+                NgramGuard::Off,
+                Some(id_list(&m["greedy"]["ids"])),
+            );
             let v = &m["ngram_vllm"];
             let guard = NgramGuard::Vllm {
                 size: v["ngram_size"].as_u64().unwrap() as usize,
@@ -215,7 +224,12 @@ fn run_batched(dec: &DeepseekDecoder, reqs: &[Request], chunk: usize, cache: &mu
         for (k, r) in reqs.iter().enumerate() {
             if live[k].is_none() && r.join <= step {
                 let budget = TokenPicker::budget_for(&r.cfg, r.prompt.len(), max_pos);
-                live[k] = Some(Live { fed: 0, next: None, picker: TokenPicker::new(&r.cfg, &r.prompt, eos, budget), done: false });
+                live[k] = Some(Live {
+                    fed: 0,
+                    next: None,
+                    picker: TokenPicker::new(&r.cfg, &r.prompt, eos, budget),
+                    done: false,
+                });
             }
         }
         let mut chunks = Vec::new();

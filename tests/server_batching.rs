@@ -24,7 +24,9 @@ fn env_or(name: &str, default: usize) -> usize {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -74,8 +76,22 @@ fn concurrent_jobs_batch_on_a_real_model() {
     let kv = kv_mb.to_string();
     let server = ServeProcess::start(
         &[
-            "--model", &model, "--data-dir", data.path().to_str().unwrap(), "--mode", "tiny", "--max-new-tokens", &new_tokens,
-            "--concurrency", &n, "--max-batch", &n, "--max-queue", "64", "--kv-cache-mb", &kv,
+            "--model",
+            &model,
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--mode",
+            "tiny",
+            "--max-new-tokens",
+            &new_tokens,
+            "--concurrency",
+            &n,
+            "--max-batch",
+            &n,
+            "--max-queue",
+            "64",
+            "--kv-cache-mb",
+            &kv,
         ],
         &[],
     );
@@ -133,7 +149,8 @@ fn concurrent_jobs_batch_on_a_real_model() {
     assert_eq!(s, 202, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
     let t = Instant::now();
-    while metric(&addr, "docseek_engine_step_pages") < 1.0 || metric(&addr, "docseek_engine_steps_total") < steps + 3.0 {
+    while metric(&addr, "docseek_engine_step_pages") < 1.0 || metric(&addr, "docseek_engine_steps_total") < steps + 3.0
+    {
         assert!(t.elapsed() < Duration::from_secs(900), "the long job never decoded");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -117,15 +117,18 @@ impl CustomOp3 for PagedAttention {
         let shape = Shape::from((rows, self.heads, self.value_dim()));
         let storage = match (s1, s2, s3) {
             (CpuStorage::F32(q), CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                let out = self.run(contiguous(q, l1, "q")?, contiguous(a, l2, "pool a")?, contiguous(b, l3, "pool b")?)?;
+                let out =
+                    self.run(contiguous(q, l1, "q")?, contiguous(a, l2, "pool a")?, contiguous(b, l3, "pool b")?)?;
                 CpuStorage::F32(out)
             }
             (CpuStorage::BF16(q), CpuStorage::BF16(a), CpuStorage::BF16(b)) => {
-                let out = self.run(contiguous(q, l1, "q")?, contiguous(a, l2, "pool a")?, contiguous(b, l3, "pool b")?)?;
+                let out =
+                    self.run(contiguous(q, l1, "q")?, contiguous(a, l2, "pool a")?, contiguous(b, l3, "pool b")?)?;
                 CpuStorage::BF16(out.into_iter().map(half::bf16::from_f32).collect())
             }
             (CpuStorage::F16(q), CpuStorage::F16(a), CpuStorage::F16(b)) => {
-                let out = self.run(contiguous(q, l1, "q")?, contiguous(a, l2, "pool a")?, contiguous(b, l3, "pool b")?)?;
+                let out =
+                    self.run(contiguous(q, l1, "q")?, contiguous(a, l2, "pool a")?, contiguous(b, l3, "pool b")?)?;
                 CpuStorage::F16(out.into_iter().map(half::f16::from_f32).collect())
             }
             _ => candle_core::bail!(
@@ -175,7 +178,13 @@ mod tests {
         let t0 = [2u32];
         let t1 = [0u32, 1];
         let chunks = [Chunk { block_table: &t0, start: 3, rows: 1 }, Chunk { block_table: &t1, start: 20, rows: 1 }];
-        let want = crate::reference::attention::paged_attention(&q, &PagedKv::mha(&k[..], &v[..], kvh, hd), &chunks, heads, 0.5);
+        let want = crate::reference::attention::paged_attention(
+            &q,
+            &PagedKv::mha(&k[..], &v[..], kvh, hd),
+            &chunks,
+            heads,
+            0.5,
+        );
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }

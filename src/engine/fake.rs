@@ -180,7 +180,8 @@ impl DecodeSession for FakeSession {
     }
 
     fn start(&mut self, seq: SeqId, page: Prepared, generation: &GenerationConfig) -> Result<(), EngineError> {
-        let FakePage(pieces) = *page.payload.downcast::<FakePage>().map_err(|_| EngineError::Model("not a fake page".into()))?;
+        let not_fake = |_| EngineError::Model("not a fake page".into());
+        let FakePage(pieces) = *page.payload.downcast::<FakePage>().map_err(not_fake)?;
         let limit = pieces.len().min(generation.max_new_tokens);
         self.seqs.insert(seq, FakeSeq { pieces, limit, next: 0, pending: 1, started: Instant::now() });
         Ok(())

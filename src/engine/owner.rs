@@ -322,7 +322,8 @@ fn scheduler_loop(
             return;
         }
     };
-    let mut scheduler = Scheduler::new(session, SchedulerConfig { max_running: config.max_batch, step_tokens: config.step_tokens });
+    let limits = SchedulerConfig { max_running: config.max_batch, step_tokens: config.step_tokens };
+    let mut scheduler = Scheduler::new(session, limits);
     loop {
         if scheduler.is_idle() {
             match rx.recv() {

@@ -298,7 +298,12 @@ impl<'s> Scheduler<'s> {
                     let r = self.running.pop().expect("several running");
                     self.session.evict(r.seq);
                     report.evicted += 1;
-                    self.waiting.push_front(Waiting { seq: r.seq, page: None, generation: r.generation, owner: r.owner });
+                    self.waiting.push_front(Waiting {
+                        seq: r.seq,
+                        page: None,
+                        generation: r.generation,
+                        owner: r.owner,
+                    });
                 }
             }
         }

@@ -180,7 +180,9 @@ impl DecodeSession for DecoderSession<'_> {
         }
         let max_pos = self.decoder.config().max_position_embeddings;
         if prompt_len > max_pos {
-            return Err(EngineError::InvalidRequest(format!("a prompt of {prompt_len} tokens exceeds the model's {max_pos} positions")));
+            return Err(EngineError::InvalidRequest(format!(
+                "a prompt of {prompt_len} tokens exceeds the model's {max_pos} positions"
+            )));
         }
         let budget = TokenPicker::budget_for(generation, prompt_len, max_pos);
         let state = SeqState {
@@ -212,7 +214,12 @@ impl DecodeSession for DecoderSession<'_> {
         for f in feeds {
             let s = self.seqs.get(&f.seq).ok_or_else(|| model_err(format!("unknown sequence {}", f.seq)))?;
             if f.rows == 0 || s.fed + f.rows > s.rows() {
-                return Err(model_err(format!("sequence {}: {} rows fed, {} pending", f.seq, f.rows, s.rows() - s.fed)));
+                return Err(model_err(format!(
+                    "sequence {}: {} rows fed, {} pending",
+                    f.seq,
+                    f.rows,
+                    s.rows() - s.fed
+                )));
             }
             chunks.push(SeqChunk { seq: f.seq, start: s.fed, len: f.rows });
             embeds.push(self.rows_of(s, s.fed, f.rows).map_err(model_err)?);

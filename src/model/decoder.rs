@@ -220,7 +220,8 @@ impl DeepseekDecoder {
     ) -> Result<Tensor> {
         let t = embeds.dim(0)?;
         if chunks.is_empty() || chunks.iter().map(|c| c.len).sum::<usize>() != t {
-            candle_core::bail!("forward_batch: {t} rows for chunks of {:?}", chunks.iter().map(|c| c.len).collect::<Vec<_>>());
+            let lens: Vec<usize> = chunks.iter().map(|c| c.len).collect();
+            candle_core::bail!("forward_batch: {t} rows for chunks of {lens:?}");
         }
         let mut seen = std::collections::HashSet::new();
         for c in chunks {
@@ -228,7 +229,8 @@ impl DeepseekDecoder {
                 candle_core::bail!("forward_batch: sequence {} is empty or appears twice", c.seq);
             }
             if cache.len(c.seq).unwrap_or(0) != c.start {
-                candle_core::bail!("sequence {}: chunk starts at {} but {} tokens are cached", c.seq, c.start, cache.len(c.seq).unwrap_or(0));
+                let cached = cache.len(c.seq).unwrap_or(0);
+                candle_core::bail!("sequence {}: chunk starts at {} but {cached} tokens are cached", c.seq, c.start);
             }
             if c.start + c.len > self.cfg.max_position_embeddings {
                 candle_core::bail!(

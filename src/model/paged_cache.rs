@@ -144,7 +144,13 @@ impl PagedKvCache {
 
     /// A cache of `num_blocks` blocks per layer. Pools are zero-filled lazily by the OS on
     /// the CPU, so memory is touched as blocks are first written.
-    pub fn new(layout: CacheLayout, num_layers: usize, num_blocks: usize, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn new(
+        layout: CacheLayout,
+        num_layers: usize,
+        num_blocks: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let layers = (0..num_layers)
             .map(|_| {
                 Ok(match layout {
@@ -170,7 +176,13 @@ impl PagedKvCache {
     }
 
     /// A cache with as many blocks as `budget_bytes` holds (at least one).
-    pub fn with_budget(layout: CacheLayout, num_layers: usize, budget_bytes: usize, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn with_budget(
+        layout: CacheLayout,
+        num_layers: usize,
+        budget_bytes: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let per = Self::block_bytes(layout, num_layers, dtype).max(1);
         Self::new(layout, num_layers, (budget_bytes / per).max(1), dtype, device)
     }

@@ -185,14 +185,26 @@ impl PageFlow {
             if cancel.load(Ordering::Relaxed) {
                 let result = Err(PageFailure::Engine(EngineError::Cancelled));
                 let page = source.page.ok();
-                hooks.commit(PageDone { slot: source.slot, number: source.number, page, raster: source.raster, result });
+                hooks.commit(PageDone {
+                    slot: source.slot,
+                    number: source.number,
+                    page,
+                    raster: source.raster,
+                    result,
+                });
                 continue;
             }
             let rendered = match &source.page {
                 Ok(p) => p.clone(),
                 Err(e) => {
                     let result = Err(PageFailure::Render(e.clone()));
-                    hooks.commit(PageDone { slot: source.slot, number: source.number, page: None, raster: source.raster, result });
+                    hooks.commit(PageDone {
+                        slot: source.slot,
+                        number: source.number,
+                        page: None,
+                        raster: source.raster,
+                        result,
+                    });
                     continue;
                 }
             };
@@ -262,7 +274,12 @@ mod tests {
     fn source(slot: usize, ok: bool) -> SourcePage {
         let image = Arc::new(image::RgbImage::new(16 + slot as u32, 16));
         let page = RenderedPage { image, width_pt: 10.0, height_pt: 10.0, dpi: 72.0 };
-        SourcePage { slot, number: slot + 1, page: if ok { Ok(page) } else { Err("bad page".into()) }, raster: Duration::ZERO }
+        SourcePage {
+            slot,
+            number: slot + 1,
+            page: if ok { Ok(page) } else { Err("bad page".into()) },
+            raster: Duration::ZERO,
+        }
     }
 
     #[test]
@@ -283,7 +300,14 @@ mod tests {
         // A cancelled document commits its pages as cancelled without running them.
         let cancelled = Arc::new(Record::default());
         cancel.store(true, Ordering::Relaxed);
-        flow.run((0..3).map(|i| source(i, true)), &PageJob::test_page(), &cancel, cancelled.clone(), None, Until::Committed);
+        flow.run(
+            (0..3).map(|i| source(i, true)),
+            &PageJob::test_page(),
+            &cancel,
+            cancelled.clone(),
+            None,
+            Until::Committed,
+        );
         assert_eq!(cancelled.done.lock().unwrap().len(), 3);
         assert!(cancelled.done.lock().unwrap().iter().all(|d| d.1.as_ref().is_err_and(|e| e.contains("Cancelled"))));
         drop(flow);

@@ -323,7 +323,8 @@ fn raster_worker(
         let selected = doc.selected.clone();
         request.sink.event(&Event::DocumentStarted { doc: id, name: request.name.clone(), pages: selected.len() });
         let open_time = opened.elapsed();
-        let opened = Collect::Opened { task, request: request.clone(), page_count: doc.page_count, pages: selected.clone(), open_time };
+        let page_count = doc.page_count;
+        let opened = Collect::Opened { task, request: request.clone(), page_count, pages: selected.clone(), open_time };
         let _ = collect.send(opened);
         let cancel = request.cancel.flag();
         let hooks = Arc::new(DocHooks { id, request: request.clone(), collect: Mutex::new(collect.clone()) });

@@ -488,9 +488,9 @@ impl Runner {
                 if done.contains(&i) {
                     continue;
                 }
-                let rendered =
-                    RenderedPage { width_pt: page.width_pt, height_pt: page.height_pt, dpi: page.dpi, image: Arc::new(page.image) };
-                return Some(SourcePage { slot: i, number: page.index + 1, page: Ok(rendered), raster: start.elapsed() });
+                let (width_pt, height_pt, dpi, number) = (page.width_pt, page.height_pt, page.dpi, page.index + 1);
+                let rendered = RenderedPage { width_pt, height_pt, dpi, image: Arc::new(page.image) };
+                return Some(SourcePage { slot: i, number, page: Ok(rendered), raster: start.elapsed() });
             });
             flow.run(source, &template, &cancel, hooks, window, Until::Committed);
             if let Some(failure) = failure {

@@ -191,12 +191,8 @@ mod tests {
         } else {
             PagedKv::mha(&key_a[..], &values[..], kvh, dim_a)
         };
-        let chunks: Vec<Chunk> = case
-            .chunks
-            .iter()
-            .zip(&tables)
-            .map(|(&(start, rows), t)| Chunk { block_table: t, start, rows })
-            .collect();
+        let chunks: Vec<Chunk> =
+            case.chunks.iter().zip(&tables).map(|(&(start, rows), t)| Chunk { block_table: t, start, rows }).collect();
         let scale = 0.3;
         let want = reference::paged_attention(&q, &kv, &chunks, case.heads, scale);
         let got = paged_attention(&q, &kv, &chunks, case.heads, scale).unwrap();

@@ -79,7 +79,15 @@ impl<'a, T> PagedKv<'a, T> {
     /// MLA pools: latent `[num_blocks, BLOCK_SIZE, rank]` (key part A and value) and rotary key
     /// `[num_blocks, BLOCK_SIZE, rope_dim]` (key part B).
     pub fn mla(latent: &'a [T], rope: &'a [T], rank: usize, rope_dim: usize) -> Self {
-        PagedKv { key_a: latent, dim_a: rank, key_b: rope, dim_b: rope_dim, values: Values::KeyPartA, dim_v: rank, kv_heads: 1 }
+        PagedKv {
+            key_a: latent,
+            dim_a: rank,
+            key_b: rope,
+            dim_b: rope_dim,
+            values: Values::KeyPartA,
+            dim_v: rank,
+            kv_heads: 1,
+        }
     }
 
     /// Width of a whole key (and of a query row per head).

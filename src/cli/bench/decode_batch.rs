@@ -53,7 +53,10 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
     let dec = DeepseekDecoder::load(&dcfg, vb)?;
     let load = t.elapsed();
     let (_, rss_load) = peak_and_current_rss();
-    let params = crate::model::synth::decoder_tensor_specs(&dcfg).iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
+    let params = crate::model::synth::decoder_tensor_specs(&dcfg)
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum::<usize>();
     let weight_bytes = params * dtype.size_in_bytes();
 
     // Room for the shared prefill and every sequence of the largest batch.
@@ -85,7 +88,12 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         dcfg.num_hidden_layers,
         dcfg.hidden_size
     );
-    println!("  weights            {} ({params} params); load {:.1}s, RSS after load {}", gb(weight_bytes as f64), load.as_secs_f64(), gb(rss_load as f64));
+    println!(
+        "  weights            {} ({params} params); load {:.1}s, RSS after load {}",
+        gb(weight_bytes as f64),
+        load.as_secs_f64(),
+        gb(rss_load as f64)
+    );
     println!(
         "  KV cache           {} blocks of 16 tokens ({} budget, {} B/token); context {} tokens per sequence",
         cache.num_blocks(),
@@ -93,7 +101,11 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         dec.cache_bytes_per_token(),
         args.prompt_tokens
     );
-    println!("  prefill            {} tokens in {:.2}s (once, forked into every sequence)", args.prompt_tokens, prefill.as_secs_f64());
+    println!(
+        "  prefill            {} tokens in {:.2}s (once, forked into every sequence)",
+        args.prompt_tokens,
+        prefill.as_secs_f64()
+    );
     let mut rows = Vec::new();
     for &batch in &args.batch {
         let seqs: Vec<SeqId> = (1..=batch as SeqId).collect();
@@ -118,7 +130,8 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         let mut sorted = steps.clone();
         sorted.sort();
         let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
-        let row = Row { batch, tok_s: (batch * args.new_tokens) as f64 / total, median_ms: pick(0.5), p90_ms: pick(0.9) };
+        let row =
+            Row { batch, tok_s: (batch * args.new_tokens) as f64 / total, median_ms: pick(0.5), p90_ms: pick(0.9) };
         println!(
             "  batch {:>3}          {:>7.2} tok/s aggregate, per-sequence latency {:.0} ms/token (median step; p90 {:.0} ms)",
             row.batch, row.tok_s, row.median_ms, row.p90_ms
@@ -126,7 +139,8 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         rows.push(row);
     }
     if let Some(one) = rows.iter().find(|r| r.batch == 1) {
-        let ratios: Vec<String> = rows.iter().map(|r| format!("batch {} x{:.2}", r.batch, r.tok_s / one.tok_s)).collect();
+        let ratios: Vec<String> =
+            rows.iter().map(|r| format!("batch {} x{:.2}", r.batch, r.tok_s / one.tok_s)).collect();
         println!("  aggregate vs batch 1: {}", ratios.join(", "));
     }
     let (hwm, rss) = peak_and_current_rss();
