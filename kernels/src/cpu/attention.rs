@@ -54,7 +54,7 @@ fn widen<T: Element>(dst: &mut [f32], src: &[T]) {
 
 /// Heads per task: the largest divisor of `rep` up to [`MAX_HEADS_PER_TASK`].
 fn heads_per_task(rep: usize) -> usize {
-    (1..=MAX_HEADS_PER_TASK.min(rep)).rev().find(|d| rep % d == 0).unwrap_or(1)
+    (1..=MAX_HEADS_PER_TASK.min(rep)).rev().find(|d| rep.is_multiple_of(*d)).unwrap_or(1)
 }
 
 /// Paged attention of `q` `[rows, heads, key_dim]` over `kv` (see the reference for the exact

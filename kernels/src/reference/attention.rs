@@ -120,14 +120,14 @@ pub struct Chunk<'a> {
 
 /// Checks the arguments every implementation relies on; returns the total query rows.
 pub fn check<T>(q: &[T], kv: &PagedKv<T>, chunks: &[Chunk], heads: usize) -> Result<usize, String> {
-    if kv.kv_heads == 0 || heads % kv.kv_heads != 0 {
+    if kv.kv_heads == 0 || !heads.is_multiple_of(kv.kv_heads) {
         return Err(format!("{heads} query heads do not group over {} KV heads", kv.kv_heads));
     }
     if kv.dim_b == 0 && !kv.key_b.is_empty() {
         return Err("key part B given with width 0".into());
     }
     let block = kv.kv_heads * BLOCK_SIZE;
-    let pools_ok = kv.key_a.len() % (block * kv.dim_a).max(1) == 0
+    let pools_ok = kv.key_a.len().is_multiple_of((block * kv.dim_a).max(1))
         && (kv.dim_b == 0 || kv.key_b.len() == kv.num_blocks() * block * kv.dim_b)
         && match kv.values {
             Values::Pool(v) => v.len() == kv.num_blocks() * block * kv.dim_v,
