@@ -28,6 +28,7 @@ run bench encode --model "$CKPT/ocr1-full" --modes "$MODES"
 run bench encode --model "$CKPT/ocr2-full" --modes base,gundam
 run bench decode --model "$CKPT/ocr1-full" --dtype f32 --prompt-tokens 903 --new-tokens 32
 run bench decode --model "$CKPT/ocr1-full" --dtype bf16 --prompt-tokens 903 --new-tokens 32
+run bench decode --model "$CKPT/ocr1-full" --dtype f32 --prompt-tokens 903 --new-tokens 16 --batch 1,4,8,16
 # The whole pipeline on one page (mode base: 273 image slots), 32 new tokens.
 rm -rf bench-results/ocr-page
 run ocr samples/en_tracemonkey_p1.pdf --model "$CKPT/ocr1-full" --mode base --max-new-tokens 32 \

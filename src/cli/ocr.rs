@@ -23,6 +23,9 @@ pub const EXIT_CANNOT_START: u8 = 2;
 /// Exit code: the run finished but some documents failed or were only partly recognised.
 pub const EXIT_SOME_FAILED: u8 = 3;
 
+/// Default pages decoding together.
+pub const DEFAULT_BATCH_SIZE: usize = 8;
+
 const AFTER_HELP: &str = "\
 Outputs: with --out DIR, each input's outputs go to DIR at the input's place in the input tree
 (below a directory argument: its path inside that directory; otherwise its file name), named
@@ -72,9 +75,14 @@ pub struct OcrCommand {
     #[arg(short, long, env = "DOCSEEK_JOBS")]
     pub jobs: Option<usize>,
 
-    /// Pages per engine call, across documents (1 streams tokens for the progress display).
-    #[arg(long, env = "DOCSEEK_BATCH_SIZE", default_value_t = 1)]
+    /// Pages decoding together, across documents (token-level batching: pages join and leave
+    /// the batch at every step; every page streams its tokens).
+    #[arg(long, env = "DOCSEEK_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
+
+    /// KV cache budget of the batched decoder in MiB [default: half the free memory].
+    #[arg(long, env = "DOCSEEK_KV_CACHE_MB")]
+    pub kv_cache_mb: Option<usize>,
 
     /// No progress output on stderr.
     #[arg(short, long)]
@@ -145,10 +153,10 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
         };
         return crate::cli::submit::run(inputs, plan);
     }
-    let config = PipelineConfig::new(
-        args.jobs.unwrap_or_else(|| PipelineConfig::default().jobs),
-        args.batch_size,
-    );
+    let config = PipelineConfig {
+        kv_cache_bytes: args.kv_cache_mb.map(|mb| mb << 20),
+        ..PipelineConfig::new(args.jobs.unwrap_or_else(|| PipelineConfig::default().jobs), args.batch_size)
+    };
     let progress = Arc::new(BatchProgress::new(mode));
 
     let Some(out) = args.out.clone() else {

@@ -54,9 +54,13 @@ pub struct ServeArgs {
     #[arg(long, env = "DOCSEEK_MAX_QUEUE", default_value_t = DEFAULT_MAX_QUEUE)]
     max_queue: usize,
 
-    /// Most pages per engine call.
+    /// Most pages decoding together (token-level batching across jobs).
     #[arg(long, env = "DOCSEEK_MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH)]
     max_batch: usize,
+
+    /// KV cache budget of the batched decoder in MiB [default: half the free memory].
+    #[arg(long, env = "DOCSEEK_KV_CACHE_MB")]
+    kv_cache_mb: Option<usize>,
 
     /// Most pages per document.
     #[arg(long, env = "DOCSEEK_MAX_PAGES", default_value_t = DEFAULT_MAX_PAGES)]
@@ -159,6 +163,7 @@ impl ServeArgs {
         c.concurrency = self.concurrency.max(1);
         c.max_queued_jobs = self.max_queue;
         c.max_batch = self.max_batch.max(1);
+        c.kv_cache_mb = self.kv_cache_mb;
         c.engine_queue_pages = engine_queue_pages(c.max_batch, c.concurrency);
         c.raster.limits.max_pages = self.max_pages;
         c.raster.limits.max_page_pixels = self.max_page_pixels;

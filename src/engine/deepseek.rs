@@ -1,11 +1,16 @@
 //! The real engine: DeepSeek-OCR / DeepSeek-OCR-2 (vision encoder from `docseek-vision`,
-//! the MoE decoder from `crate::model`), one page at a time.
+//! the MoE decoder from `crate::model`).
 //!
 //! Per page: the task prompt is tokenised, the image becomes `slots` vision vectors, the
 //! prompt is `[BOS] + [<image>] * slots + prompt ids` with the vectors spliced into the image
 //! slots, and the decoder generates with the page's settings, streaming text pieces into the
 //! sink. The architecture is chosen from `config.json`, so one `--model` flag serves both
-//! families. Work is serialised on the engine (the model uses every core for one page).
+//! families.
+//!
+//! Two ways to run: [`OcrEngine::recognize`] decodes one page alone (calls are serialised:
+//! the model uses every core for one page), and [`BatchEngine`] lets the engine owner encode
+//! pages on worker threads and decode many together over a paged KV cache
+//! ([`super::session::DecoderSession`]).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -14,16 +19,21 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use docseek_vision::VisionEncoder;
 
+use super::batching::{BatchEngine, DecodeSession, Prepared};
+use super::session::{DecoderSession, Detokenizer, PromptRows};
 use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText, PageTimings, TokenSink};
 use crate::model::generation::{generate, Step, StepObserver};
 use crate::model::loader::{open_weights, resolve_model_dir};
+use crate::model::paged_cache::default_budget_bytes;
 use crate::model::prompt::{embed_with_image, prompt_ids, PromptTokenizer};
 use crate::model::{DeepseekDecoder, Dtype, ModelConfig, ModelError};
 use crate::options::ModelArgs;
 
 /// A loaded DeepSeek-OCR (-2) model.
 pub struct DeepseekEngine {
-    inner: Mutex<Loaded>,
+    loaded: Loaded,
+    /// Serialises [`OcrEngine::recognize`] calls.
+    serial: Mutex<()>,
     info: EngineInfo,
 }
 
@@ -86,44 +96,42 @@ impl DeepseekEngine {
             device: device_name(device),
             dtype: dtype_name(dtype).to_string(),
         };
-        Ok(DeepseekEngine { inner: Mutex::new(Loaded { cfg, vision, decoder, tokenizer }), info })
+        Ok(DeepseekEngine { loaded: Loaded { cfg, vision, decoder, tokenizer }, serial: Mutex::new(()), info })
+    }
+
+    /// Tokenises the task prompt, encodes the image and lays out the prompt embeddings.
+    fn prepare_rows(&self, job: &PageJob) -> Result<(PromptRows, std::time::Duration), EngineError> {
+        let prompt = job.task.prompt(job.locate.as_deref()).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+        let Loaded { cfg, vision, decoder, tokenizer } = &self.loaded;
+        let spec = job.mode.spec(vision.config().arch);
+        vision.check_spec(&spec).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+        let t0 = Instant::now();
+        let text_ids = tokenizer.encode(&prompt).map_err(model_err)?;
+        let image = vision.encode(&job.image, &spec).map_err(model_err)?;
+        let slots = image.dim(0).map_err(model_err)?;
+        let bos = cfg.decoder.bos_token_id.unwrap_or(0);
+        let ids = prompt_ids(bos, cfg.image_token_id, slots, &text_ids);
+        let embeds = embed_with_image(decoder, &ids, cfg.image_token_id, Some(&image)).map_err(model_err)?;
+        Ok((PromptRows { embeds, ids }, t0.elapsed()))
     }
 }
 
-/// Turns generated ids into text pieces as soon as they form complete characters.
-struct Detokenizer<'a> {
-    tokenizer: &'a PromptTokenizer,
-    ids: Vec<u32>,
-    prefix: usize,
-    read: usize,
-    emitted: String,
-}
-
-impl<'a> Detokenizer<'a> {
-    fn new(tokenizer: &'a PromptTokenizer) -> Self {
-        Detokenizer { tokenizer, ids: Vec::new(), prefix: 0, read: 0, emitted: String::new() }
+impl BatchEngine for DeepseekEngine {
+    fn prepare(&self, job: &PageJob) -> Result<Prepared, EngineError> {
+        let (rows, encode) = self.prepare_rows(job)?;
+        Ok(Prepared { prompt_tokens: rows.ids.len(), payload: Box::new(rows), encode })
     }
 
-    /// Adds an id; returns the new text, if it completes at least one character.
-    fn push(&mut self, id: u32) -> Option<String> {
-        self.ids.push(id);
-        let before = self.tokenizer.decode(&self.ids[self.prefix..self.read]).ok()?;
-        let after = self.tokenizer.decode(&self.ids[self.prefix..]).ok()?;
-        if after.len() <= before.len() || after.ends_with('\u{FFFD}') {
-            return None;
-        }
-        let piece = after.get(before.len()..)?.to_string();
-        self.prefix = self.read;
-        self.read = self.ids.len();
-        self.emitted.push_str(&piece);
-        Some(piece)
-    }
-
-    /// The full text and whatever was not streamed yet.
-    fn finish(&self) -> (String, Option<String>) {
-        let full = self.tokenizer.decode(&self.ids).unwrap_or_else(|_| self.emitted.clone());
-        let rest = full.strip_prefix(self.emitted.as_str()).filter(|r| !r.is_empty()).map(str::to_string);
-        (full, rest)
+    fn session(&self, kv_cache_bytes: Option<usize>) -> Result<Box<dyn DecodeSession + '_>, EngineError> {
+        let decoder = &self.loaded.decoder;
+        let budget = kv_cache_bytes.unwrap_or_else(|| default_budget_bytes(decoder.device()));
+        let session = DecoderSession::new(decoder, Some(&self.loaded.tokenizer), budget).map_err(model_err)?;
+        tracing::info!(
+            blocks = session.cache().num_blocks(),
+            mib = session.cache().capacity_bytes() >> 20,
+            "KV cache for batched decoding"
+        );
+        Ok(Box::new(session))
     }
 }
 
@@ -154,23 +162,11 @@ impl OcrEngine for DeepseekEngine {
     }
 
     fn recognize(&self, job: &PageJob, sink: &mut dyn TokenSink) -> Result<PageText, EngineError> {
-        let prompt = job.task.prompt(job.locate.as_deref()).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
-        let loaded = self.inner.lock().map_err(|_| model_err("engine poisoned by an earlier panic"))?;
-        let Loaded { cfg, vision, decoder, tokenizer } = &*loaded;
-        let spec = job.mode.spec(vision.config().arch);
-        vision.check_spec(&spec).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
-
-        let t0 = Instant::now();
-        let text_ids = tokenizer.encode(&prompt).map_err(model_err)?;
-        let image = vision.encode(&job.image, &spec).map_err(model_err)?;
-        let slots = image.dim(0).map_err(model_err)?;
-        let bos = cfg.decoder.bos_token_id.unwrap_or(0);
-        let ids = prompt_ids(bos, cfg.image_token_id, slots, &text_ids);
-        let embeds = embed_with_image(decoder, &ids, cfg.image_token_id, Some(&image)).map_err(model_err)?;
-        let encode = t0.elapsed();
-
+        let _serial = self.serial.lock().unwrap_or_else(|p| p.into_inner());
+        let (rows, encode) = self.prepare_rows(job)?;
+        let Loaded { cfg, decoder, tokenizer, .. } = &self.loaded;
         let mut streamer = Streamer { detok: Detokenizer::new(tokenizer), sink };
-        let out = generate(decoder, &embeds, &ids, cfg.decoder.eos_token_id, &job.generation, &mut streamer)
+        let out = generate(decoder, &rows.embeds, &rows.ids, cfg.decoder.eos_token_id, &job.generation, &mut streamer)
             .map_err(model_err)?;
         let Some(out) = out else {
             return Err(EngineError::Cancelled);
@@ -188,5 +184,9 @@ impl OcrEngine for DeepseekEngine {
             generated_tokens: out.ids.len(),
             timings: PageTimings { encode, prefill: out.prefill, decode: out.decode },
         })
+    }
+
+    fn batching(&self) -> Option<&dyn BatchEngine> {
+        Some(self)
     }
 }

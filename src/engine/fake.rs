@@ -2,11 +2,17 @@
 //!
 //! Its output is real DeepSeek-OCR grounding syntax derived from the page image (size and
 //! mean brightness), so the structuring, language and rendering stages get realistic input.
+//!
+//! It also batches like the real engine ([`BatchEngine`]): a "prompt" of one row, then one
+//! text piece per step for every running page, with the per-token delay paid once per step,
+//! so the pipeline and the server exercise the token-level scheduler without a model.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::batching::{BatchEngine, DecodeSession, Feed, Prepared, SeqEvent};
 use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText, PageTimings, TokenSink};
-use crate::model::{PageOutcome, Task};
+use crate::model::{GenerationConfig, PageOutcome, SeqId, Task};
 
 /// Environment variable read by [`FakeEngine::from_env`]: a per-token delay in milliseconds,
 /// honoured only by the fake engine (`--model fake`).
@@ -81,9 +87,7 @@ impl OcrEngine for FakeEngine {
     }
 
     fn recognize(&self, job: &PageJob, sink: &mut dyn TokenSink) -> Result<PageText, EngineError> {
-        if job.task == Task::Locate && job.locate.as_deref().is_none_or(|t| t.trim().is_empty()) {
-            return Err(EngineError::InvalidRequest("locate needs a target text".into()));
-        }
+        check(job)?;
         let start = Instant::now();
         let text = self.answer(job);
         // "Tokens" are whitespace-delimited pieces with their leading space, like BPE pieces.
@@ -109,6 +113,123 @@ impl OcrEngine for FakeEngine {
             generated_tokens: generated,
             timings: PageTimings { decode: start.elapsed(), ..Default::default() },
         })
+    }
+
+    fn batching(&self) -> Option<&dyn BatchEngine> {
+        Some(self)
+    }
+}
+
+/// Refuses what the real engine refuses before any work.
+fn check(job: &PageJob) -> Result<(), EngineError> {
+    if job.task == Task::Locate && job.locate.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        return Err(EngineError::InvalidRequest("locate needs a target text".into()));
+    }
+    Ok(())
+}
+
+/// The fake's prepared page: its text pieces.
+struct FakePage(Vec<String>);
+
+impl BatchEngine for FakeEngine {
+    fn prepare(&self, job: &PageJob) -> Result<Prepared, EngineError> {
+        check(job)?;
+        let pieces = self.answer(job).split_inclusive(' ').map(str::to_string).collect();
+        Ok(Prepared { payload: Box::new(FakePage(pieces)), prompt_tokens: 1, encode: Duration::ZERO })
+    }
+
+    fn session(&self, _kv_cache_bytes: Option<usize>) -> Result<Box<dyn DecodeSession + '_>, EngineError> {
+        Ok(Box::new(FakeSession { token_delay: self.token_delay, seqs: HashMap::new() }))
+    }
+}
+
+/// One fake sequence.
+struct FakeSeq {
+    pieces: Vec<String>,
+    /// Pieces it may emit (the budget).
+    limit: usize,
+    next: usize,
+    pending: usize,
+    started: Instant,
+}
+
+/// Fake decoding: no cache, one piece per sequence per step.
+struct FakeSession {
+    token_delay: Duration,
+    seqs: HashMap<SeqId, FakeSeq>,
+}
+
+/// Blocks the fake claims to have (it holds no cache).
+const FAKE_BLOCKS: usize = 1 << 30;
+
+impl DecodeSession for FakeSession {
+    fn total_blocks(&self) -> usize {
+        FAKE_BLOCKS
+    }
+
+    fn free_blocks(&self) -> usize {
+        FAKE_BLOCKS
+    }
+
+    fn blocks_for(&self, _tokens: usize) -> usize {
+        0
+    }
+
+    fn blocks_needed(&self, _seq: SeqId, _rows: usize) -> usize {
+        0
+    }
+
+    fn start(&mut self, seq: SeqId, page: Prepared, generation: &GenerationConfig) -> Result<(), EngineError> {
+        let not_fake = |_| EngineError::Model("not a fake page".into());
+        let FakePage(pieces) = *page.payload.downcast::<FakePage>().map_err(not_fake)?;
+        let limit = pieces.len().min(generation.max_new_tokens);
+        self.seqs.insert(seq, FakeSeq { pieces, limit, next: 0, pending: 1, started: Instant::now() });
+        Ok(())
+    }
+
+    fn pending(&self, seq: SeqId) -> usize {
+        self.seqs.get(&seq).map_or(0, |s| s.pending)
+    }
+
+    fn decoding(&self, seq: SeqId) -> bool {
+        self.seqs.get(&seq).is_some_and(|s| s.next > 0)
+    }
+
+    fn step(&mut self, feeds: &[Feed]) -> Result<Vec<SeqEvent>, EngineError> {
+        if !self.token_delay.is_zero() {
+            std::thread::sleep(self.token_delay);
+        }
+        let mut events = Vec::new();
+        for f in feeds {
+            let Some(s) = self.seqs.get_mut(&f.seq) else { continue };
+            s.pending -= f.rows.min(s.pending);
+            if s.pending > 0 {
+                continue;
+            }
+            if s.next < s.limit {
+                events.push(SeqEvent::Token { seq: f.seq, piece: Some(s.pieces[s.next].clone()) });
+                s.next += 1;
+                s.pending = 1;
+            }
+            if s.next == s.limit {
+                let outcome = if s.limit < s.pieces.len() { PageOutcome::Length } else { PageOutcome::Finished };
+                let text = PageText {
+                    raw: s.pieces[..s.limit].concat(),
+                    outcome,
+                    prompt_tokens: 1,
+                    generated_tokens: s.limit,
+                    timings: PageTimings { decode: s.started.elapsed(), ..Default::default() },
+                };
+                events.push(SeqEvent::Done { seq: f.seq, result: Ok(text), ids: Vec::new() });
+            }
+        }
+        Ok(events)
+    }
+
+    fn evict(&mut self, _seq: SeqId) {}
+
+    fn finish(&mut self, seq: SeqId) {
+        self.seqs.remove(&seq);
     }
 }
 

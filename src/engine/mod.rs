@@ -1,6 +1,10 @@
 //! The seam between the model and its users: an `OcrEngine` turns one page image into raw
 //! model text. The server and the batch CLI only see this trait, so they can be tested with
 //! [`FakeEngine`] and run unchanged with the real model.
+//!
+//! Engines that decode many pages together also implement [`BatchEngine`] (page preparation
+//! on encoder workers, a [`DecodeSession`] over a paged KV cache); the engine owner
+//! ([`owner`]) then runs them under the token-level [`scheduler`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +15,17 @@ use serde::{Deserialize, Serialize};
 use crate::model::{GenerationConfig, PageOutcome, Task};
 use crate::Mode;
 
+pub mod batching;
 pub mod deepseek;
 pub mod fake;
 pub mod owner;
+pub mod scheduler;
+pub mod session;
 
+pub use batching::{BatchEngine, DecodeSession, Prepared};
 pub use deepseek::DeepseekEngine;
 pub use fake::FakeEngine;
-pub use owner::{CancelFlag, EngineObserver, EngineThread, PageRequest};
+pub use owner::{CancelFlag, EngineConfig, EngineObserver, EngineThread, PageRequest};
 
 /// One page to recognise.
 #[derive(Debug, Clone)]
@@ -157,6 +165,12 @@ pub trait OcrEngine: Send + Sync {
     /// Recognises several pages; engines that batch override this. Results are in job order.
     fn recognize_batch(&self, jobs: &[PageJob]) -> Vec<Result<PageText, EngineError>> {
         jobs.iter().map(|job| self.recognize(job, &mut NoSink)).collect()
+    }
+
+    /// The engine's token-level batching, when it has one (the engine owner then schedules
+    /// its pages token by token instead of calling `recognize`).
+    fn batching(&self) -> Option<&dyn BatchEngine> {
+        None
     }
 }
 

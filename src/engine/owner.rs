@@ -1,20 +1,32 @@
-//! The engine owner: one OS thread holds the [`OcrEngine`] and is fed pages from every caller
-//! (the server's jobs and chat requests, the batch pipeline's documents) through one bounded
-//! channel; each page carries its own reply. Shared by `src/server` and `src/pipeline`.
+//! The engine owner: the [`OcrEngine`] is fed pages from every caller (the server's jobs and
+//! chat requests, the batch pipeline's documents) through one bounded channel; each page
+//! carries its own reply. Shared by `src/server` and `src/pipeline`.
 //!
-//! Pages waiting in the channel are drained into a batch (up to `max_batch`), so pages from
-//! different requests and documents share one `recognize_batch` call. A page that asks for
-//! streaming, or that is alone in its batch, runs through `recognize` with a token sink that
-//! reports its tokens and stops it when its cancel flag is set. A token-level scheduler would
-//! replace the body of [`run_batch`] and keep this interface.
+//! An engine that decodes many pages together ([`OcrEngine::batching`]) runs as:
+//! ```text
+//! submit ─► [queue, bounded] ─► encoder ×N (prepare: vision encoder) ─► [encoded, bounded]
+//!                                                                          │
+//!                     token-level scheduler (one thread, owns the KV cache) ◄┘
+//!                     each step: one token for every running page + prefill chunks
+//! ```
+//! so the next pages are encoded while others decode, pages join and leave the running batch
+//! at every step, every page streams its tokens, and a cancelled page stops within one step
+//! (see [`super::scheduler`]).
+//!
+//! Other engines keep the page-level loop: pages waiting in the channel are drained into a
+//! batch (up to `max_batch`) for one `recognize_batch` call; a page that asks for streaming,
+//! or that is alone in its batch, runs through `recognize` with a token sink that reports its
+//! tokens and stops it when its cancel flag is set.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::batching::{BatchEngine, Prepared};
+use super::scheduler::{Scheduler, SchedulerConfig, SeqOwner, DEFAULT_STEP_TOKENS};
 use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText};
 
 /// A shared cancellation flag: set when the page's owner no longer wants the result.
@@ -32,9 +44,11 @@ pub struct PageRequest {
     pub job: PageJob,
     /// Checked before the page runs and after each of its tokens.
     pub cancel: CancelFlag,
-    /// Receives text pieces while the page runs alone (see `stream`).
+    /// Receives text pieces as they are generated (with a page-level engine: only while the
+    /// page runs alone, see `stream`).
     pub on_token: Option<TokenHook>,
-    /// Run this page alone, token by token, even when others wait (a streaming client).
+    /// With a page-level engine, run this page alone, token by token, even when others wait
+    /// (a streaming client). Token-level batching streams every page and ignores it.
     pub stream: bool,
     /// Gets the result; a page cancelled before it ran gets [`EngineError::Cancelled`].
     pub reply: ReplyHook,
@@ -42,12 +56,17 @@ pub struct PageRequest {
 
 /// Told about the engine thread's work (metrics, statistics). Methods run on that thread.
 pub trait EngineObserver: Send + Sync {
+    /// `pages` are about to enter the queue (a refused page is then reported as dequeued).
+    fn enqueued(&self, pages: usize) {
+        let _ = pages;
+    }
+
     /// `pages` left the queue.
     fn dequeued(&self, pages: usize) {
         let _ = pages;
     }
 
-    /// One engine call over `pages` pages took `busy`.
+    /// One engine call (with token-level batching: one step) over `pages` pages took `busy`.
     fn batch_done(&self, pages: usize, busy: Duration) {
         let _ = (pages, busy);
     }
@@ -80,6 +99,41 @@ struct Queued {
 pub struct EngineThread {
     tx: mpsc::Sender<Queued>,
     info: EngineInfo,
+    observer: Arc<dyn EngineObserver>,
+}
+
+/// Settings of the engine thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Pages that may wait in the queue before `submit` waits (back-pressure).
+    pub capacity: usize,
+    /// Most pages decoding together (token-level batching), or per engine call.
+    pub max_batch: usize,
+    /// KV cache budget in bytes (None: half the free memory, see
+    /// [`crate::model::paged_cache::default_budget_bytes`]).
+    pub kv_cache_bytes: Option<usize>,
+    /// Vision encoder worker threads.
+    pub encoders: usize,
+    /// Encoded pages that may wait for the scheduler.
+    pub encoded_ahead: usize,
+    /// Most rows (decode tokens + prefill rows) per step.
+    pub step_tokens: usize,
+}
+
+impl EngineConfig {
+    /// A queue of `capacity` pages, batches of `max_batch`, the default KV budget, one encoder
+    /// worker and up to `max_batch` pages encoded ahead.
+    pub fn new(capacity: usize, max_batch: usize) -> Self {
+        let max_batch = max_batch.max(1);
+        EngineConfig {
+            capacity: capacity.max(1),
+            max_batch,
+            kv_cache_bytes: None,
+            encoders: 1,
+            encoded_ahead: max_batch,
+            step_tokens: DEFAULT_STEP_TOKENS.max(max_batch + 1),
+        }
+    }
 }
 
 impl EngineThread {
@@ -91,12 +145,28 @@ impl EngineThread {
         max_batch: usize,
         observer: Arc<dyn EngineObserver>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Self::spawn_with(engine, EngineConfig::new(capacity, max_batch), observer)
+    }
+
+    /// Starts the engine thread(s) with `config`: with token-level batching, encoder workers
+    /// and the scheduler; otherwise the page-level loop.
+    pub fn spawn_with(
+        engine: Arc<dyn OcrEngine>,
+        config: EngineConfig,
+        observer: Arc<dyn EngineObserver>,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let info = engine.info();
-        let thread = std::thread::Builder::new()
-            .name("docseek-engine".into())
-            .spawn(move || engine_loop(engine, rx, max_batch.max(1), observer))?;
-        Ok((EngineThread { tx, info }, thread))
+        let handle = EngineThread { tx, info, observer: observer.clone() };
+        let thread = if engine.batching().is_some() {
+            spawn_scheduled(engine, rx, config, observer)?
+        } else {
+            let max_batch = config.max_batch.max(1);
+            std::thread::Builder::new()
+                .name("docseek-engine".into())
+                .spawn(move || engine_loop(engine, rx, max_batch, observer))?
+        };
+        Ok((handle, thread))
     }
 
     /// What the engine is.
@@ -107,15 +177,167 @@ impl EngineThread {
     /// Queues a page, waiting for space (back-pressure). On error the request is dropped
     /// without its reply being called.
     pub async fn submit(&self, request: PageRequest) -> Result<(), EngineStopped> {
-        self.tx.send(Queued { request, enqueued: Instant::now() }).await.map_err(|_| EngineStopped)
+        self.observer.enqueued(1);
+        let sent = self.tx.send(Queued { request, enqueued: Instant::now() }).await;
+        sent.map_err(|_| {
+            self.observer.dequeued(1);
+            EngineStopped
+        })
     }
 
     /// [`submit`](Self::submit) for threads outside an async runtime; gives the request back
     /// when the engine thread has stopped.
     pub fn submit_blocking(&self, request: PageRequest) -> Result<(), Box<PageRequest>> {
-        self.tx
-            .blocking_send(Queued { request, enqueued: Instant::now() })
-            .map_err(|e| Box::new(e.0.request))
+        self.observer.enqueued(1);
+        self.tx.blocking_send(Queued { request, enqueued: Instant::now() }).map_err(|e| {
+            self.observer.dequeued(1);
+            Box::new(e.0.request)
+        })
+    }
+}
+
+/// A page on its way from an encoder worker to the scheduler.
+struct Encoded {
+    queued: Queued,
+    prepared: Result<Prepared, EngineError>,
+}
+
+/// A page's owner as the scheduler sees it.
+struct RequestOwner {
+    cancel: CancelFlag,
+    on_token: Option<TokenHook>,
+    reply: ReplyHook,
+    enqueued: Instant,
+    observer: Arc<dyn EngineObserver>,
+}
+
+impl SeqOwner for RequestOwner {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn token(&mut self, piece: &str) {
+        if let Some(hook) = self.on_token.as_mut() {
+            hook(piece);
+        }
+    }
+
+    fn done(self: Box<Self>, result: Result<PageText, EngineError>, _ids: &[u32]) {
+        self.observer.page_done(&result, self.enqueued.elapsed());
+        (self.reply)(result);
+    }
+}
+
+/// Starts the encoder workers and the scheduler thread; returns the scheduler's handle (it
+/// joins the workers before it ends).
+fn spawn_scheduled(
+    engine: Arc<dyn OcrEngine>,
+    rx: mpsc::Receiver<Queued>,
+    config: EngineConfig,
+    observer: Arc<dyn EngineObserver>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let rx = Arc::new(Mutex::new(rx));
+    let (enc_tx, enc_rx) = std::sync::mpsc::sync_channel::<Encoded>(config.encoded_ahead.max(1));
+    let mut workers = Vec::new();
+    for i in 0..config.encoders.max(1) {
+        let (engine, rx, tx, observer) = (engine.clone(), rx.clone(), enc_tx.clone(), observer.clone());
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("docseek-encoder-{i}"))
+                .spawn(move || encoder_worker(engine, rx, tx, observer))?,
+        );
+    }
+    drop(enc_tx);
+    std::thread::Builder::new().name("docseek-engine".into()).spawn(move || {
+        scheduler_loop(engine, enc_rx, config, observer);
+        for w in workers {
+            let _ = w.join();
+        }
+        tracing::debug!("engine thread stopped");
+    })
+}
+
+/// Takes pages from the queue and prepares them (vision encoder) ahead of the scheduler.
+fn encoder_worker(
+    engine: Arc<dyn OcrEngine>,
+    rx: Arc<Mutex<mpsc::Receiver<Queued>>>,
+    tx: std::sync::mpsc::SyncSender<Encoded>,
+    observer: Arc<dyn EngineObserver>,
+) {
+    let Some(batch) = engine.batching() else { return };
+    loop {
+        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+        let Some(queued) = next else { break };
+        observer.dequeued(1);
+        if queued.request.cancel.load(Ordering::Relaxed) {
+            let result = Err(EngineError::Cancelled);
+            observer.page_done(&result, queued.enqueued.elapsed());
+            (queued.request.reply)(result);
+            continue;
+        }
+        let prepared = catch_unwind(AssertUnwindSafe(|| batch.prepare(&queued.request.job)))
+            .unwrap_or_else(|_| Err(EngineError::Model("the vision encoder panicked".into())));
+        if let Err(std::sync::mpsc::SendError(e)) = tx.send(Encoded { queued, prepared }) {
+            (e.queued.request.reply)(Err(EngineError::Cancelled));
+            break;
+        }
+    }
+}
+
+/// Hands an encoded page to the scheduler, or answers it when preparing failed.
+fn admit(scheduler: &mut Scheduler, encoded: Encoded, observer: &Arc<dyn EngineObserver>) {
+    let Encoded { queued, prepared } = encoded;
+    let Queued { request, enqueued } = queued;
+    let PageRequest { job, cancel, on_token, reply, .. } = request;
+    match prepared {
+        Ok(page) => {
+            let owner = RequestOwner { cancel, on_token, reply, enqueued, observer: observer.clone() };
+            scheduler.submit(page, job.generation, Box::new(owner));
+        }
+        Err(e) => {
+            let result = Err(e);
+            observer.page_done(&result, enqueued.elapsed());
+            reply(result);
+        }
+    }
+}
+
+/// The scheduler thread: takes encoded pages as they come and steps while there is work.
+fn scheduler_loop(
+    engine: Arc<dyn OcrEngine>,
+    rx: std::sync::mpsc::Receiver<Encoded>,
+    config: EngineConfig,
+    observer: Arc<dyn EngineObserver>,
+) {
+    let batch: &dyn BatchEngine = engine.batching().expect("a batching engine");
+    let session = match batch.session(config.kv_cache_bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the decoding session");
+            for encoded in rx {
+                let result = Err(EngineError::Model(format!("cannot start the decoding session: {e}")));
+                observer.page_done(&result, encoded.queued.enqueued.elapsed());
+                (encoded.queued.request.reply)(result);
+            }
+            return;
+        }
+    };
+    let limits = SchedulerConfig { max_running: config.max_batch, step_tokens: config.step_tokens };
+    let mut scheduler = Scheduler::new(session, limits);
+    loop {
+        if scheduler.is_idle() {
+            match rx.recv() {
+                Ok(encoded) => admit(&mut scheduler, encoded, &observer),
+                Err(_) => break,
+            }
+        }
+        while let Ok(encoded) = rx.try_recv() {
+            admit(&mut scheduler, encoded, &observer);
+        }
+        let report = scheduler.step();
+        if report.sequences > 0 {
+            observer.batch_done(report.sequences, report.busy);
+        }
     }
 }
 
@@ -289,5 +511,71 @@ mod tests {
         let cancelled = PageRequest { job: page(), cancel: Arc::new(AtomicBool::new(true)), on_token: None, stream: false, reply: Box::new(move |r| drop(tx.send(r))) };
         engine.submit(cancelled).await.unwrap();
         assert!(matches!(rx.await.unwrap(), Err(EngineError::Cancelled)));
+    }
+
+    #[test]
+    fn token_level_batching_streams_every_page_and_cancels_within_one_step() {
+        let counts = Arc::new(Counts::default());
+        let widest = Arc::new(Mutex::new(0usize));
+        struct Widest(Arc<Mutex<usize>>, Arc<Counts>);
+        impl EngineObserver for Widest {
+            fn dequeued(&self, pages: usize) {
+                self.1.dequeued(pages);
+            }
+            fn batch_done(&self, pages: usize, busy: Duration) {
+                let mut w = self.0.lock().unwrap();
+                *w = (*w).max(pages);
+                self.1.batch_done(pages, busy);
+            }
+            fn page_done(&self, result: &Result<PageText, EngineError>, latency: Duration) {
+                self.1.page_done(result, latency);
+            }
+        }
+        let fake = FakeEngine { token_delay: Duration::from_millis(5), script: None };
+        let observer = Arc::new(Widest(widest.clone(), counts.clone()));
+        let (engine, thread) = EngineThread::spawn(Arc::new(fake), 8, 4, observer).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut streams = Vec::new();
+        for k in 0..4 {
+            let streamed = Arc::new(Mutex::new(Vec::<String>::new()));
+            let cancel: CancelFlag = Arc::default();
+            let (sink, flag, tx) = (streamed.clone(), cancel.clone(), tx.clone());
+            let on_token: TokenHook = Box::new(move |p: &str| {
+                let mut s = sink.lock().unwrap();
+                s.push(p.to_string());
+                // Page 2 cancels itself after its third piece.
+                if k == 2 && s.len() == 3 {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            });
+            let req = PageRequest {
+                job: page(),
+                cancel,
+                on_token: Some(on_token),
+                stream: true,
+                reply: Box::new(move |r| drop(tx.send((k, r)))),
+            };
+            assert!(engine.submit_blocking(req).is_ok());
+            streams.push(streamed);
+        }
+        drop((engine, tx));
+        let mut results: Vec<_> = rx.iter().collect();
+        thread.join().unwrap();
+        results.sort_by_key(|r| r.0);
+        assert_eq!(results.len(), 4);
+        for (k, result) in results {
+            let pieces = streams[k].lock().unwrap().clone();
+            if k == 2 {
+                assert!(matches!(result, Err(EngineError::Cancelled)));
+                // Cancelled after its third piece: it left before the next step ran.
+                assert_eq!(pieces.len(), 3);
+            } else {
+                let text = result.unwrap();
+                assert_eq!(pieces.concat(), text.raw);
+                assert_eq!(pieces.len(), text.generated_tokens);
+            }
+        }
+        assert!(*widest.lock().unwrap() >= 3, "pages did not decode together");
+        assert_eq!(counts.0.lock().unwrap().2, 4);
     }
 }

@@ -1,20 +1,27 @@
 //! The DeepSeek-V2-family decoder (`DeepseekV2ForCausalLM`): token embeddings, pre-norm
 //! layers (attention MHA or MLA, then a dense MLP or an MoE), final RMSNorm, untied `lm_head`,
-//! f32 logits. One sequence at a time: activations are `[tokens, hidden]`.
+//! f32 logits. Activations are token-major `[tokens, hidden]`.
 //!
 //! Callers feed embeddings, so image features can be spliced into the prompt
 //! ([`DeepseekDecoder::embed`] then overwrite rows), and ask for the logits of the last
 //! position only (prefill, decode) or of all positions (parity checks).
+//!
+//! Two entry points: [`DeepseekDecoder::forward`] runs one sequence over its contiguous
+//! [`KvCache`] (parity, tests); [`DeepseekDecoder::forward_batch`] runs the rows of many
+//! sequences in one `[T, hidden]` batch over the paged cache ([`PagedKvCache`]): every op
+//! but attention sees only rows, so the weights are read once per step for the whole batch.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::attention::MhaAttention;
+use super::batch::{causal_mask, AttentionPath, BatchPlan, SeqChunk};
 use super::cache::{CacheLayout, KvCache};
 use super::config::{AttentionKind, DeepseekV2Config};
 use super::layers::{Linear, Mlp, RmsNorm};
 use super::mla::MlaAttention;
 use super::moe::Moe;
+use super::paged_cache::PagedKvCache;
 use super::rope::RotaryEmbedding;
 
 /// Which positions get logits.
@@ -189,6 +196,80 @@ impl DeepseekDecoder {
         self.lm_head.forward(&h)?.to_dtype(DType::F32)
     }
 
+    /// An empty paged cache of `budget_bytes` (see [`PagedKvCache::with_budget`]).
+    pub fn new_paged_cache(&self, budget_bytes: usize) -> Result<PagedKvCache> {
+        PagedKvCache::with_budget(self.cache_layout(), self.layers.len(), budget_bytes, self.dtype, &self.device)
+    }
+
+    /// Runs a token-major batch: `embeds` `[T, hidden]` holds the rows of `chunks` in order
+    /// (each a prefill chunk or one decode token of a sequence whose cache holds exactly
+    /// `chunk.start` tokens). Reserves the blocks the chunks need (an error when the cache
+    /// is full), writes their keys and values, and returns the f32 logits of the last row of
+    /// each chunk `[chunks, vocab]`.
+    pub fn forward_batch(&self, embeds: &Tensor, chunks: &[SeqChunk], cache: &mut PagedKvCache) -> Result<Tensor> {
+        self.forward_batch_with(embeds, chunks, cache, AttentionPath::Auto)
+    }
+
+    /// [`Self::forward_batch`] with a choice of attention path (tests compare them).
+    pub fn forward_batch_with(
+        &self,
+        embeds: &Tensor,
+        chunks: &[SeqChunk],
+        cache: &mut PagedKvCache,
+        path: AttentionPath,
+    ) -> Result<Tensor> {
+        let t = embeds.dim(0)?;
+        if chunks.is_empty() || chunks.iter().map(|c| c.len).sum::<usize>() != t {
+            let lens: Vec<usize> = chunks.iter().map(|c| c.len).collect();
+            candle_core::bail!("forward_batch: {t} rows for chunks of {lens:?}");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in chunks {
+            if c.len == 0 || !seen.insert(c.seq) {
+                candle_core::bail!("forward_batch: sequence {} is empty or appears twice", c.seq);
+            }
+            if cache.len(c.seq).unwrap_or(0) != c.start {
+                let cached = cache.len(c.seq).unwrap_or(0);
+                candle_core::bail!("sequence {}: chunk starts at {} but {cached} tokens are cached", c.seq, c.start);
+            }
+            if c.start + c.len > self.cfg.max_position_embeddings {
+                candle_core::bail!(
+                    "sequence of {} tokens exceeds max_position_embeddings {}",
+                    c.start + c.len,
+                    self.cfg.max_position_embeddings
+                );
+            }
+            if !cache.reserve(c.seq, c.start + c.len) {
+                candle_core::bail!("the KV cache is full: sequence {} needs more blocks", c.seq);
+            }
+        }
+        let plan = BatchPlan::new(chunks, cache, path, self.dtype)?;
+        let cos_sin = self.rope.tables_at(&plan.positions, self.dtype, &self.device)?;
+        let mut h = embeds.to_dtype(self.dtype)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let x = layer.input_norm.forward(&h)?;
+            let a = match &layer.attn {
+                Attention::Mha(att) => att.forward_batch(&x, &self.rope, &cos_sin, &plan, cache, i)?,
+                Attention::Mla(att) => att.forward_batch(&x, &self.rope, &cos_sin, &plan, cache, i)?,
+            };
+            h = (h + a)?;
+            let x = layer.post_norm.forward(&h)?;
+            let f = match &layer.ffn {
+                FeedForward::Dense(mlp) => mlp.forward(&x)?,
+                FeedForward::Moe(moe) => moe.forward(&x)?,
+            };
+            h = (h + f)?;
+        }
+        for c in chunks {
+            cache.set_len(c.seq, c.start + c.len)?;
+        }
+        let last = plan.last_rows();
+        let n = last.len();
+        let h = h.index_select(&Tensor::from_vec(last, n, &self.device)?, 0)?;
+        let h = self.norm.forward(&h)?;
+        self.lm_head.forward(&h)?.to_dtype(DType::F32)
+    }
+
     /// Indices of the MoE layers.
     pub fn moe_layers(&self) -> Vec<usize> {
         self.layers
@@ -215,16 +296,4 @@ impl DeepseekDecoder {
     pub fn argmax(logits: &Tensor) -> Result<u32> {
         logits.flatten_all()?.argmax(D::Minus1)?.to_scalar::<u32>()
     }
-}
-
-/// Additive causal mask `[n, start + n]`: row i may see columns `0..=start + i`.
-fn causal_mask(n: usize, start: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-    let total = start + n;
-    let mut m = vec![0f32; n * total];
-    for i in 0..n {
-        for j in (start + i + 1)..total {
-            m[i * total + j] = f32::NEG_INFINITY;
-        }
-    }
-    Tensor::from_vec(m, (n, total), device)?.to_dtype(dtype)
 }

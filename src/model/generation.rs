@@ -105,6 +105,87 @@ pub struct Silent;
 
 impl StepObserver for Silent {}
 
+/// What [`TokenPicker::next`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The model chose EOS: the page is finished, no token is emitted.
+    Eos,
+    /// Emit `id`; when `stop` is set, the page ends after it (a loop, or the budget).
+    Token {
+        /// The chosen id.
+        id: u32,
+        /// Why the page ends after this token, if it does.
+        stop: Option<PageOutcome>,
+    },
+}
+
+/// The per-sequence decisions of the token loop, shared by [`generate`] and the batched
+/// scheduler: n-gram bans, greedy or nucleus choice, EOS, the loop detector and the budget.
+#[derive(Debug, Clone)]
+pub struct TokenPicker {
+    ngram: NgramState,
+    loops: Option<LoopDetector>,
+    sampler: Sampler,
+    eos: Option<u32>,
+    budget: usize,
+    ids: Vec<u32>,
+}
+
+impl TokenPicker {
+    /// A picker for a sequence whose prompt is `prompt_ids`, allowed `budget` new tokens.
+    pub fn new(cfg: &GenerationConfig, prompt_ids: &[u32], eos: Option<u32>, budget: usize) -> Self {
+        TokenPicker {
+            ngram: NgramState::new(&cfg.ngram, prompt_ids),
+            loops: cfg.loop_guard.map(LoopDetector::new),
+            sampler: Sampler::new(cfg),
+            eos,
+            budget,
+            ids: Vec::new(),
+        }
+    }
+
+    /// New tokens allowed: `cfg.max_new_tokens`, capped by the model's positions after a
+    /// prompt of `prompt_len`.
+    pub fn budget_for(cfg: &GenerationConfig, prompt_len: usize, max_positions: usize) -> usize {
+        cfg.max_new_tokens.min(max_positions.saturating_sub(prompt_len))
+    }
+
+    /// The ids emitted so far.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// The step the next call decides (0 = after the prefill).
+    pub fn step(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The token budget.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Decides the next token from the raw logits of the last position (bans are applied to
+    /// `logits` in place). Must not be called once a stop was returned.
+    pub fn next(&mut self, logits: &mut [f32]) -> Next {
+        self.ngram.apply(logits);
+        let id = self.sampler.pick(logits);
+        if Some(id) == self.eos {
+            return Next::Eos;
+        }
+        self.ids.push(id);
+        self.ngram.push(id);
+        let stop = if self.loops.as_mut().and_then(|d| d.push(id)).is_some() {
+            Some(PageOutcome::Repetition)
+        } else if self.ids.len() >= self.budget {
+            Some(PageOutcome::Length)
+        } else {
+            None
+        };
+        Next::Token { id, stop }
+    }
+}
+
 /// Runs prefill on `prompt_embeds` `[n, hidden]` (whose ids are `prompt_ids`, used by the HF
 /// n-gram flavour) and decodes until EOS, the budget, a loop, or the observer stops it.
 /// Returns `Ok(None)` when the observer cancelled.
@@ -117,42 +198,37 @@ pub fn generate(
     observer: &mut dyn StepObserver,
 ) -> candle_core::Result<Option<Generated>> {
     let n = prompt_embeds.dim(0)?;
-    let max_pos = decoder.config().max_position_embeddings;
-    let budget = cfg.max_new_tokens.min(max_pos.saturating_sub(n));
+    let budget = TokenPicker::budget_for(cfg, n, decoder.config().max_position_embeddings);
     let mut cache = decoder.new_cache(n + budget)?;
-    let mut ngram = NgramState::new(&cfg.ngram, prompt_ids);
-    let mut loops = cfg.loop_guard.map(LoopDetector::new);
-    let mut sampler = Sampler::new(cfg);
-    let mut ids = Vec::new();
+    let mut picker = TokenPicker::new(cfg, prompt_ids, eos, budget);
     let t0 = Instant::now();
     let mut logits = decoder.forward(prompt_embeds, &mut cache, LogitsFor::Last)?;
     let prefill = t0.elapsed();
     let t1 = Instant::now();
     let mut outcome = PageOutcome::Length;
-    for step in 0..budget {
+    while picker.step() < budget {
+        let step = picker.step();
         let mut row: Vec<f32> = logits.flatten_all()?.to_vec1()?;
         observer.on_logits(step, &row);
-        ngram.apply(&mut row);
-        let id = sampler.pick(&row);
-        if Some(id) == eos {
-            outcome = PageOutcome::Finished;
-            break;
+        match picker.next(&mut row) {
+            Next::Eos => {
+                outcome = PageOutcome::Finished;
+                break;
+            }
+            Next::Token { id, stop } => {
+                if observer.on_token(step, id) == Step::Stop {
+                    return Ok(None);
+                }
+                if let Some(o) = stop {
+                    outcome = o;
+                    break;
+                }
+                let emb = decoder.embed(&[id])?;
+                logits = decoder.forward(&emb, &mut cache, LogitsFor::Last)?;
+            }
         }
-        ids.push(id);
-        ngram.push(id);
-        if observer.on_token(step, id) == Step::Stop {
-            return Ok(None);
-        }
-        if loops.as_mut().and_then(|d| d.push(id)).is_some() {
-            outcome = PageOutcome::Repetition;
-            break;
-        }
-        if step + 1 == budget {
-            break;
-        }
-        let emb = decoder.embed(&[id])?;
-        logits = decoder.forward(&emb, &mut cache, LogitsFor::Last)?;
     }
+    let ids = picker.ids().to_vec();
     Ok(Some(Generated { ids, outcome, prompt_tokens: n, prefill, decode: t1.elapsed() }))
 }
 

@@ -5,8 +5,11 @@
 //!   [`mla`] (MLA over a latent cache), [`moe`], with its [`cache`].
 //! - [`generation`]: decoding settings, the no-repeat n-gram guards, the loop detector and
 //!   the token loop.
+//! - [`batch`] and [`paged_cache`]: token-major batches of many sequences over the paged KV
+//!   cache ([`DeepseekDecoder::forward_batch`]).
 
 pub mod attention;
+pub mod batch;
 pub mod cache;
 pub mod config;
 pub mod decoder;
@@ -17,6 +20,7 @@ pub mod loader;
 pub mod mla;
 pub mod moe;
 pub mod ngram;
+pub mod paged_cache;
 pub mod prompt;
 pub mod rope;
 pub mod synth;
@@ -25,8 +29,10 @@ pub mod tokens;
 pub mod weights;
 
 pub use config::{Architecture, DeepseekV2Config, ModelConfig};
+pub use batch::SeqChunk;
 pub use decoder::{DeepseekDecoder, LogitsFor};
 pub use device::{DeviceSpec, Dtype};
+pub use paged_cache::{PagedKvCache, SeqId};
 pub use generation::{GenerationConfig, NgramGuard, PageOutcome};
 pub use task::Task;
 

@@ -127,10 +127,18 @@ impl RotaryEmbedding {
 
     /// `(cos, sin)` tables `[len, dim/2]` for positions `start..start+len`, in `dtype`.
     pub fn tables(&self, start: usize, len: usize, dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+        let positions: Vec<usize> = (start..start + len).collect();
+        self.tables_at(&positions, dtype, device)
+    }
+
+    /// `(cos, sin)` tables `[positions.len(), dim/2]` for arbitrary positions (one row per
+    /// token of a batch of sequences), in `dtype`.
+    pub fn tables_at(&self, positions: &[usize], dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
+        let len = positions.len();
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);
-        for p in start..start + len {
+        for &p in positions {
             let t = p as f32 / self.position_scale;
             for &f in &self.inv_freq {
                 let angle = (t * f) as f64;

@@ -5,10 +5,11 @@
 //!
 //! A [`Pipeline`] is long-lived: it owns worker threads and one engine, and documents are
 //! [submitted](Pipeline::submit) to it at any time. Stages overlap: `jobs` rasterizer
-//! threads render the next pages (of this and other documents) while the engine decodes,
-//! pages of many documents reach the engine in batches of up to `batch_size`
-//! ([`OcrEngine::recognize_batch`](crate::engine::OcrEngine::recognize_batch)), and finished documents are structured and rendered by
-//! `jobs` finishing threads while the engine goes on.
+//! threads render the next pages (of this and other documents) into the shared page pipeline
+//! ([`pages`], the same one the server uses), the engine's encoder worker encodes the next
+//! pages while up to `batch_size` pages of any documents decode together token by token
+//! (the engine's scheduler), and finished documents are structured and rendered by `jobs`
+//! finishing threads while the engine goes on.
 //!
 //! Each request carries its own [`ProgressSink`] (page rendered, tokens, page done, document
 //! done) and [`CancelToken`]. The result arrives through the completion callback given to
@@ -35,6 +36,7 @@ use crate::options::OcrOptions;
 pub mod batch;
 pub mod events;
 pub mod format;
+pub mod pages;
 pub mod report;
 mod scheduler;
 pub mod source;
@@ -58,11 +60,13 @@ pub type DocumentResult = Result<DocumentOutput, DocumentError>;
 pub struct PipelineConfig {
     /// Rasterizer threads (documents opened and rendered at once), and finishing threads.
     pub jobs: usize,
-    /// Most pages handed to the engine in one call. With 1, pages go through
-    /// [`OcrEngine::recognize`](crate::engine::OcrEngine::recognize) and tokens are streamed as [`Event::Token`].
+    /// Most pages decoding together (token-level batching; with an engine that cannot batch,
+    /// most pages per engine call). Tokens are streamed as [`Event::Token`] either way.
     pub batch_size: usize,
     /// Rendered pages that may wait for the engine (bounds memory).
     pub queued_pages: usize,
+    /// KV cache budget of the batched decoder in bytes (None: half the free memory).
+    pub kv_cache_bytes: Option<usize>,
 }
 
 impl PipelineConfig {
@@ -74,12 +78,13 @@ impl PipelineConfig {
             jobs,
             batch_size,
             queued_pages: 2 * batch_size + jobs,
+            kv_cache_bytes: None,
         }
     }
 }
 
 impl Default for PipelineConfig {
-    /// One worker per CPU, pages one at a time (token streaming on).
+    /// One worker per CPU, one page decoding at a time.
     fn default() -> Self {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())

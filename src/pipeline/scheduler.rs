@@ -1,12 +1,13 @@
-//! The threads behind [`Pipeline`]: rasterizer workers → the engine thread (batching; the
-//! shared [`EngineThread`], as the server uses) → a collector that reassembles documents →
-//! finishing workers (structure + render).
+//! The threads behind [`Pipeline`]: rasterizer workers feed the shared page pipeline
+//! ([`super::pages::PageFlow`], as the server does: the engine thread's encoder workers and
+//! token-level scheduler) → a collector that reassembles documents from the per-page commits
+//! → finishing workers (structure + languages + render).
 //!
 //! Data flow (`std::sync::mpsc` channels, and the engine thread's bounded queue):
 //! ```text
-//! submit ─► [tasks] ─► raster ×jobs ─► [pages, bounded] ─► engine ─┐
-//!                         │  (opened / failed / page errors)        │ (page results, by reply)
-//!                         └──────────────────► collector ◄──────────┘
+//! submit ─► [tasks] ─► raster ×jobs ─► PageFlow ─► [queue] ─► encode ×N ─► scheduler ─┐
+//!                         │  (opened / failed)                     (page commits)      │
+//!                         └──────────────────► collector ◄─────────────────────────────┘
 //!                                                 └─► [finished docs] ─► finish ×jobs ─► on_done
 //! ```
 
@@ -19,14 +20,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::events::{DocId, Event};
-use super::report::{
-    DocumentError, DocumentOutput, DocumentStatus, PageReport, PageStatus, StageTimings,
-};
-use super::source::{self, RenderedPage};
+use super::pages::{PageDone, PageFlow, PageHooks, SourcePage, Until};
+use super::report::{DocumentError, DocumentOutput, DocumentStatus, PageStatus, StageTimings};
+use super::source;
 use super::structure::{self, FinishedPage};
 use super::{DocumentRequest, DocumentResult, PipelineConfig, PipelineStats};
-use crate::engine::owner::{EngineObserver, EngineThread, PageRequest, TokenHook};
-use crate::engine::{EngineError, OcrEngine, PageJob, PageText};
+use crate::engine::owner::{EngineConfig, EngineObserver, EngineThread};
+use crate::engine::{OcrEngine, PageJob};
 use crate::pdf::{PdfError, Rasterizer, RasterizerConfig};
 
 /// Completion callback of one document.
@@ -38,17 +38,6 @@ struct Task {
     request: DocumentRequest,
     submitted: Instant,
     on_done: OnDone,
-}
-
-/// A rendered page at the engine, as its reply needs it.
-struct PageWork {
-    id: DocId,
-    /// Position among the document's selected pages.
-    slot: usize,
-    page_no: usize,
-    page: RenderedPage,
-    raster: Duration,
-    request: Arc<DocumentRequest>,
 }
 
 /// What the collector hears about.
@@ -130,6 +119,7 @@ impl Pipeline {
         let rasterizer = Arc::new(rasterizer);
         let config = PipelineConfig {
             queued_pages: config.queued_pages.max(1),
+            kv_cache_bytes: config.kv_cache_bytes,
             ..PipelineConfig::new(config.jobs, config.batch_size)
         };
         let shared = Arc::new(Shared {
@@ -140,22 +130,26 @@ impl Pipeline {
         let (task_tx, task_rx) = mpsc::channel::<Task>();
         let task_rx = Arc::new(Mutex::new(task_rx));
         let observer = Arc::new(EngineStats(shared.clone()));
-        let (engine_thread, engine_join) =
-            EngineThread::spawn(shared.engine.clone(), config.queued_pages, config.batch_size, observer)
-                .expect("cannot start the engine thread");
+        let engine_config = EngineConfig {
+            kv_cache_bytes: config.kv_cache_bytes,
+            ..EngineConfig::new(config.queued_pages, config.batch_size)
+        };
+        let (engine_thread, engine_join) = EngineThread::spawn_with(shared.engine.clone(), engine_config, observer)
+            .expect("cannot start the engine thread");
+        let flow = PageFlow::new(engine_thread);
         let (collect_tx, collect_rx) = mpsc::channel::<Collect>();
         let (finish_tx, finish_rx) = mpsc::channel::<Assembly>();
         let finish_rx = Arc::new(Mutex::new(finish_rx));
         let mut threads = Vec::new();
         for i in 0..config.jobs {
-            let (rx, pages, collect) = (task_rx.clone(), engine_thread.clone(), collect_tx.clone());
+            let (rx, pages, collect) = (task_rx.clone(), flow.clone(), collect_tx.clone());
             let raster = rasterizer.clone();
             threads.push(spawn(&format!("docseek-raster-{i}"), move || {
                 raster_worker(raster, rx, pages, collect)
             }));
         }
         // The engine thread ends once the raster workers (its only callers) have.
-        drop(engine_thread);
+        drop(flow);
         threads.push(engine_join);
         drop(collect_tx);
         {
@@ -269,37 +263,40 @@ fn next<T>(rx: &Mutex<Receiver<T>>) -> Option<T> {
     rx.lock().unwrap_or_else(|p| p.into_inner()).recv().ok()
 }
 
-/// A page that never reached the engine.
-fn skipped_page(
-    page_no: usize,
-    status: PageStatus,
-    error: Option<String>,
-    raster: Duration,
-) -> FinishedPage {
-    FinishedPage {
-        report: PageReport {
-            page: page_no,
-            status,
-            error,
-            width: 0,
-            height: 0,
-            prompt_tokens: 0,
-            generated_tokens: 0,
-            timings: StageTimings {
-                raster,
-                ..Default::default()
-            },
-        },
-        raw: String::new(),
-        page: None,
+/// A document's page events and commits, for the collector and the request's progress sink.
+struct DocHooks {
+    id: DocId,
+    request: Arc<DocumentRequest>,
+    collect: Mutex<Sender<Collect>>,
+}
+
+impl PageHooks for DocHooks {
+    fn rendered(&self, page: &SourcePage) {
+        if let Ok(p) = &page.page {
+            let (width, height) = p.image.dimensions();
+            let event = Event::PageRendered { doc: self.id, page: page.number, width, height, elapsed: page.raster };
+            self.request.sink.event(&event);
+        }
+    }
+
+    fn token(&self, _slot: usize, number: usize, piece: &str) {
+        self.request.sink.event(&Event::Token { doc: self.id, page: number, piece: piece.to_string() });
+    }
+
+    fn commit(&self, page: PageDone) {
+        let slot = page.slot;
+        let page = page.finished();
+        self.request.sink.event(&Event::PageDone { doc: self.id, report: page.report.clone() });
+        let _ = self.collect.lock().unwrap_or_else(|p| p.into_inner()).send(Collect::Page { id: self.id, slot, page });
     }
 }
 
-/// Opens documents and renders their pages, one document at a time per worker.
+/// Opens documents and runs their pages through the page pipeline, one document at a time
+/// per worker (its pages render while earlier ones encode and decode).
 fn raster_worker(
     rasterizer: Arc<Result<Rasterizer, PdfError>>,
     tasks: Arc<Mutex<Receiver<Task>>>,
-    engine: EngineThread,
+    flow: PageFlow,
     collect: Sender<Collect>,
 ) {
     while let Some(task) = next(&tasks) {
@@ -325,22 +322,17 @@ fn raster_worker(
         let id = task.id;
         let selected = doc.selected.clone();
         request.sink.event(&Event::DocumentStarted { doc: id, name: request.name.clone(), pages: selected.len() });
-        let job_template = page_job_template(&request);
         let open_time = opened.elapsed();
-        let opened = Collect::Opened {
-            task,
-            request: request.clone(),
-            page_count: doc.page_count,
-            pages: selected.clone(),
-            open_time,
-        };
+        let page_count = doc.page_count;
+        let opened = Collect::Opened { task, request: request.clone(), page_count, pages: selected.clone(), open_time };
         let _ = collect.send(opened);
-        let mut last_error = None;
-        for (slot, &page_no) in selected.iter().enumerate() {
+        let cancel = request.cancel.flag();
+        let hooks = Arc::new(DocHooks { id, request: request.clone(), collect: Mutex::new(collect.clone()) });
+        let mut last_error: Option<String> = None;
+        // Pages render lazily as the flow pulls them; none once the document is cancelled.
+        let pages = selected.iter().enumerate().map(|(slot, &number)| {
             if request.cancel.is_cancelled() {
-                let page = skipped_page(page_no, PageStatus::Cancelled, None, Duration::ZERO);
-                let _ = collect.send(Collect::Page { id, slot, page });
-                continue;
+                return SourcePage { slot, number, page: Err("cancelled".into()), raster: Duration::ZERO };
             }
             let start = Instant::now();
             let rendered = catch_unwind(AssertUnwindSafe(|| doc.pages.next()))
@@ -348,25 +340,12 @@ fn raster_worker(
             let rendered = rendered.unwrap_or_else(|| {
                 Err(last_error.clone().unwrap_or_else(|| "the rasterizer returned no image for this page".to_string()))
             });
-            let raster = start.elapsed();
-            match rendered {
-                Ok(page) => {
-                    let (width, height) = page.image.dimensions();
-                    request.sink.event(&Event::PageRendered { doc: id, page: page_no, width, height, elapsed: raster });
-                    let job = PageJob { image: page.image.clone(), ..job_template.clone() };
-                    let work = PageWork { id, slot, page_no, page, raster, request: request.clone() };
-                    if let Err(refused) = engine.submit_blocking(engine_request(job, work, collect.clone())) {
-                        (refused.reply)(Err(EngineError::Cancelled));
-                    }
-                }
-                Err(error) => {
-                    last_error = Some(error.clone());
-                    let page = skipped_page(page_no, PageStatus::Failed, Some(error), raster);
-                    request.sink.event(&Event::PageDone { doc: id, report: page.report.clone() });
-                    let _ = collect.send(Collect::Page { id, slot, page });
-                }
+            if let Err(e) = &rendered {
+                last_error = Some(e.clone());
             }
-        }
+            SourcePage { slot, number, page: rendered, raster: start.elapsed() }
+        });
+        flow.run(pages, &page_job_template(&request), &cancel, hooks, None, Until::Submitted);
     }
 }
 
@@ -375,69 +354,12 @@ fn page_job_template(request: &DocumentRequest) -> PageJob {
     PageJob::new(Arc::new(image::RgbImage::new(1, 1)), &request.options)
 }
 
-/// The engine thread's request for one page: its tokens become [`Event::Token`]s (when it
-/// runs alone), its result a finished page for the collector.
-fn engine_request(job: PageJob, work: PageWork, collect: Sender<Collect>) -> PageRequest {
-    let (doc, page, request) = (work.id, work.page_no, work.request.clone());
-    let on_token: TokenHook = Box::new(move |piece: &str| {
-        request.sink.event(&Event::Token { doc, page, piece: piece.to_string() });
-    });
-    PageRequest {
-        job,
-        cancel: work.request.cancel.flag(),
-        on_token: Some(on_token),
-        stream: false,
-        reply: Box::new(move |result| {
-            let page = page_result(&work, result);
-            work.request.sink.event(&Event::PageDone { doc: work.id, report: page.report.clone() });
-            let _ = collect.send(Collect::Page { id: work.id, slot: work.slot, page });
-        }),
-    }
-}
-
 /// Adds the engine thread's busy time to the pipeline's statistics.
 struct EngineStats(Arc<Shared>);
 
 impl EngineObserver for EngineStats {
     fn batch_done(&self, _pages: usize, busy: Duration) {
         self.0.stats.lock().unwrap_or_else(|p| p.into_inner()).engine_busy += busy;
-    }
-}
-
-/// Turns an engine answer into a finished page.
-fn page_result(work: &PageWork, result: Result<PageText, EngineError>) -> FinishedPage {
-    let (width, height) = work.page.image.dimensions();
-    let mut report = PageReport {
-        page: work.page_no,
-        status: PageStatus::Failed,
-        error: None,
-        width,
-        height,
-        prompt_tokens: 0,
-        generated_tokens: 0,
-        timings: StageTimings {
-            raster: work.raster,
-            ..Default::default()
-        },
-    };
-    let mut raw = String::new();
-    match result {
-        Ok(text) => {
-            report.status = text.outcome.into();
-            report.prompt_tokens = text.prompt_tokens;
-            report.generated_tokens = text.generated_tokens;
-            report.timings.encode = text.timings.encode;
-            report.timings.prefill = text.timings.prefill;
-            report.timings.decode = text.timings.decode;
-            raw = text.raw;
-        }
-        Err(EngineError::Cancelled) => report.status = PageStatus::Cancelled,
-        Err(e) => report.error = Some(e.to_string()),
-    }
-    FinishedPage {
-        report,
-        raw,
-        page: Some(work.page.clone()),
     }
 }
 

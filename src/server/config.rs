@@ -21,8 +21,10 @@ pub struct ServerConfig {
     pub max_queued_jobs: usize,
     /// Pages that may wait for the engine thread.
     pub engine_queue_pages: usize,
-    /// Most pages per engine call (and pages in flight per job).
+    /// Most pages decoding together (and pages in flight per job).
     pub max_batch: usize,
+    /// KV cache budget of the batched decoder in MiB (None: half the free memory).
+    pub kv_cache_mb: Option<usize>,
     /// The rasterizer: page, pixel and size limits, worker executable, libpdfium.
     pub raster: RasterizerConfig,
     /// Timeout of synchronous requests.
@@ -77,6 +79,7 @@ impl ServerConfig {
             max_queued_jobs: DEFAULT_MAX_QUEUE,
             engine_queue_pages: engine_queue_pages(DEFAULT_MAX_BATCH, DEFAULT_CONCURRENCY),
             max_batch: DEFAULT_MAX_BATCH,
+            kv_cache_mb: None,
             raster: RasterizerConfig {
                 limits: crate::pdf::Limits { max_pages: DEFAULT_MAX_PAGES, max_input_bytes: DEFAULT_MAX_UPLOAD_MB << 20, ..Default::default() },
                 ..Default::default()

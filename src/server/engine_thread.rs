@@ -1,6 +1,7 @@
 //! The server's handle on the shared engine thread ([`crate::engine::EngineThread`]): async
-//! calls with a oneshot reply, an optional token stream, and the Prometheus metrics of the
-//! engine queue (depth, batch sizes, page latency, tokens, failures).
+//! calls with a oneshot reply, an optional token stream, the shared page pipeline for jobs
+//! ([`crate::pipeline::pages::PageFlow`]), and the Prometheus metrics of the engine queue
+//! (depth, pages per step, page latency, tokens, failures).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -8,8 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine::owner::{EngineObserver, EngineThread, PageRequest, TokenHook};
+use crate::engine::owner::{EngineConfig, EngineObserver, EngineThread, PageRequest, TokenHook};
 use crate::engine::{EngineError, EngineInfo, OcrEngine, PageJob, PageText};
+use crate::pipeline::pages::PageFlow;
+use crate::server::config::ServerConfig;
 use crate::server::metrics;
 
 pub use crate::engine::CancelFlag;
@@ -18,12 +21,19 @@ pub use crate::engine::CancelFlag;
 struct EngineMetrics;
 
 impl EngineObserver for EngineMetrics {
+    fn enqueued(&self, pages: usize) {
+        metrics::global().engine_queue_depth.fetch_add(pages as u64, Ordering::Relaxed);
+    }
+
     fn dequeued(&self, pages: usize) {
         metrics::global().engine_queue_depth.fetch_sub(pages as u64, Ordering::Relaxed);
     }
 
     fn batch_done(&self, pages: usize, _busy: Duration) {
-        metrics::global().batch_size.observe(pages as f64);
+        let m = metrics::global();
+        m.batch_size.observe(pages as f64);
+        m.engine_steps.fetch_add(1, Ordering::Relaxed);
+        m.engine_step_pages.store(pages as u64, Ordering::Relaxed);
     }
 
     fn page_done(&self, result: &Result<PageText, EngineError>, latency: Duration) {
@@ -48,9 +58,28 @@ impl EngineHandle {
     /// Starts the engine thread with a queue of `capacity` pages and batches of up to
     /// `max_batch`.
     pub fn spawn(engine: Arc<dyn OcrEngine>, capacity: usize, max_batch: usize) -> std::io::Result<Self> {
+        Self::spawn_with(engine, EngineConfig::new(capacity, max_batch))
+    }
+
+    /// Starts the engine thread as the server's settings say (queue, batch, KV budget).
+    pub fn for_server(engine: Arc<dyn OcrEngine>, config: &ServerConfig) -> std::io::Result<Self> {
+        let engine_config = EngineConfig {
+            kv_cache_bytes: config.kv_cache_mb.map(|mb| mb << 20),
+            ..EngineConfig::new(config.engine_queue_pages, config.max_batch)
+        };
+        Self::spawn_with(engine, engine_config)
+    }
+
+    /// Starts the engine thread with `config`.
+    pub fn spawn_with(engine: Arc<dyn OcrEngine>, config: EngineConfig) -> std::io::Result<Self> {
         // The thread ends with the last handle; nothing joins it.
-        let (thread, _join) = EngineThread::spawn(engine, capacity, max_batch, Arc::new(EngineMetrics))?;
+        let (thread, _join) = EngineThread::spawn_with(engine, config, Arc::new(EngineMetrics))?;
         Ok(EngineHandle { thread })
+    }
+
+    /// The shared page pipeline over this engine thread (jobs run their pages through it).
+    pub fn page_flow(&self) -> PageFlow {
+        PageFlow::new(self.thread.clone())
     }
 
     /// What the engine is.
@@ -82,10 +111,7 @@ impl EngineHandle {
                 let _ = reply.send(result);
             }),
         };
-        let depth = &metrics::global().engine_queue_depth;
-        depth.fetch_add(1, Ordering::Relaxed);
         if self.thread.submit(request).await.is_err() {
-            depth.fetch_sub(1, Ordering::Relaxed);
             return Err(EngineError::Model("the engine thread has stopped".into()));
         }
         rx.await.unwrap_or_else(|_| Err(EngineError::Model("the engine thread dropped the page".into())))

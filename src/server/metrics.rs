@@ -87,8 +87,12 @@ pub struct Metrics {
     pub page_latency: Histogram,
     /// Whole-job latency, acceptance to completion.
     pub job_latency: Histogram,
-    /// Pages per engine call.
+    /// Pages per engine call (with token-level batching: per decoding step).
     pub batch_size: Histogram,
+    /// Engine calls (decoding steps) run.
+    pub engine_steps: AtomicU64,
+    /// Pages in the latest engine call (decoding step).
+    pub engine_step_pages: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
     recent: Mutex<VecDeque<(Instant, u64)>>,
 }
@@ -106,6 +110,8 @@ impl Metrics {
             page_latency: Histogram::new(&PAGE_LATENCY_BUCKETS),
             job_latency: Histogram::new(&JOB_LATENCY_BUCKETS),
             batch_size: Histogram::new(&BATCH_SIZE_BUCKETS),
+            engine_steps: AtomicU64::new(0),
+            engine_step_pages: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
             recent: Mutex::new(VecDeque::new()),
         }
@@ -157,7 +163,9 @@ impl Metrics {
         gauge(&mut out, "tokens_per_second", "Tokens per second over the last minute.", "gauge", tps);
         self.page_latency.write(&mut out, "docseek_page_latency_seconds", "Page latency from enqueue to result.");
         self.job_latency.write(&mut out, "docseek_job_latency_seconds", "Job latency from acceptance to completion.");
-        self.batch_size.write(&mut out, "docseek_batch_size_pages", "Pages per engine call.");
+        self.batch_size.write(&mut out, "docseek_batch_size_pages", "Pages per engine call (decoding step).");
+        gauge(&mut out, "engine_steps_total", "Engine calls (decoding steps) run.", "counter", ld(&self.engine_steps));
+        gauge(&mut out, "engine_step_pages", "Pages in the latest engine call (decoding step).", "gauge", ld(&self.engine_step_pages));
         let _ = writeln!(out, "# HELP docseek_errors_total Error responses by code.\n# TYPE docseek_errors_total counter");
         for (code, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "docseek_errors_total{{code=\"{code}\"}} {n}");

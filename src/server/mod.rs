@@ -125,7 +125,7 @@ pub fn start_on(
 ) -> Result<AppState, StartError> {
     let config = Arc::new(config);
     let raster = crate::pdf::Rasterizer::new(config.raster.clone()).map_err(StartError::Rasterizer)?;
-    let engine = engine_thread::EngineHandle::spawn(engine, config.engine_queue_pages, config.max_batch).map_err(StartError::Engine)?;
+    let engine = engine_thread::EngineHandle::for_server(engine, &config).map_err(StartError::Engine)?;
     let runner = runner::Runner::new(store, blobs, engine, raster, config.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let (r, flag) = (runner.clone(), ready.clone());

@@ -1,5 +1,6 @@
 //! Job running: admission (bounded queue, `429` when full), run slots (`--concurrency`),
-//! rasterizing, feeding pages to the engine thread, committing each finished page, live
+//! rasterizing, the shared page pipeline ([`crate::pipeline::pages`], as `docseek ocr` uses:
+//! encoder workers and the token-level scheduler), committing each finished page, live
 //! events, cancellation, resumption after a restart, and retention.
 //!
 //! With a shared store (PostgreSQL, [`JobStore::queue`]) a job is handed to the fleet's work
@@ -11,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{broadcast, Semaphore};
@@ -21,7 +21,10 @@ use crate::options::OcrOptions;
 use crate::server::config::ServerConfig;
 use crate::server::engine_thread::{CancelFlag, EngineHandle};
 use crate::server::errors::ApiError;
+use crate::pdf::image_input::decode_stored_page;
 use crate::pdf::{DocumentKind, DocumentSource, Rasterizer, RenderOptions};
+use crate::pipeline::pages::{PageDone, PageFailure, PageHooks, SourcePage, Until};
+use crate::pipeline::source::RenderedPage;
 use crate::server::intake;
 use crate::server::metrics;
 use crate::server::blobs::BlobStore;
@@ -119,15 +122,21 @@ pub struct Runner {
     slots: Arc<Semaphore>,
 }
 
-/// Pages rendered ahead of recognition.
-const RASTER_AHEAD: usize = 2;
-
-/// What the rendering side tells the recognising side.
-enum RasterEvent {
+/// What the page side of a job tells its async side.
+enum FlowEvent {
     /// Pages that will come.
     Count(usize),
-    /// Page `index` (position in the job) is on disk.
-    Page(usize, ManifestPage),
+    /// A page is finished.
+    Page(PageDone),
+}
+
+/// A job's commit hook: finished pages go to the async side, which stores them.
+struct JobHooks(tokio::sync::mpsc::UnboundedSender<FlowEvent>);
+
+impl PageHooks for JobHooks {
+    fn commit(&self, page: PageDone) {
+        let _ = self.0.send(FlowEvent::Page(page));
+    }
 }
 
 /// A page's place in a job, as saved in the manifest.
@@ -345,41 +354,30 @@ impl Runner {
         self.store.set_state(id, JobState::Running, None).await?;
         let _ = live.events.send(JobEvent::State { state: JobState::Running });
         let done: std::collections::HashSet<usize> = self.store.pages(id).await?.iter().map(|p| p.index).collect();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<RasterEvent>(RASTER_AHEAD);
-        let raster = self.start_pages(&job, tx);
-        // Pages are recognised while later ones are still being rendered.
-        let pages = futures_util::stream::poll_fn(|cx| rx.poll_recv(cx)).filter_map(|event| {
-            let out = match event {
-                RasterEvent::Count(count) => {
-                    // Recorded beside the stream (the store is async; this closure is not).
-                    let (store, id) = (self.store.clone(), id.clone());
-                    tokio::spawn(async move { store.set_page_count(&id, count).await });
-                    let _ = live.events.send(JobEvent::Pages { count });
-                    None
-                }
-                RasterEvent::Page(index, page) => (!done.contains(&index)).then_some((index, page)),
-            };
-            std::future::ready(out)
-        });
-        let window = self.config.max_batch.max(1);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<FlowEvent>();
+        // Pages are rendered, encoded and decoded (with other jobs' pages) on the page
+        // pipeline's threads; finished pages come back here to be stored.
+        let pages = self.start_pages(&job, done, live.cancel.clone(), tx);
         let opts = job.options.clone();
-        let mut results = Box::pin(pages
-            .map(|(index, page)| {
-                let cancel = live.cancel.clone();
-                let opts = opts.clone();
-                async move { (index, page, self.recognize_page(id, index, &opts, cancel).await) }
-            })
-            .buffer_unordered(window));
-        while let Some((index, page, result)) = results.next().await {
+        while let Some(event) = rx.recv().await {
+            let page = match event {
+                FlowEvent::Count(count) => {
+                    let _ = self.store.set_page_count(id, count).await;
+                    let _ = live.events.send(JobEvent::Pages { count });
+                    continue;
+                }
+                FlowEvent::Page(page) => page,
+            };
             if live.cancel.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            let (width_pt, height_pt) = page.points(opts.dpi);
+            let (width, height) = page.page.as_ref().map_or((0, 0), |p| p.image.dimensions());
+            let (width_pt, height_pt) = page.page.as_ref().map_or((0.0, 0.0), |p| (p.width_pt, p.height_pt));
             let mut record = PageRecord {
-                index,
-                page_number: page.page_number,
-                width: page.width,
-                height: page.height,
+                index: page.slot,
+                page_number: page.number,
+                width,
+                height,
                 width_pt,
                 height_pt,
                 raw: None,
@@ -389,7 +387,7 @@ impl Runner {
                 timings: Default::default(),
                 error: None,
             };
-            match result {
+            match page.result {
                 Ok(text) => {
                     record.outcome = serde_json::to_value(text.outcome).ok().and_then(|v| v.as_str().map(str::to_string));
                     record.tokens = text.generated_tokens;
@@ -397,14 +395,14 @@ impl Runner {
                     record.timings = text.timings;
                     record.raw = Some(text.raw);
                 }
-                Err(EngineError::Cancelled) => return Ok(()),
-                Err(e) => record.error = Some(ApiError::from(e).to_string()),
+                Err(PageFailure::Engine(EngineError::Cancelled)) => return Ok(()),
+                Err(PageFailure::Engine(e)) => record.error = Some(ApiError::from(e).to_string()),
+                Err(PageFailure::Render(e)) => record.error = Some(e),
             }
             self.store.save_page(id, &record).await?;
             let _ = live.events.send(JobEvent::Page { page: results::page_event(&record, &opts.languages) });
         }
-        drop(results);
-        raster.await.map_err(ApiError::internal)??;
+        pages.await.map_err(ApiError::internal)??;
         // A document none of whose pages could be recognised is a failed job, not an empty result.
         let pages = self.store.pages(id).await?;
         if let Some(first) = pages.first().filter(|_| pages.iter().all(|p| p.error.is_some())) {
@@ -418,68 +416,105 @@ impl Runner {
         Ok(())
     }
 
-    async fn recognize_page(&self, id: &JobId, index: usize, opts: &OcrOptions, cancel: CancelFlag) -> Result<crate::engine::PageText, EngineError> {
-        let png = self
-            .blobs
-            .get_required(&self.blobs.page_key(id, index))
-            .await
-            .map_err(|e| EngineError::Model(format!("cannot read the page image: {e}")))?;
-        let limits = *self.raster.limits();
-        let image = tokio::task::spawn_blocking(move || crate::pdf::image_input::decode_stored_page(&png, &limits))
-            .await
-            .map_err(|e| EngineError::Model(e.to_string()))?
-            .map_err(|e| EngineError::Model(format!("cannot read the page image: {e}")))?;
-        self.engine.recognize(PageJob::new(Arc::new(image), opts), cancel, None).await
-    }
-
-    /// Feeds the job's page images into `tx`: from the manifest when an earlier run finished
-    /// rendering, else rendered now (each page saved as PNG before it is announced).
-    fn start_pages(&self, job: &JobRecord, tx: tokio::sync::mpsc::Sender<RasterEvent>) -> tokio::task::JoinHandle<Result<(), ApiError>> {
+    /// Runs the job's pages through the shared page pipeline on a blocking thread: from the
+    /// manifest when an earlier run finished rendering, else rendered now (each page stored
+    /// as PNG before it goes on, the manifest stored last). Pages in `done` are not run again;
+    /// at most `max_batch` pages of the job are in the engine at once.
+    fn start_pages(
+        &self,
+        job: &JobRecord,
+        done: std::collections::HashSet<usize>,
+        cancel: CancelFlag,
+        tx: tokio::sync::mpsc::UnboundedSender<FlowEvent>,
+    ) -> tokio::task::JoinHandle<Result<(), ApiError>> {
         let blobs = self.blobs.clone();
         let id = job.id.clone();
         let kind = intake::kind_from_name(&job.media);
         let ropts = RenderOptions::from(&job.options);
         let raster = self.raster.clone();
+        let flow = self.engine.page_flow();
+        let window = Some(self.config.max_batch.max(1));
+        let opts = &job.options;
+        let template = PageJob::new(Arc::new(image::RgbImage::new(1, 1)), opts);
+        let dpi = opts.dpi;
+        // Stored pages passed intake's limits; they are read back under the same ones.
+        let limits = *self.raster.limits();
         // Blob calls are async; this thread blocks on them (it is a blocking-pool thread).
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
+            let hooks: Arc<dyn PageHooks> = Arc::new(JobHooks(tx.clone()));
             let manifest = blobs.manifest_key(&id);
             let stored = rt.block_on(blobs.get(&manifest))?;
             if let Some(pages) = stored.and_then(|b| serde_json::from_slice::<Vec<ManifestPage>>(&b).ok()) {
-                let _ = tx.blocking_send(RasterEvent::Count(pages.len()));
-                for (i, p) in pages.into_iter().enumerate() {
-                    if tx.blocking_send(RasterEvent::Page(i, p)).is_err() {
-                        break;
-                    }
-                }
+                let _ = tx.send(FlowEvent::Count(pages.len()));
+                let source = pages.into_iter().enumerate().filter(|(i, _)| !done.contains(i)).map(|(i, p)| {
+                    let start = Instant::now();
+                    let (width_pt, height_pt) = p.points(dpi);
+                    let page = rt
+                        .block_on(blobs.get_required(&blobs.page_key(&id, i)))
+                        .map_err(|e| e.to_string())
+                        .and_then(|png| decode_stored_page(&png, &limits).map_err(|e| e.to_string()))
+                        .map(|img| RenderedPage { image: Arc::new(img), width_pt, height_pt, dpi })
+                        .map_err(|e| format!("cannot read the page image: {e}"));
+                    SourcePage { slot: i, number: p.page_number, page, raster: start.elapsed() }
+                });
+                flow.run(source, &template, &cancel, hooks, window, Until::Committed);
                 return Ok(());
             }
             kind.ok_or_else(|| ApiError::internal("unknown stored media kind"))?;
             let upload = rt.block_on(blobs.get_required(&blobs.upload_key(&id)))?;
             let mut doc = raster.open(&DocumentSource::bytes(upload.to_vec()), &ropts)?;
-            if tx.blocking_send(RasterEvent::Count(doc.info().selected.len())).is_err() {
-                return Ok(());
-            }
-            let mut pages = Vec::new();
-            for (i, page) in (&mut doc).enumerate() {
-                let page = page?;
+            let _ = tx.send(FlowEvent::Count(doc.info().selected.len()));
+            let mut entries = Vec::new();
+            let mut failure: Option<ApiError> = None;
+            let mut index = 0;
+            // Renders lazily as the flow pulls pages; stops at the first page that fails.
+            let source = std::iter::from_fn(|| loop {
+                if failure.is_some() || cancel.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let start = Instant::now();
+                let page = match doc.next()? {
+                    Ok(page) => page,
+                    Err(e) => {
+                        failure = Some(e.into());
+                        return None;
+                    }
+                };
+                let i = index;
+                index += 1;
                 let mut png = Vec::new();
-                page.image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(ApiError::internal)?;
-                rt.block_on(blobs.put(&blobs.page_key(&id, i), png))?;
-                let entry = ManifestPage {
+                if let Err(e) = page.image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png) {
+                    failure = Some(ApiError::internal(e));
+                    return None;
+                }
+                if let Err(e) = rt.block_on(blobs.put(&blobs.page_key(&id, i), png)) {
+                    failure = Some(e.into());
+                    return None;
+                }
+                entries.push(ManifestPage {
                     page_number: page.index + 1,
                     width: page.image.width(),
                     height: page.image.height(),
                     width_pt: Some(page.width_pt),
                     height_pt: Some(page.height_pt),
-                };
-                pages.push(entry);
-                if tx.blocking_send(RasterEvent::Page(i, entry)).is_err() {
-                    return Ok(());
+                });
+                if done.contains(&i) {
+                    continue;
                 }
+                let (width_pt, height_pt, dpi, number) = (page.width_pt, page.height_pt, page.dpi, page.index + 1);
+                let rendered = RenderedPage { width_pt, height_pt, dpi, image: Arc::new(page.image) };
+                return Some(SourcePage { slot: i, number, page: Ok(rendered), raster: start.elapsed() });
+            });
+            flow.run(source, &template, &cancel, hooks, window, Until::Committed);
+            if let Some(failure) = failure {
+                return Err(failure);
             }
-            // Written last, atomically: its presence means every page image is stored.
-            rt.block_on(blobs.put(&manifest, serde_json::to_vec(&pages).map_err(ApiError::internal)?))?;
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            // Written last: its presence means every page image is stored.
+            rt.block_on(blobs.put(&manifest, serde_json::to_vec(&entries).map_err(ApiError::internal)?))?;
             Ok(())
         })
     }

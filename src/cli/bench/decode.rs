@@ -43,6 +43,13 @@ pub struct DecodeBenchArgs {
     /// Greedy decode steps after the prefill.
     #[arg(long, default_value_t = 64)]
     pub new_tokens: usize,
+    /// Batch sizes, e.g. `1,4,8,16`: sequences decoding together over the paged KV cache
+    /// (see `decode_batch`); without it, the single-sequence bench.
+    #[arg(long, value_delimiter = ',')]
+    pub batch: Vec<usize>,
+    /// KV cache budget in MiB for `--batch` [default: what the largest batch needs].
+    #[arg(long)]
+    pub kv_cache_mb: Option<usize>,
 }
 
 /// `VmHWM` and `VmRSS` of this process in bytes (Linux), or zeros.
@@ -113,6 +120,9 @@ fn gb(b: f64) -> String {
 
 /// Runs `docseek bench decode`.
 pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
+    if !args.batch.is_empty() {
+        return super::decode_batch::run(&args);
+    }
     let device = args.device.open()?;
     let dtype = args.dtype.unwrap_or_else(|| Dtype::default_for(&device)).candle();
     let cfg = ModelConfig::from_dir(&args.model).context("reading the model config")?;

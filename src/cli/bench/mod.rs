@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 pub mod decode;
+pub mod decode_batch;
 pub mod encode;
 pub mod langid;
 pub mod raster;
@@ -24,7 +25,8 @@ pub enum Bench {
     Raster(raster::RasterBenchArgs),
     /// Vision encoder latency per mode, with peak memory.
     Encode(encode::EncodeBenchArgs),
-    /// Decoder prefill and decode tokens/s, peak RSS vs weight bytes.
+    /// Decoder prefill and decode tokens/s, peak RSS vs weight bytes; `--batch 1,4,8,16` for
+    /// batched decoding.
     Decode(decode::DecodeBenchArgs),
     /// Language detection throughput (MB/s), beside whatlang alone.
     Langid(langid::LangidBenchArgs),
