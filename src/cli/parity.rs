@@ -26,6 +26,9 @@ pub struct ParityArgs {
     /// Compute dtype.
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: ParityDtype,
+    /// Device the models run on: cpu, cuda or cuda:N (needs a `--features cuda` build).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// Runs `docseek parity`.
@@ -34,7 +37,8 @@ pub fn run(args: ParityArgs) -> anyhow::Result<ExitCode> {
         ParityDtype::F32 => DType::F32,
         ParityDtype::Bf16 => DType::BF16,
     };
-    let report = runner::run(&args.dir, &ParityOptions { dtype })?;
+    let device = crate::model::loader::parse_device(&args.device)?;
+    let report = runner::run(&args.dir, &ParityOptions { dtype, device })?;
     println!("{}", report.summary());
     Ok(if report.failed() == 0 && report.passed() > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -23,10 +23,20 @@ const INDEX_FILE: &str = "model.safetensors.index.json";
 /// The single-file weights name.
 const SINGLE_FILE: &str = "model.safetensors";
 
-/// Parses `--device`: `cpu`, `cuda`, `cuda:N`.
+/// Parses `--device`: `auto`, `cpu`, `cuda`, `cuda:N`. `auto` is GPU 0 when this build has
+/// CUDA and a GPU answers, else the CPU.
 pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
     let s = spec.trim().to_ascii_lowercase();
     if s == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    if s == "auto" {
+        if cfg!(feature = "cuda") {
+            match Device::new_cuda(0) {
+                Ok(d) => return Ok(d),
+                Err(e) => tracing::info!("--device auto: no usable GPU ({e}); using the CPU"),
+            }
+        }
         return Ok(Device::Cpu);
     }
     let ordinal = match s.strip_prefix("cuda") {
@@ -230,6 +240,7 @@ mod tests {
         if !cfg!(feature = "cuda") {
             let e = parse_device("cuda:0").unwrap_err().to_string();
             assert!(e.contains("--features cuda"), "{e}");
+            assert!(parse_device("auto").unwrap().is_cpu());
         }
         assert_eq!(parse_dtype(None, &Device::Cpu).unwrap(), DType::F32);
         assert_eq!(parse_dtype(Some("BF16"), &Device::Cpu).unwrap(), DType::BF16);

@@ -9,6 +9,8 @@
 pub mod attention;
 pub mod cache;
 pub mod config;
+pub mod cuda;
+pub mod cuda_moe;
 pub mod decoder;
 pub mod generation;
 pub mod layers;
