@@ -69,3 +69,18 @@ gpu_mem_watch_stop() {
   wait "$(cat "$BIN/mem.pid")" 2>/dev/null || true
   sort -n "$BIN/mem.$1" 2>/dev/null | tail -1
 }
+
+# step NAME LIMIT_S CMD...: runs CMD with a time limit, its output appended to $LOG, and
+# records "NAME rc seconds" in $STEPS (and on stdout). Returns CMD's status.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name: $*" >>"$LOG"
+  local t0 t1 rc
+  t0=$(date +%s.%N)
+  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  printf "%-34s rc=%-4s %7.1fs\n" "$name" "$rc" "$(awk "BEGIN{print $t1 - $t0}")" | tee -a "$STEPS"
+  return $rc
+}

@@ -16,8 +16,12 @@ use docseek_kernels::ops::moe::{
 use docseek_kernels::ops::norm::{add_rms_norm, rms_norm, silu_mul};
 use docseek_kernels::ops::rope::{rope, RopeStyle};
 
+/// One device for the whole run (each `new_cuda` is a separate stream, module cache and
+/// identity: tensors of two instances do not mix).
 fn gpu() -> Device {
-    Device::new_cuda(0).expect("these tests need a CUDA GPU (run them through scripts/gpu-smoke.sh)")
+    static GPU: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| Device::new_cuda(0).expect("these tests need a CUDA GPU (run them through scripts/gpu-smoke.sh)"))
+        .clone()
 }
 
 fn to_gpu(t: &Tensor) -> Tensor {
