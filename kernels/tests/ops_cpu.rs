@@ -65,7 +65,7 @@ fn dense_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Tensor {
 #[test]
 fn paged_mha_equals_dense_attention_over_the_same_tokens() {
     let mut rng = Rng::fresh("cpu paged_mha");
-    let (heads, kvh, dim, len) = (4, 2, 8, 37);
+    let (heads, kvh, dim, len) = (4usize, 2usize, 8usize, 37usize);
     let blocks = len.div_ceil(BLOCK_TOKENS) + 2;
     // Sequence blocks in a scrambled order inside the pool.
     let table: Vec<u32> = (0..len.div_ceil(BLOCK_TOKENS) as u32).map(|b| (b * 2 + 1) % blocks as u32).collect();
@@ -95,7 +95,7 @@ fn paged_mha_equals_dense_attention_over_the_same_tokens() {
 #[test]
 fn paged_mla_equals_dense_latent_attention() {
     let mut rng = Rng::fresh("cpu paged_mla");
-    let (heads, rank, rope_dim, len) = (3, 12, 4, 20);
+    let (heads, rank, rope_dim, len) = (3usize, 12usize, 4usize, 20usize);
     let blocks = 3;
     let table = [2u32, 0];
     let lat = rng.tensor(&[len, rank], 1.0, DType::F32);

@@ -1,7 +1,8 @@
 //! Launchers of `cuda/gemm.cu`: the grouped / plain GEMM and the FP8 quantisation.
 
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-use candle_core::{DType, Result, Tensor};
+use candle_core::cuda_backend::cudarc::driver::{CudaView, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::CudaDType;
+use candle_core::{DType, Layout, Result, StorageRef, Tensor};
 use half::bf16;
 
 use super::{alloc, cuda_storage, device, func, launched, ptx, suffix, view, wrap};
@@ -66,14 +67,10 @@ pub fn gemm(x: &Tensor, dispatch: Option<(&Dispatch, Gather)>, w: &ExpertWeights
             let (ws, wl) = wt.storage_and_layout();
             let xv = view::<$X>(cuda_storage(&xs)?, xl)?;
             let wv = view::<$W>(cuda_storage(&ws)?, wl)?;
-            let opt_u32 = |t: &Option<Tensor>| t.as_ref().map(|t| t.storage_and_layout());
-            let (sg, teg, tsg, og) = (opt_u32(&sorted), opt_u32(&tile_expert), opt_u32(&tile_start), opt_u32(&offsets));
-            let scg = scales.as_ref().map(|t| t.storage_and_layout());
-            let u32v = |g: &Option<(candle_core::StorageRef<'_>, &candle_core::Layout)>| -> Result<_> {
-                g.as_ref().map(|(s, l)| view::<u32>(cuda_storage(s)?, l)).transpose()
-            };
-            let (sv, tev, tsv, ov) = (u32v(&sg)?, u32v(&teg)?, u32v(&tsg)?, u32v(&og)?);
-            let scv = scg.as_ref().map(|(s, l)| view::<f32>(cuda_storage(s)?, l)).transpose()?;
+            let (sg, teg, tsg, og) = (lock(&sorted), lock(&tile_expert), lock(&tile_start), lock(&offsets));
+            let scg = lock(&scales);
+            let (sv, tev, tsv, ov) = (opt_view::<u32>(&sg)?, opt_view::<u32>(&teg)?, opt_view::<u32>(&tsg)?, opt_view::<u32>(&og)?);
+            let scv = opt_view::<f32>(&scg)?;
             let mut y = alloc::<$O>(&dev, rows * n)?;
             if rows > 0 && grid_y > 0 && n > 0 {
                 let stream = dev.cuda_stream();
@@ -114,6 +111,20 @@ pub fn gemm(x: &Tensor, dispatch: Option<(&Dispatch, Gather)>, w: &ExpertWeights
         "gemm_bf16_bf16_f32" => launch!(bf16, bf16, f32),
         "gemm_bf16_e4m3_bf16" => launch!(bf16, u8, bf16),
         _ => launch!(bf16, u8, f32),
+    }
+}
+
+/// A locked storage of an optional tensor.
+type Locked<'a> = Option<(StorageRef<'a>, &'a Layout)>;
+
+fn lock(t: &Option<Tensor>) -> Locked<'_> {
+    t.as_ref().map(|t| t.storage_and_layout())
+}
+
+fn opt_view<'a, T: CudaDType>(g: &'a Locked<'_>) -> Result<Option<CudaView<'a, T>>> {
+    match g {
+        Some((s, l)) => Ok(Some(view::<T>(cuda_storage(s)?, l)?)),
+        None => Ok(None),
     }
 }
 

@@ -65,14 +65,6 @@ pub(crate) fn cuda_storage(s: &Storage) -> Result<&CudaStorage> {
     }
 }
 
-/// Runs `f` with a device view of `t`'s contiguous elements (`t` is made contiguous first).
-pub(crate) fn with_view<T: CudaDType, R>(t: &Tensor, f: impl FnOnce(&CudaView<'_, T>) -> Result<R>) -> Result<R> {
-    let t = t.contiguous()?;
-    let (s, l) = t.storage_and_layout();
-    let v = view::<T>(cuda_storage(&s)?, l)?;
-    f(&v)
-}
-
 /// Allocates `n` uninitialised elements (every kernel writing into one writes all of it).
 pub(crate) fn alloc<T: DeviceRepr>(dev: &CudaDevice, n: usize) -> Result<CudaSlice<T>> {
     // SAFETY: the launching kernel writes every element before anything reads it.
