@@ -84,15 +84,20 @@ fn fp8_experts_accuracy_delta_against_bf16() {
         force_fp8(Some(true));
         let fp8 = load(&dir, DType::BF16);
         force_fp8(None);
+        let f32 = load(&dir, DType::F32);
         let ids = prompt(bf16.config().vocab_size);
-        let err = rel_err(&all_logits(&fp8, &ids), &all_logits(&bf16, &ids));
+        let base = all_logits(&bf16, &ids);
+        let err = rel_err(&all_logits(&fp8, &ids), &base);
+        // For scale: bf16's own distance from f32.
+        let bf16_err = rel_err(&base, &all_logits(&f32, &ids));
         let steps = 32;
         let (g8, g16) = (greedy(&fp8, &ids, steps), greedy(&bf16, &ids, steps));
         // Share of steps before the first divergence, and of equal ids overall.
         let prefix = g8.iter().zip(&g16).take_while(|(a, b)| a == b).count();
         let same = g8.iter().zip(&g16).filter(|(a, b)| a == b).count();
         report.push(format!(
-            "{name}: FP8 experts vs bf16: logits max rel err {err:.3e}; greedy ids identical {same}/{steps}, first {prefix} in a row"
+            "{name}: FP8 experts vs bf16: logits max rel err {err:.3e} (bf16 vs f32: {bf16_err:.3e}); \
+             greedy ids identical {same}/{steps}, first {prefix} in a row"
         ));
         assert!(err < 0.2, "{name}: FP8 logits error {err}");
     }
