@@ -72,9 +72,19 @@ gpu_mem_watch_stop() {
 
 # step NAME LIMIT_S CMD...: runs CMD with a time limit, its output appended to $LOG, and
 # records "NAME rc seconds" in $STEPS (and on stdout). Returns CMD's status.
+# With $DEADLINE (epoch seconds) set, a step's limit is cut to the time left, and a step with
+# under 15 s left is skipped (rc 125), so the whole script ends in time.
 step() {
   local name=$1 limit=$2
   shift 2
+  if [ -n "${DEADLINE:-}" ]; then
+    local left=$((DEADLINE - $(date +%s)))
+    if [ "$left" -lt 15 ]; then
+      printf '%-34s rc=%-4s %7.1fs (skipped: out of time)\n' "$name" 125 0 | tee -a "$STEPS"
+      return 125
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
+  fi
   echo "== $name: $*" >>"$LOG"
   local t0 t1 rc
   t0=$(date +%s.%N)

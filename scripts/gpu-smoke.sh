@@ -10,6 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/gpu-env.sh
 source scripts/gpu-env.sh || exit 1
+DEADLINE=$(($(date +%s) + ${SMOKE_BUDGET_S:-200}))
 LOG=$RESULTS/smoke-log.txt
 STEPS=$RESULTS/smoke-steps.txt
 : >"$LOG"
