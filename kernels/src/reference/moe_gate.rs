@@ -123,8 +123,8 @@ pub fn select(scores: &[f32], bias: Option<&[f32]>, p: &GateParams) -> (Vec<u32>
 /// Routes every token of `logits` `[tokens, experts]`: `[tokens * top_k]` ids and weights,
 /// token-major.
 pub fn moe_gate(logits: &[f32], experts: usize, bias: Option<&[f32]>, p: &GateParams) -> (Vec<u32>, Vec<f32>) {
-    assert!(experts > 0 && logits.len() % experts == 0, "moe_gate: logits are not rows of {experts}");
-    assert!(p.n_group >= 1 && experts % p.n_group == 0, "moe_gate: {experts} experts in {} groups", p.n_group);
+    assert!(experts > 0 && logits.len().is_multiple_of(experts), "moe_gate: logits are not rows of {experts}");
+    assert!(p.n_group >= 1 && experts.is_multiple_of(p.n_group), "moe_gate: {experts} experts in {} groups", p.n_group);
     let mut ids = Vec::with_capacity(logits.len() / experts * p.top_k);
     let mut weights = Vec::with_capacity(ids.capacity());
     for row in logits.chunks(experts) {

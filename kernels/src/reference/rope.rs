@@ -15,7 +15,7 @@ pub enum RopeStyle {
 /// Rotates `x` `[tokens, heads, dim]` in f32 and rounds once: token `t` uses row
 /// `positions[t]` of the `[rows, dim/2]` tables `cos` and `sin`.
 pub fn rope<T: Elem>(x: &[T], heads: usize, dim: usize, positions: &[u32], cos: &[T], sin: &[T], style: RopeStyle) -> Vec<T> {
-    assert!(dim % 2 == 0 && dim > 0, "rope: odd head dim {dim}");
+    assert!(dim.is_multiple_of(2) && dim > 0, "rope: odd head dim {dim}");
     let half = dim / 2;
     assert_eq!(x.len(), positions.len() * heads * dim, "rope: x shape");
     let mut out = vec![T::from_f32(0.0); x.len()];
