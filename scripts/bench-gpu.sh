@@ -54,6 +54,15 @@ mstep kernel-tests 120 "$GPU_TESTS" --test-threads 4
 for dt in f32 bf16; do
   mark "parity-$dt"
   mstep "parity-$dt-cuda" 90 "$DOCSEEK" parity "$FIXTURES" --device "$DEV" --dtype "$dt"
+  rc=$?
+  if [ "$dt" = f32 ] && [ "$rc" -ne 0 ] && [ "${DOCSEEK_KERNELS:-on}" != off ]; then
+    # docseek's kernels broke parity: if candle's generic ops pass, measure with those instead.
+    mark parity-f32-generic
+    if DOCSEEK_KERNELS=off mstep parity-f32-cuda-generic 90 "$DOCSEEK" parity "$FIXTURES" --device "$DEV" --dtype f32; then
+      export DOCSEEK_KERNELS=off
+      echo "kernels OFF for the rest: parity failed with them and passed without" | tee -a "$STEPS"
+    fi
+  fi
 done
 
 mark checkpoint
@@ -132,7 +141,8 @@ def num(pat, s, cast=float):
     m = re.search(pat, s or "")
     return cast(m.group(1)) if m else None
 
-res = {"total_seconds": int(total_s), "steps": steps, "peak_gpu_mem_mib": mem}
+res = {"total_seconds": int(total_s), "steps": steps, "peak_gpu_mem_mib": mem,
+       "kernels_off_after_parity_failure": "kernels OFF" in open(steps_path).read()}
 t = text.get("kernel-tests", "")
 res["kernel_tests"] = {"passed": sum(int(x) for x in re.findall(r"(\d+) passed", t)),
                        "failed": sum(int(x) for x in re.findall(r"(\d+) failed", t))}
@@ -198,6 +208,8 @@ rows.append((f"ocr {pages} pages ({ocr_mode}, <= {ocr_new} tokens)", f"{o['wall_
 if mem:
     top = max(mem.items(), key=lambda kv: kv[1])
     rows.append(("peak GPU memory", f"{top[1]} MiB ({top[0]})"))
+if res["kernels_off_after_parity_failure"]:
+    rows.append(("NOTE", "docseek kernels failed parity: benches ran on candle's generic ops"))
 rows.append(("total", f"{total_s} s"))
 w = max(len(r[0]) for r in rows)
 table = "\n".join(f"{a:<{w}}  {b}" for a, b in rows)
