@@ -54,7 +54,8 @@ pub fn use_fused_moe(dev: &Device, dtype: DType) -> bool {
 /// Whether routed experts are stored as FP8 (`DOCSEEK_FP8=1`; or forced by [`force_fp8`]).
 pub fn fp8_experts() -> bool {
     FP8.load(Ordering::Relaxed) == 1
-        || (FP8.load(Ordering::Relaxed) == 0 && std::env::var("DOCSEEK_FP8").is_ok_and(|v| matches!(v.trim(), "1" | "on" | "true")))
+        || (FP8.load(Ordering::Relaxed) == 0
+            && std::env::var("DOCSEEK_FP8").is_ok_and(|v| matches!(v.trim(), "1" | "on" | "true")))
 }
 
 static FP8: AtomicU8 = AtomicU8::new(0);
@@ -76,6 +77,10 @@ pub fn describe(dev: &Device) -> String {
     format!(
         "kernels: {} ({})",
         docseek_kernels::build_info(),
-        if use_kernels(dev, DType::BF16) { "on for this device" } else { "generic candle ops on this device" }
+        if use_kernels(dev, DType::BF16) {
+            "on for this device"
+        } else {
+            "generic candle ops on this device"
+        }
     )
 }

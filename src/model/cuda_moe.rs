@@ -12,7 +12,7 @@ use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 use docseek_kernels::ops::fp8::Fp8Matrix;
 use docseek_kernels::ops::moe::{
-    grouped_gemm, moe_gate, moe_permute, moe_unpermute, ExpertWeights, Gather, GateParams, Scoring, TopkMethod,
+    grouped_gemm, moe_gate, moe_permute, moe_unpermute, ExpertWeights, GateParams, Gather, Scoring, TopkMethod,
 };
 use docseek_kernels::ops::norm::silu_mul;
 
@@ -65,7 +65,11 @@ impl FusedMoe {
         }
         let gate_weight = vb.pp("gate").get((experts, h), "weight")?.to_dtype(DType::F32)?;
         let bias = if params.method == TopkMethod::NoauxTc {
-            Some(vb.pp("gate").get(experts, "e_score_correction_bias")?.to_dtype(DType::F32)?)
+            Some(
+                vb.pp("gate")
+                    .get(experts, "e_score_correction_bias")?
+                    .to_dtype(DType::F32)?,
+            )
         } else {
             None
         };
@@ -82,11 +86,21 @@ impl FusedMoe {
         let down = Tensor::stack(&dn, 0)?;
         drop((gu, dn));
         let (gate_up, down) = if fp8 {
-            (ExpertWeights::Fp8(Fp8Matrix::quantize(&gate_up)?), ExpertWeights::Fp8(Fp8Matrix::quantize(&down)?))
+            (
+                ExpertWeights::Fp8(Fp8Matrix::quantize(&gate_up)?),
+                ExpertWeights::Fp8(Fp8Matrix::quantize(&down)?),
+            )
         } else {
             (ExpertWeights::Dense(gate_up), ExpertWeights::Dense(down))
         };
-        Ok(FusedMoe { gate_weight, bias, params, gate_up, down, experts })
+        Ok(FusedMoe {
+            gate_weight,
+            bias,
+            params,
+            gate_up,
+            down,
+            experts,
+        })
     }
 
     /// Expert ids u32 `[tokens, k]` and f32 weights `[tokens, k]` for `x` `[tokens, hidden]`.

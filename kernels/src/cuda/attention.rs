@@ -1,10 +1,10 @@
 //! Launchers of `cuda/attention.cu`.
 
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::CudaStorage;
 use candle_core::{Layout, Result, Tensor};
 
-use super::{alloc, cuda_storage, device, func, grid_for, launched, ptx, suffix, view, wrap};
+use super::{alloc, cuda_storage, device, func, grid_for, launch_cfg, launched, ptx, suffix, view, wrap};
 use crate::ops::with_float;
 
 /// Warps per (head, sequence) block (the kernel's `WARPS`).
@@ -13,7 +13,14 @@ const WARPS: u32 = 4;
 const EW_THREADS: u32 = 256;
 
 /// See [`crate::ops::attention::paged_attention_mha`].
-pub fn paged_mha(q: &Tensor, k_pool: &Tensor, v_pool: &Tensor, tables: &Tensor, lens: &Tensor, scale: f32) -> Result<Tensor> {
+pub fn paged_mha(
+    q: &Tensor,
+    k_pool: &Tensor,
+    v_pool: &Tensor,
+    tables: &Tensor,
+    lens: &Tensor,
+    scale: f32,
+) -> Result<Tensor> {
     let dev = device(q)?;
     let (q, tables, lens) = (q.contiguous()?, tables.contiguous()?, lens.contiguous()?);
     let (seqs, heads, dim) = q.dims3()?;
@@ -39,7 +46,7 @@ pub fn paged_mha(q: &Tensor, k_pool: &Tensor, v_pool: &Tensor, tables: &Tensor, 
             b.arg(&qv).arg(&kv).arg(&vv).arg(&tv).arg(&lv).arg(&mut out);
             b.arg(&h_i).arg(&kvh_i).arg(&d_i).arg(&mb_i).arg(&scale);
             let smem = 4 * dim * (1 + WARPS as usize);
-            let cfg = LaunchConfig { grid_dim: (heads as u32, seqs as u32, 1), block_dim: (32 * WARPS, 1, 1), shared_mem_bytes: smem as u32 };
+            let cfg = launch_cfg((heads as u32, seqs as u32, 1), 32 * WARPS, smem);
             // SAFETY: matching signature; one block per (head, sequence) writes its output row.
             launched(unsafe { b.launch(cfg) })?;
         }
@@ -58,7 +65,12 @@ pub fn paged_mla(
     scale: f32,
 ) -> Result<Tensor> {
     let dev = device(q_abs)?;
-    let (qa, qp, tables, lens) = (q_abs.contiguous()?, q_pe.contiguous()?, tables.contiguous()?, lens.contiguous()?);
+    let (qa, qp, tables, lens) = (
+        q_abs.contiguous()?,
+        q_pe.contiguous()?,
+        tables.contiguous()?,
+        lens.contiguous()?,
+    );
     let (seqs, heads, rank) = qa.dims3()?;
     let rope_dim = qp.dim(2)?;
     let max_blocks = tables.dim(1)?;
@@ -84,7 +96,7 @@ pub fn paged_mla(
             b.arg(&av).arg(&pv).arg(&cv).arg(&rv).arg(&tv).arg(&lv).arg(&mut out);
             b.arg(&h_i).arg(&r_i).arg(&dr_i).arg(&mb_i).arg(&scale);
             let smem = 4 * (rank + rope_dim + WARPS as usize * rank);
-            let cfg = LaunchConfig { grid_dim: (heads as u32, seqs as u32, 1), block_dim: (32 * WARPS, 1, 1), shared_mem_bytes: smem as u32 };
+            let cfg = launch_cfg((heads as u32, seqs as u32, 1), 32 * WARPS, smem);
             // SAFETY: matching signature; one block per (head, sequence) writes its output row.
             launched(unsafe { b.launch(cfg) })?;
         }
@@ -121,7 +133,7 @@ pub fn write_rows(
             let stream = dev.cuda_stream();
             let mut b = stream.launch_builder(&f);
             b.arg(&mut pv).arg(&rv).arg(&sv).arg(&t_i).arg(&h_i).arg(&d_i);
-            let cfg = LaunchConfig { grid_dim: (grid_for(n, EW_THREADS), 1, 1), block_dim: (EW_THREADS, 1, 1), shared_mem_bytes: 0 };
+            let cfg = launch_cfg((grid_for(n, EW_THREADS), 1, 1), EW_THREADS, 0);
             // SAFETY: matching signature; slots inside the pool are the caller's contract.
             launched(unsafe { b.launch(cfg) })?;
         }

@@ -1,11 +1,11 @@
 //! Launchers of `cuda/gemm.cu`: the grouped / plain GEMM and the FP8 quantisation.
 
-use candle_core::cuda_backend::cudarc::driver::{CudaView, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{CudaView, PushKernelArg};
 use candle_core::cuda_backend::CudaDType;
 use candle_core::{DType, Layout, Result, StorageRef, Tensor};
 use half::bf16;
 
-use super::{alloc, cuda_storage, device, func, launched, ptx, suffix, view, wrap};
+use super::{alloc, cuda_storage, device, func, launch_cfg, launched, ptx, suffix, view, wrap};
 use crate::ops::fp8::{Fp8Matrix, FP8_BLOCK};
 use crate::ops::moe::{Dispatch, ExpertWeights, Gather, TILE_M};
 use crate::ops::with_float;
@@ -40,8 +40,13 @@ pub fn gemm(x: &Tensor, dispatch: Option<(&Dispatch, Gather)>, w: &ExpertWeights
         ExpertWeights::Fp8(_) => "e4m3",
     };
     let name = format!("gemm_{}_{wname}_{}", suffix(x.dtype())?, suffix(out)?);
-    let supported = ["gemm_f32_f32_f32", "gemm_f32_e4m3_f32", "gemm_bf16_bf16_bf16", "gemm_bf16_bf16_f32"]
-        .contains(&name.as_str())
+    let supported = [
+        "gemm_f32_f32_f32",
+        "gemm_f32_e4m3_f32",
+        "gemm_bf16_bf16_bf16",
+        "gemm_bf16_bf16_f32",
+    ]
+    .contains(&name.as_str())
         || name == "gemm_bf16_e4m3_bf16"
         || name == "gemm_bf16_e4m3_f32";
     if !supported {
@@ -69,7 +74,12 @@ pub fn gemm(x: &Tensor, dispatch: Option<(&Dispatch, Gather)>, w: &ExpertWeights
             let wv = view::<$W>(cuda_storage(&ws)?, wl)?;
             let (sg, teg, tsg, og) = (lock(&sorted), lock(&tile_expert), lock(&tile_start), lock(&offsets));
             let scg = lock(&scales);
-            let (sv, tev, tsv, ov) = (opt_view::<u32>(&sg)?, opt_view::<u32>(&teg)?, opt_view::<u32>(&tsg)?, opt_view::<u32>(&og)?);
+            let (sv, tev, tsv, ov) = (
+                opt_view::<u32>(&sg)?,
+                opt_view::<u32>(&teg)?,
+                opt_view::<u32>(&tsg)?,
+                opt_view::<u32>(&og)?,
+            );
             let scv = opt_view::<f32>(&scg)?;
             let mut y = alloc::<$O>(&dev, rows * n)?;
             if rows > 0 && grid_y > 0 && n > 0 {
@@ -92,11 +102,7 @@ pub fn gemm(x: &Tensor, dispatch: Option<(&Dispatch, Gather)>, w: &ExpertWeights
                     };
                 }
                 b.arg(&m_i).arg(&n_i).arg(&k_i);
-                let cfg = LaunchConfig {
-                    grid_dim: (n.div_ceil(TILE_N) as u32, grid_y as u32, 1),
-                    block_dim: (GEMM_THREADS, 1, 1),
-                    shared_mem_bytes: 0,
-                };
+                let cfg = launch_cfg((n.div_ceil(TILE_N) as u32, grid_y as u32, 1), GEMM_THREADS, 0);
                 // SAFETY: matching signature; the tiles of the dispatch cover every sorted row
                 // exactly once (plain mode: every row), and each tile writes all its columns.
                 launched(unsafe { b.launch(cfg) })?;
@@ -144,7 +150,7 @@ pub fn quantize(w: &Tensor) -> Result<Fp8Matrix> {
             let stream = dev.cuda_stream();
             let mut b = stream.launch_builder(&f);
             b.arg(&wv).arg(&mut codes).arg(&mut scales).arg(&n_i).arg(&k_i);
-            let cfg = LaunchConfig { grid_dim: (kb as u32, nb as u32, e as u32), block_dim: (QUANT_THREADS, 1, 1), shared_mem_bytes: 0 };
+            let cfg = launch_cfg((kb as u32, nb as u32, e as u32), QUANT_THREADS, 0);
             // SAFETY: matching signature; one block per 128x128 block writes its codes and scale.
             launched(unsafe { b.launch(cfg) })?;
         }

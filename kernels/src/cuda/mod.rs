@@ -9,14 +9,18 @@ pub mod norm;
 pub mod rope;
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaSlice, CudaView, DeviceRepr};
+use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaSlice, CudaView, DeviceRepr, LaunchConfig};
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage, WrapErr};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Layout, Result, Shape, Storage, Tensor};
 
 /// `cuda 13.0, PTX for sm_90`: the toolkit and target this build's kernels were compiled with.
-pub const BUILD_INFO: &str =
-    concat!("cuda ", env!("DOCSEEK_CUDA_VERSION"), ", PTX for sm_", env!("DOCSEEK_CUDA_CAP"));
+pub const BUILD_INFO: &str = concat!(
+    "cuda ",
+    env!("DOCSEEK_CUDA_VERSION"),
+    ", PTX for sm_",
+    env!("DOCSEEK_CUDA_CAP")
+);
 
 /// The PTX modules (name, source).
 pub(crate) mod ptx {
@@ -24,14 +28,18 @@ pub(crate) mod ptx {
     pub const ROPE: (&str, &str) = ("docseek_rope", include_str!(concat!(env!("OUT_DIR"), "/rope.ptx")));
     pub const MOE: (&str, &str) = ("docseek_moe", include_str!(concat!(env!("OUT_DIR"), "/moe.ptx")));
     pub const GEMM: (&str, &str) = ("docseek_gemm", include_str!(concat!(env!("OUT_DIR"), "/gemm.ptx")));
-    pub const ATTENTION: (&str, &str) =
-        ("docseek_attention", include_str!(concat!(env!("OUT_DIR"), "/attention.ptx")));
+    pub const ATTENTION: (&str, &str) = (
+        "docseek_attention",
+        include_str!(concat!(env!("OUT_DIR"), "/attention.ptx")),
+    );
 }
 
 /// Loads (once per device) and returns kernel `name` of `module`; launch it with
 /// `dev.cuda_stream().launch_builder(&f)` (candle's stream).
 pub(crate) fn func(dev: &CudaDevice, module: (&str, &str), name: &str) -> Result<CudaFunction> {
-    Ok(dev.get_or_load_custom_func(name, module.0, module.1)?.into_cuda_function())
+    Ok(dev
+        .get_or_load_custom_func(name, module.0, module.1)?
+        .into_cuda_function())
 }
 
 /// Kernel-name suffix of a float dtype.
@@ -83,8 +91,19 @@ pub(crate) fn grid_for(n: usize, threads: u32) -> u32 {
     n.div_ceil(threads as usize).clamp(1, MAX_BLOCKS) as u32
 }
 
+/// A launch of `grid` blocks of `threads` threads with `smem` bytes of dynamic shared memory.
+pub(crate) fn launch_cfg(grid: (u32, u32, u32), threads: u32, smem: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: grid,
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: smem as u32,
+    }
+}
+
 /// Maps a launch error into candle's.
-pub(crate) fn launched<T>(r: std::result::Result<T, candle_core::cuda_backend::cudarc::driver::DriverError>) -> Result<T> {
+pub(crate) fn launched<T>(
+    r: std::result::Result<T, candle_core::cuda_backend::cudarc::driver::DriverError>,
+) -> Result<T> {
     r.w()
 }
 

@@ -1,9 +1,9 @@
 //! Launchers of `cuda/moe.cu`: the gate, the permutation and the un-permutation.
 
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::{DType, Result, Tensor};
 
-use super::{alloc, cuda_storage, device, func, grid_for, launched, ptx, suffix, view, wrap};
+use super::{alloc, cuda_storage, device, func, grid_for, launch_cfg, launched, ptx, suffix, view, wrap};
 use crate::ops::moe::{max_tiles, Dispatch, GateParams, Scoring, TopkMethod};
 use crate::ops::with_float;
 
@@ -39,8 +39,14 @@ pub fn moe_gate(logits: &Tensor, bias: Option<&Tensor>, p: &GateParams) -> Resul
         TopkMethod::GroupLimited => 1,
         TopkMethod::NoauxTc => 2,
     };
-    let (e_i, k_i, g_i, tg_i, norm, scaling) =
-        (experts as i32, k as i32, p.n_group as i32, p.topk_group as i32, i32::from(p.norm_topk_prob), p.scaling);
+    let (e_i, k_i, g_i, tg_i, norm, scaling) = (
+        experts as i32,
+        k as i32,
+        p.n_group as i32,
+        p.topk_group as i32,
+        i32::from(p.norm_topk_prob),
+        p.scaling,
+    );
     let smem = 4 * (3 * experts + p.n_group) + experts + p.n_group;
     if tokens > 0 {
         let stream = dev.cuda_stream();
@@ -50,9 +56,14 @@ pub fn moe_gate(logits: &Tensor, bias: Option<&Tensor>, p: &GateParams) -> Resul
             Some(v) => b.arg(v),
             None => b.arg(&null),
         };
-        b.arg(&mut ids).arg(&mut weights).arg(&e_i).arg(&k_i).arg(&scoring).arg(&method);
+        b.arg(&mut ids)
+            .arg(&mut weights)
+            .arg(&e_i)
+            .arg(&k_i)
+            .arg(&scoring)
+            .arg(&method);
         b.arg(&g_i).arg(&tg_i).arg(&norm).arg(&scaling);
-        let cfg = LaunchConfig { grid_dim: (tokens as u32, 1, 1), block_dim: (32, 1, 1), shared_mem_bytes: smem as u32 };
+        let cfg = launch_cfg((tokens as u32, 1, 1), 32, smem);
         // SAFETY: matching signature; one warp per token writes its k ids and weights.
         launched(unsafe { b.launch(cfg) })?;
     }
@@ -78,9 +89,14 @@ pub fn moe_permute(ids: &Tensor, experts: usize) -> Result<Dispatch> {
     {
         let stream = dev.cuda_stream();
         let mut b = stream.launch_builder(&f);
-        b.arg(&iv).arg(&p_i).arg(&e_i).arg(&mut offsets).arg(&mut sorted).arg(&mut inv);
+        b.arg(&iv)
+            .arg(&p_i)
+            .arg(&e_i)
+            .arg(&mut offsets)
+            .arg(&mut sorted)
+            .arg(&mut inv);
         b.arg(&mut tile_expert).arg(&mut tile_start).arg(&mt_i);
-        let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (PERMUTE_THREADS, 1, 1), shared_mem_bytes: (8 * experts) as u32 };
+        let cfg = launch_cfg((1, 1, 1), PERMUTE_THREADS, 8 * experts);
         // SAFETY: matching signature; the one block writes every output (ids are < experts).
         launched(unsafe { b.launch(cfg) })?;
     }
@@ -116,7 +132,7 @@ pub fn moe_unpermute(y: &Tensor, d: &Dispatch, weights: &Tensor, out: DType) -> 
             let stream = dev.cuda_stream();
             let mut b = stream.launch_builder(&f);
             b.arg(&yv).arg(&iv).arg(&wv).arg(&mut o).arg(&t_i).arg(&k_i).arg(&n_i);
-            let cfg = LaunchConfig { grid_dim: (grid_for(total, EW_THREADS), 1, 1), block_dim: (EW_THREADS, 1, 1), shared_mem_bytes: 0 };
+            let cfg = launch_cfg((grid_for(total, EW_THREADS), 1, 1), EW_THREADS, 0);
             // SAFETY: matching signature; the grid-stride loop writes every output element.
             launched(unsafe { b.launch(cfg) })?;
         }

@@ -1,9 +1,9 @@
 //! Launchers of `cuda/norm.cu`.
 
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::{Result, Shape, Tensor, D};
 
-use super::{alloc, cuda_storage, device, func, grid_for, launched, ptx, suffix, view, wrap};
+use super::{alloc, cuda_storage, device, func, grid_for, launch_cfg, launched, ptx, suffix, view, wrap};
 use crate::ops::with_float;
 
 /// Threads per row of the RMSNorm kernel.
@@ -51,7 +51,7 @@ pub fn rms_norm(x: &Tensor, residual: Option<&Tensor>, weight: &Tensor, eps: f32
             b.arg(&mut y);
             b.arg(&dim_i);
             b.arg(&eps);
-            let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (NORM_THREADS, 1, 1), shared_mem_bytes: 0 };
+            let cfg = launch_cfg((rows as u32, 1, 1), NORM_THREADS, 0);
             // SAFETY: the arguments match the kernel's signature; every row of y (and h) is written.
             launched(unsafe { b.launch(cfg) })?;
         }
@@ -78,7 +78,7 @@ pub fn silu_mul(gate_up: &Tensor, out_shape: Vec<usize>) -> Result<Tensor> {
             let stream = dev.cuda_stream();
             let mut b = stream.launch_builder(&f);
             b.arg(&gv).arg(&mut out).arg(&rows).arg(&inter_i);
-            let cfg = LaunchConfig { grid_dim: (grid_for(n, EW_THREADS), 1, 1), block_dim: (EW_THREADS, 1, 1), shared_mem_bytes: 0 };
+            let cfg = launch_cfg((grid_for(n, EW_THREADS), 1, 1), EW_THREADS, 0);
             // SAFETY: matching signature; the grid-stride loop writes every output element.
             launched(unsafe { b.launch(cfg) })?;
         }

@@ -1,9 +1,9 @@
 //! Launcher of `cuda/rope.cu`.
 
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::{Result, Tensor};
 
-use super::{alloc, cuda_storage, device, func, grid_for, launched, ptx, suffix, view, wrap};
+use super::{alloc, cuda_storage, device, func, grid_for, launch_cfg, launched, ptx, suffix, view, wrap};
 use crate::ops::rope::RopeStyle;
 use crate::ops::with_float;
 
@@ -13,7 +13,12 @@ const THREADS: u32 = 256;
 /// See [`crate::ops::rope::rope`].
 pub fn rope(x: &Tensor, positions: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> Result<Tensor> {
     let dev = device(x)?;
-    let (x, positions, cos, sin) = (x.contiguous()?, positions.contiguous()?, cos.contiguous()?, sin.contiguous()?);
+    let (x, positions, cos, sin) = (
+        x.contiguous()?,
+        positions.contiguous()?,
+        cos.contiguous()?,
+        sin.contiguous()?,
+    );
     let (tokens, heads, dim) = x.dims3()?;
     let n = x.elem_count();
     let f = func(&dev, ptx::ROPE, &format!("rope_{}", suffix(x.dtype())?))?;
@@ -33,7 +38,7 @@ pub fn rope(x: &Tensor, positions: &Tensor, cos: &Tensor, sin: &Tensor, style: R
             let stream = dev.cuda_stream();
             let mut b = stream.launch_builder(&f);
             b.arg(&xv).arg(&mut y).arg(&pv).arg(&cv).arg(&sv).arg(&t_i).arg(&h_i).arg(&d_i).arg(&inter);
-            let cfg = LaunchConfig { grid_dim: (grid_for(n / 2, THREADS), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+            let cfg = launch_cfg((grid_for(n / 2, THREADS), 1, 1), THREADS, 0);
             // SAFETY: matching signature; every pair of every head is written.
             launched(unsafe { b.launch(cfg) })?;
         }

@@ -11,7 +11,11 @@ pub use crate::reference::paged_attention::BLOCK_TOKENS;
 fn check_tables(tables: &Tensor, lens: &Tensor, seqs: usize) -> Result<usize> {
     let (b, max_blocks) = tables.dims2()?;
     if b != seqs || lens.dims1()? != seqs {
-        candle_core::bail!("paged attention: tables {:?} / lens {:?} for {seqs} sequences", tables.shape(), lens.shape());
+        candle_core::bail!(
+            "paged attention: tables {:?} / lens {:?} for {seqs} sequences",
+            tables.shape(),
+            lens.shape()
+        );
     }
     expect_dtype(tables, DType::U32, "block tables")?;
     expect_dtype(lens, DType::U32, "context lens")?;
@@ -23,11 +27,23 @@ fn check_tables(tables: &Tensor, lens: &Tensor, seqs: usize) -> Result<usize> {
 /// `[seqs]` tokens each; scores `q.k * scale`, softmax and sums in f32. Returns
 /// `[seqs, heads, head_dim]` in q's dtype. Every table entry a sequence reads must be a valid
 /// block (not checked on CUDA).
-pub fn paged_attention_mha(q: &Tensor, k_pool: &Tensor, v_pool: &Tensor, tables: &Tensor, lens: &Tensor, scale: f32) -> Result<Tensor> {
+pub fn paged_attention_mha(
+    q: &Tensor,
+    k_pool: &Tensor,
+    v_pool: &Tensor,
+    tables: &Tensor,
+    lens: &Tensor,
+    scale: f32,
+) -> Result<Tensor> {
     let (seqs, heads, dim) = q.dims3()?;
     let (_, kvh, bt, pdim) = k_pool.dims4()?;
     if bt != BLOCK_TOKENS || pdim != dim || v_pool.shape() != k_pool.shape() || kvh == 0 || heads % kvh != 0 {
-        candle_core::bail!("paged_attention_mha: q {:?}, pools {:?} {:?}", q.shape(), k_pool.shape(), v_pool.shape());
+        candle_core::bail!(
+            "paged_attention_mha: q {:?}, pools {:?} {:?}",
+            q.shape(),
+            k_pool.shape(),
+            v_pool.shape()
+        );
     }
     let max_blocks = check_tables(tables, lens, seqs)?;
     expect_dtype(k_pool, q.dtype(), "k pool")?;
@@ -67,14 +83,25 @@ pub fn paged_attention_mla(
     if (s2, h2) != (seqs, heads) || bt != BLOCK_TOKENS || r2 != rank || kpe_pool.dims3()? != (nb, bt, rope_dim) {
         candle_core::bail!(
             "paged_attention_mla: q_abs {:?}, q_pe {:?}, pools {:?} {:?}",
-            q_abs.shape(), q_pe.shape(), latent_pool.shape(), kpe_pool.shape()
+            q_abs.shape(),
+            q_pe.shape(),
+            latent_pool.shape(),
+            kpe_pool.shape()
         );
     }
     let max_blocks = check_tables(tables, lens, seqs)?;
-    for (t, w) in [(q_pe, "q_pe"), (latent_pool, "latent pool"), (kpe_pool, "rope-key pool")] {
+    for (t, w) in [
+        (q_pe, "q_pe"),
+        (latent_pool, "latent pool"),
+        (kpe_pool, "rope-key pool"),
+    ] {
         expect_dtype(t, q_abs.dtype(), w)?;
     }
-    same_device(q_abs.device(), &[q_pe, latent_pool, kpe_pool, tables, lens], "paged_attention_mla")?;
+    same_device(
+        q_abs.device(),
+        &[q_pe, latent_pool, kpe_pool, tables, lens],
+        "paged_attention_mla",
+    )?;
     match q_abs.device() {
         Device::Cpu => with_float!(q_abs.dtype(), T => {
             let s = reference::MlaShape { heads, rank, rope_dim, max_blocks };
@@ -111,7 +138,11 @@ pub fn write_paged(pool: &Tensor, rows: &Tensor, slots: &Tensor) -> Result<()> {
     };
     let tokens = slots.dims1()?;
     if rows.elem_count() != tokens * heads * dim || rows.dim(0)? != tokens {
-        candle_core::bail!("write_paged: rows {:?} for {tokens} slots into {:?}", rows.shape(), pool.shape());
+        candle_core::bail!(
+            "write_paged: rows {:?} for {tokens} slots into {:?}",
+            rows.shape(),
+            pool.shape()
+        );
     }
     expect_dtype(slots, DType::U32, "slots")?;
     expect_dtype(rows, pool.dtype(), "rows")?;
@@ -133,13 +164,23 @@ impl InplaceOp3 for WriteRows {
         "write-paged"
     }
 
-    fn cpu_fwd(&self, pool: &mut CpuStorage, pl: &Layout, rows: &CpuStorage, rl: &Layout, slots: &CpuStorage, sl: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        pool: &mut CpuStorage,
+        pl: &Layout,
+        rows: &CpuStorage,
+        rl: &Layout,
+        slots: &CpuStorage,
+        sl: &Layout,
+    ) -> Result<()> {
         let slots = contiguous(slots.as_slice::<u32>()?, sl)?;
         let cap = pl.shape().elem_count() / (self.heads * self.dim);
         if let Some(s) = slots.iter().find(|&&s| s as usize >= cap) {
             candle_core::bail!("write_paged: slot {s} outside a pool of {cap} slots");
         }
-        let (o1, o2) = pl.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("pool not contiguous".into()))?;
+        let (o1, o2) = pl
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("pool not contiguous".into()))?;
         macro_rules! go {
             ($v:ident, $t:ty) => {{
                 let src = contiguous(rows.as_slice::<$t>()?, rl)?;
@@ -170,6 +211,8 @@ impl InplaceOp3 for WriteRows {
 }
 
 fn contiguous<'a, T>(v: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    let (o1, o2) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("input not contiguous".into()))?;
+    let (o1, o2) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("input not contiguous".into()))?;
     Ok(&v[o1..o2])
 }

@@ -7,8 +7,8 @@ use candle_core::{DType, Device, Result, Tensor};
 use super::fp8::Fp8Matrix;
 use super::{expect_dtype, host, no_kernel, same_device, with_float};
 use crate::reference::moe_dispatch as dispatch_ref;
-use crate::reference::moe_gate as gate_ref;
 pub use crate::reference::moe_dispatch::{max_tiles, TILE_M};
+use crate::reference::moe_gate as gate_ref;
 pub use crate::reference::moe_gate::{GateParams, Scoring, TopkMethod};
 
 /// Largest `top_k` the device gate supports.
@@ -21,7 +21,11 @@ pub fn moe_gate(logits: &Tensor, bias: Option<&Tensor>, p: &GateParams) -> Resul
     let (tokens, experts) = logits.dims2()?;
     expect_dtype(logits, DType::F32, "moe_gate logits")?;
     if p.top_k == 0 || p.top_k > MAX_TOP_K.min(experts) {
-        candle_core::bail!("moe_gate: top_k {} (1..={} and <= {experts} experts)", p.top_k, MAX_TOP_K);
+        candle_core::bail!(
+            "moe_gate: top_k {} (1..={} and <= {experts} experts)",
+            p.top_k,
+            MAX_TOP_K
+        );
     }
     if p.n_group == 0 || experts % p.n_group != 0 {
         candle_core::bail!("moe_gate: {experts} experts do not split into {} groups", p.n_group);
@@ -41,7 +45,10 @@ pub fn moe_gate(logits: &Tensor, bias: Option<&Tensor>, p: &GateParams) -> Resul
         Device::Cpu => {
             let b = bias.map(host::<f32>).transpose()?;
             let (ids, w) = gate_ref::moe_gate(&host::<f32>(logits)?, experts, b.as_deref(), p);
-            Ok((Tensor::from_vec(ids, (tokens, p.top_k), &Device::Cpu)?, Tensor::from_vec(w, (tokens, p.top_k), &Device::Cpu)?))
+            Ok((
+                Tensor::from_vec(ids, (tokens, p.top_k), &Device::Cpu)?,
+                Tensor::from_vec(w, (tokens, p.top_k), &Device::Cpu)?,
+            ))
         }
         #[cfg(feature = "cuda")]
         Device::Cuda(_) => crate::cuda::moe::moe_gate(logits, bias, p),
@@ -90,7 +97,11 @@ pub fn moe_permute(ids: &Tensor, experts: usize) -> Result<Dispatch> {
                 offsets: Tensor::from_vec(d.offsets, experts + 1, dev)?,
                 sorted_pair: Tensor::from_vec(d.sorted_pair, pairs, dev)?,
                 inv: Tensor::from_vec(d.inv, pairs, dev)?,
-                tile_expert: Tensor::from_vec(d.tile_expert.into_iter().map(|e| e as u32).collect::<Vec<_>>(), mt, dev)?,
+                tile_expert: Tensor::from_vec(
+                    d.tile_expert.into_iter().map(|e| e as u32).collect::<Vec<_>>(),
+                    mt,
+                    dev,
+                )?,
                 tile_start: Tensor::from_vec(d.tile_start, mt, dev)?,
                 experts,
                 k,
@@ -145,7 +156,11 @@ pub fn grouped_gemm(x: &Tensor, d: &Dispatch, gather: Gather, w: &ExpertWeights,
     let (_, kdim) = x.dims2()?;
     let (experts, n, wk) = w.dims()?;
     if wk != kdim || experts != d.experts {
-        candle_core::bail!("grouped_gemm: x {:?} with weights ({experts}, {n}, {wk}) for {} experts", x.shape(), d.experts);
+        candle_core::bail!(
+            "grouped_gemm: x {:?} with weights ({experts}, {n}, {wk}) for {} experts",
+            x.shape(),
+            d.experts
+        );
     }
     if out != DType::F32 && out != x.dtype() {
         candle_core::bail!("grouped_gemm: output {out:?} (f32 or {:?})", x.dtype());
@@ -183,7 +198,8 @@ pub(crate) fn cpu_gemm(x: &Tensor, src: &[u32], expert_of: &[u32], w: &ExpertWei
             }
             ExpertWeights::Fp8(f) => {
                 let (codes, scales) = (host::<u8>(&f.codes)?, host::<f32>(&f.scales)?);
-                let wr: dispatch_ref::ExpertWeights<f32> = dispatch_ref::ExpertWeights::Fp8 { codes: &codes, scales: &scales };
+                let wr: dispatch_ref::ExpertWeights<f32> =
+                    dispatch_ref::ExpertWeights::Fp8 { codes: &codes, scales: &scales };
                 Ok(dispatch_ref::grouped_gemm(&xs, kdim, src, expert_of, wr, n))
             }
         }

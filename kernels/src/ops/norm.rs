@@ -20,7 +20,13 @@ pub fn add_rms_norm(x: &Tensor, residual: &Tensor, weight: &Tensor, eps: f32) ->
 fn norm(x: &Tensor, residual: Option<&Tensor>, weight: &Tensor, eps: f32) -> Result<(Option<Tensor>, Tensor)> {
     let dim = x.dim(D::Minus1)?;
     if weight.dims1()? != dim || weight.dtype() != x.dtype() {
-        candle_core::bail!("rms_norm: weight {:?} {:?} for x {:?} {:?}", weight.shape(), weight.dtype(), x.shape(), x.dtype());
+        candle_core::bail!(
+            "rms_norm: weight {:?} {:?} for x {:?} {:?}",
+            weight.shape(),
+            weight.dtype(),
+            x.shape(),
+            x.dtype()
+        );
     }
     if let Some(r) = residual {
         if r.shape() != x.shape() || r.dtype() != x.dtype() {

@@ -11,7 +11,12 @@ pub fn rope(x: &Tensor, positions: &Tensor, cos: &Tensor, sin: &Tensor, style: R
     let (tokens, heads, dim) = x.dims3()?;
     let (rows, half) = cos.dims2()?;
     if dim % 2 != 0 || half != dim / 2 || sin.dims2()? != (rows, half) {
-        candle_core::bail!("rope: x {:?} with tables {:?} {:?}", x.shape(), cos.shape(), sin.shape());
+        candle_core::bail!(
+            "rope: x {:?} with tables {:?} {:?}",
+            x.shape(),
+            cos.shape(),
+            sin.shape()
+        );
     }
     if positions.dims1()? != tokens {
         candle_core::bail!("rope: {} positions for {tokens} tokens", positions.dims1()?);
@@ -26,7 +31,8 @@ pub fn rope(x: &Tensor, positions: &Tensor, cos: &Tensor, sin: &Tensor, style: R
             if let Some(p) = pos.iter().find(|&&p| p as usize >= rows) {
                 candle_core::bail!("rope: position {p} past the {rows}-row tables");
             }
-            let y = crate::reference::rope::rope(&host::<T>(x)?, heads, dim, &pos, &host::<T>(cos)?, &host::<T>(sin)?, style);
+            let (c, s) = (host::<T>(cos)?, host::<T>(sin)?);
+            let y = crate::reference::rope::rope(&host::<T>(x)?, heads, dim, &pos, &c, &s, style);
             Tensor::from_vec(y, x.shape(), &Device::Cpu)
         }),
         #[cfg(feature = "cuda")]

@@ -14,14 +14,25 @@ pub enum RopeStyle {
 
 /// Rotates `x` `[tokens, heads, dim]` in f32 and rounds once: token `t` uses row
 /// `positions[t]` of the `[rows, dim/2]` tables `cos` and `sin`.
-pub fn rope<T: Elem>(x: &[T], heads: usize, dim: usize, positions: &[u32], cos: &[T], sin: &[T], style: RopeStyle) -> Vec<T> {
+pub fn rope<T: Elem>(
+    x: &[T],
+    heads: usize,
+    dim: usize,
+    positions: &[u32],
+    cos: &[T],
+    sin: &[T],
+    style: RopeStyle,
+) -> Vec<T> {
     assert!(dim.is_multiple_of(2) && dim > 0, "rope: odd head dim {dim}");
     let half = dim / 2;
     assert_eq!(x.len(), positions.len() * heads * dim, "rope: x shape");
     let mut out = vec![T::from_f32(0.0); x.len()];
     for (t, &p) in positions.iter().enumerate() {
         let row = p as usize * half;
-        assert!(row + half <= cos.len() && row + half <= sin.len(), "rope: position {p} past the tables");
+        assert!(
+            row + half <= cos.len() && row + half <= sin.len(),
+            "rope: position {p} past the tables"
+        );
         for h in 0..heads {
             let base = (t * heads + h) * dim;
             for i in 0..half {
@@ -49,8 +60,14 @@ mod tests {
         let cos = [1.0f32, 1.0, 0.0, 0.0];
         let sin = [0.0f32, 0.0, 1.0, 1.0];
         let x = [1.0f32, 2.0, 3.0, 4.0];
-        assert_eq!(rope(&x, 1, 4, &[1], &cos, &sin, RopeStyle::Neox), vec![-3.0, -4.0, 1.0, 2.0]);
-        assert_eq!(rope(&x, 1, 4, &[1], &cos, &sin, RopeStyle::Interleaved), vec![-2.0, 1.0, -4.0, 3.0]);
+        assert_eq!(
+            rope(&x, 1, 4, &[1], &cos, &sin, RopeStyle::Neox),
+            vec![-3.0, -4.0, 1.0, 2.0]
+        );
+        assert_eq!(
+            rope(&x, 1, 4, &[1], &cos, &sin, RopeStyle::Interleaved),
+            vec![-2.0, 1.0, -4.0, 3.0]
+        );
         assert_eq!(rope(&x, 1, 4, &[0], &cos, &sin, RopeStyle::Neox), x.to_vec());
     }
 }
