@@ -202,7 +202,8 @@ pub struct ModelArgs {
     #[arg(long, env = "DOCSEEK_DTYPE")]
     pub dtype: Option<Dtype>,
 
-    /// Device: cpu, or cuda / cuda:N (needs a build with `--features cuda`).
-    #[arg(long, env = "DOCSEEK_DEVICE", default_value_t = DeviceSpec::Cpu)]
+    /// Device: auto (cuda:0 when this is a `--features cuda` build and a GPU answers, else cpu),
+    /// cpu, or cuda / cuda:N.
+    #[arg(long, env = "DOCSEEK_DEVICE", default_value_t = DeviceSpec::Auto)]
     pub device: DeviceSpec,
 }

@@ -29,7 +29,7 @@ fn fixture(name: &str) -> (Fixture, DeepseekDecoder) {
     };
     let dir = root.join(name);
     let fx = Fixture::load(&dir, name.to_string()).unwrap();
-    let (_, dec) = load_decoder(&dir, DType::F32).unwrap();
+    let (_, dec) = load_decoder(&dir, DType::F32, &candle_core::Device::Cpu).unwrap();
     (fx, dec)
 }
 

@@ -282,7 +282,7 @@ fn batched_greedy_ids_match_unbatched_and_the_reference_on_every_fixture() {
     for name in ["ocr1-tiny", "ocr2-tiny", "mla-tiny", "mla-tiny/noqlora"] {
         let dir = root.join(name);
         let fx = Fixture::load(&dir, name.to_string()).unwrap();
-        let (_, dec) = load_decoder(&dir, DType::F32).unwrap();
+        let (_, dec) = load_decoder(&dir, DType::F32, &candle_core::Device::Cpu).unwrap();
         let reqs = requests(&fx, &dec);
         assert!(reqs.len() >= 3, "{name}: {} requests", reqs.len());
         let lens: std::collections::BTreeSet<usize> = reqs.iter().map(|r| r.prompt.len()).collect();

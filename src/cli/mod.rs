@@ -93,7 +93,8 @@ pub fn init_tracing(verbose: u8) {
 
 /// `--version` text: the crate version, the compiled features and the libpdfium found.
 fn version_line() -> &'static str {
-    let features = if cfg!(feature = "cuda") { "cuda" } else { "cpu only" };
+    // A CUDA build names its toolkit and kernel target (`cuda 13.0, PTX for sm_90`).
+    let features = if cfg!(feature = "cuda") { docseek_kernels::build_info() } else { "cpu only" };
     let pdfium = crate::pdf::library::version_summary();
     // clap wants a 'static string; this runs once per process.
     Box::leak(format!("{} (features: {features}; {pdfium})", env!("CARGO_PKG_VERSION")).into_boxed_str())

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::model::Dtype;
+use crate::model::{DeviceSpec, Dtype};
 use crate::parity::{runner, ParityOptions};
 
 /// Arguments of `docseek parity`.
@@ -18,13 +18,17 @@ pub struct ParityArgs {
     /// check with the looser 2e-2 tolerance).
     #[arg(long, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
+    /// Device the models run on: cpu, cuda or cuda:N (needs a `--features cuda` build).
+    #[arg(long, default_value_t = DeviceSpec::Cpu)]
+    pub device: DeviceSpec,
 }
 
 /// Runs `docseek parity`.
 pub fn run(args: ParityArgs) -> anyhow::Result<ExitCode> {
     let dtype = args.dtype.candle();
+    let device = args.device.open()?;
     let dir = args.dir.unwrap_or_else(crate::parity::default_fixtures_dir);
-    let report = runner::run(&dir, &ParityOptions { dtype })?;
+    let report = runner::run(&dir, &ParityOptions { dtype, device })?;
     println!("{}", report.summary());
     Ok(if report.failed() == 0 && report.passed() > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

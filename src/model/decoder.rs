@@ -179,8 +179,8 @@ impl DeepseekDecoder {
                 Attention::Mha(att) => att.forward(&x, &self.rope, &cos_sin, mask.as_ref(), cache, i)?,
                 Attention::Mla(att) => att.forward(&x, &self.rope, &cos_sin, mask.as_ref(), cache, i)?,
             };
-            h = (h + a)?;
-            let x = layer.post_norm.forward(&h)?;
+            let (h_attn, x) = layer.post_norm.forward_residual(&h, &a)?;
+            h = h_attn;
             let f = match &layer.ffn {
                 FeedForward::Dense(mlp) => mlp.forward(&x)?,
                 FeedForward::Moe(moe) => moe.forward(&x)?,

@@ -58,8 +58,24 @@ impl RmsNorm {
     }
 }
 
+impl RmsNorm {
+    /// `h = x + residual` and `forward(h)`: returns `(h, normed)` (one fused kernel where
+    /// `super::cuda` says so).
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<(Tensor, Tensor)> {
+        if super::cuda::use_kernels(x.device(), x.dtype()) && self.weight.dtype() == x.dtype() {
+            return docseek_kernels::ops::norm::add_rms_norm(x, residual, &self.weight, self.eps);
+        }
+        let h = (x + residual)?;
+        let y = self.forward(&h)?;
+        Ok((h, y))
+    }
+}
+
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if super::cuda::use_kernels(x.device(), x.dtype()) && self.weight.dtype() == x.dtype() {
+            return docseek_kernels::ops::norm::rms_norm(x, &self.weight, self.eps);
+        }
         if x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 {
             return candle_nn::ops::rms_norm(x, &self.weight, self.eps);
         }
@@ -95,6 +111,9 @@ impl Mlp {
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gu = x.matmul(&self.gate_up.t()?)?;
+        if super::cuda::use_kernels(gu.device(), gu.dtype()) {
+            return self.down.forward(&docseek_kernels::ops::norm::silu_mul(&gu)?);
+        }
         let gate = gu.narrow(D::Minus1, 0, self.intermediate)?;
         let up = gu.narrow(D::Minus1, self.intermediate, self.intermediate)?;
         let h = (candle_nn::ops::silu(&gate)? * up)?;

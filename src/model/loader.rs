@@ -209,6 +209,7 @@ mod tests {
         if !cfg!(feature = "cuda") {
             let e = parse_device("cuda:0").unwrap_err().to_string();
             assert!(e.contains("--features cuda"), "{e}");
+            assert!(parse_device("auto").unwrap().is_cpu());
         }
         assert_eq!(parse_dtype(None, &Device::Cpu).unwrap(), DType::F32);
         assert_eq!(parse_dtype(Some("BF16"), &Device::Cpu).unwrap(), DType::BF16);

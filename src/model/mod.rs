@@ -12,6 +12,8 @@ pub mod attention;
 pub mod batch;
 pub mod cache;
 pub mod config;
+pub mod cuda;
+pub mod cuda_moe;
 pub mod decoder;
 pub mod device;
 pub mod generation;

@@ -18,6 +18,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::{DeepseekV2Config, ScoringFunc, TopkMethod};
+use super::cuda_moe::FusedMoe;
 use super::layers::Mlp;
 
 /// Renormalisation guard of the reference (`+ 1e-20`).
@@ -159,6 +160,8 @@ pub struct Moe {
     gate: MoeGate,
     experts: Vec<Mlp>,
     shared: Option<Mlp>,
+    /// The routed experts on the device kernels (then `experts` is empty): see `super::cuda`.
+    fused: Option<FusedMoe>,
 }
 
 impl Moe {
@@ -166,14 +169,20 @@ impl Moe {
     pub fn load(vb: VarBuilder, cfg: &DeepseekV2Config) -> Result<Self> {
         let gate = MoeGate::load(vb.pp("gate"), cfg)?;
         let n = cfg.n_routed_experts.unwrap_or(0);
-        let experts = (0..n)
+        let fused = if super::cuda::use_fused_moe(vb.device(), vb.dtype()) {
+            Some(FusedMoe::load(vb.clone(), cfg, super::cuda::fp8_experts())?)
+        } else {
+            None
+        };
+        let experts = if fused.is_some() { 0 } else { n };
+        let experts = (0..experts)
             .map(|i| Mlp::load(vb.pp("experts").pp(i), cfg.hidden_size, cfg.moe_intermediate_size))
             .collect::<Result<Vec<_>>>()?;
         let shared = match cfg.n_shared_experts {
             Some(s) if s > 0 => Some(Mlp::load(vb.pp("shared_experts"), cfg.hidden_size, cfg.moe_intermediate_size * s)?),
             _ => None,
         };
-        Ok(Moe { gate, experts, shared })
+        Ok(Moe { gate, experts, shared, fused })
     }
 
     /// The gate (for tests and routing statistics).
@@ -220,8 +229,10 @@ impl Moe {
 
     /// Full MoE output for `x` `[tokens, hidden]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let routing = self.gate.route(x)?;
-        let (y, _) = self.routed(x, &routing)?;
+        let y = match &self.fused {
+            Some(f) => f.forward(x)?,
+            None => self.routed(x, &self.gate.route(x)?)?.0,
+        };
         match &self.shared {
             Some(s) => y + s.forward(x)?,
             None => Ok(y),

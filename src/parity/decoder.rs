@@ -58,9 +58,9 @@ struct EndToEnd {
 }
 
 impl EndToEnd {
-    fn load(fx: &Fixture, dtype: DType) -> anyhow::Result<Self> {
+    fn load(fx: &Fixture, dtype: DType, device: &Device) -> anyhow::Result<Self> {
         let cfg = VisionConfig::from_json_str(&fx.config_text)?;
-        let vb = crate::model::loader::open_weights(&fx.dir, dtype, &Device::Cpu)?;
+        let vb = crate::model::loader::open_weights(&fx.dir, dtype, device)?;
         let encoder = VisionEncoder::from_config(&cfg, vb)?;
         let page = load_rgb(&input_page(&fx.dir)?)?;
         Ok(EndToEnd { encoder, page })
@@ -95,24 +95,24 @@ pub fn run_checks(fx: &Fixture, opts: &ParityOptions, report: &mut Report) -> an
     if !fx.expected_json.is_object() {
         return Ok(HashSet::new());
     }
-    let (cfg, dec) = load_decoder(&fx.dir, opts.dtype)?;
+    let (cfg, dec) = load_decoder(&fx.dir, opts.dtype, &opts.device)?;
     let run = Run { fx, opts, cfg: &cfg, dec: &dec };
     let mut seen = HashSet::new();
     match fx.kind() {
         FixtureKind::DecoderOnly => run.decoder_only(report, &mut seen)?,
         FixtureKind::Ocr => {
             run.ocr(&ExpectedEmbeds, report, &mut seen)?;
-            let e2e = EndToEnd::load(fx, opts.dtype)?;
+            let e2e = EndToEnd::load(fx, opts.dtype, &opts.device)?;
             run.ocr(&e2e, report, &mut seen)?;
         }
     }
     Ok(seen)
 }
 
-/// Loads a checkpoint folder's decoder on the CPU.
-pub fn load_decoder(dir: &Path, dtype: DType) -> anyhow::Result<(ModelConfig, DeepseekDecoder)> {
+/// Loads a checkpoint folder's decoder on `device`.
+pub fn load_decoder(dir: &Path, dtype: DType, device: &Device) -> anyhow::Result<(ModelConfig, DeepseekDecoder)> {
     let cfg = ModelConfig::from_dir(dir)?;
-    let vb = crate::model::loader::open_weights(dir, dtype, &Device::Cpu)?;
+    let vb = crate::model::loader::open_weights(dir, dtype, device)?;
     let dec = DeepseekDecoder::load(&cfg.decoder, vb)?;
     Ok((cfg, dec))
 }
@@ -217,7 +217,7 @@ impl Run<'_> {
         for (mode, m) in modes {
             let tag = format!("{}/{mode}/{}", self.fx.name, images.label());
             let want_ids = ids_of(&m["input_ids"]).context("expected.json: input_ids")?;
-            let image = images.image_embeds(self.fx, mode)?;
+            let image = images.image_embeds(self.fx, mode)?.to_device(self.dec.device())?;
             // The prompt as the engine lays it out: BOS, one slot per feature row, the text ids.
             let text_start = want_ids.iter().rposition(|&t| t == image_token).map_or(1, |p| p + 1);
             let bos = self.cfg.decoder.bos_token_id.unwrap_or(0);

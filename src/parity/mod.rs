@@ -31,15 +31,17 @@ pub fn default_fixtures_dir() -> PathBuf {
 pub const FIXTURES_DIR: &str = "tests/fixtures";
 
 /// How `docseek parity` runs the models.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ParityOptions {
     /// Weight and activation dtype (F32 for real parity, BF16 for a sanity check).
     pub dtype: DType,
+    /// Where the models run (the fixtures' expected tensors stay on the CPU).
+    pub device: candle_core::Device,
 }
 
 impl Default for ParityOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32 }
+        Self { dtype: DType::F32, device: candle_core::Device::Cpu }
     }
 }
 

@@ -107,7 +107,7 @@ pub fn run_checks(fx: &Fixture, opts: &ParityOptions, report: &mut Report) -> Re
     let mut seen = HashSet::new();
     let cfg = VisionConfig::from_json_str(&fx.config_text)?;
     let tol = opts.tolerance();
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[fx.weights()], opts.dtype, &Device::Cpu)? };
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[fx.weights()], opts.dtype, &opts.device)? };
     let enc = match VisionEncoder::from_config(&cfg, vb) {
         Ok(e) => e,
         Err(e) => {

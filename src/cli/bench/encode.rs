@@ -52,6 +52,9 @@ pub struct EncodeBenchArgs {
     /// Weight dtype.
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: BenchDtype,
+    /// Device: cpu or cuda[:N] (timings wait for the device to finish).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// Peak resident set size of this process in KiB (`VmHWM`).
@@ -81,7 +84,7 @@ fn synthetic_page() -> RgbImage {
 
 /// Runs `docseek bench encode`.
 pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
-    let dev = Device::Cpu;
+    let dev: Device = crate::model::loader::parse_device(&args.device)?;
     let dtype = match args.dtype {
         BenchDtype::F32 => DType::F32,
         BenchDtype::Bf16 => DType::BF16,
@@ -120,7 +123,7 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
     };
     let arch = enc.config().arch;
     println!(
-        "encoder: {source} ({arch:?}, {dtype:?}), load {:.2}s; image {}x{}; {} CPU threads",
+        "encoder: {source} ({arch:?}, {dtype:?}, {dev:?}), load {:.2}s; image {}x{}; {} CPU threads",
         t0.elapsed().as_secs_f64(),
         img.width(),
         img.height(),
@@ -147,6 +150,7 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
             let t = Instant::now();
             let out = enc.encode_views(&views)?.image_embeds;
             slots = out.dim(0)?;
+            dev.synchronize()?;
             times.push(t.elapsed().as_secs_f64());
         }
         prep.sort_by(f64::total_cmp);
