@@ -1,4 +1,11 @@
 //! docseek-kernels: docseek's own compute kernels.
 //!
-//! Each kernel is a candle custom op with a CPU reference (`cpu_fwd`, always compiled and
-//! tested) and a CUDA implementation behind the `cuda` feature.
+//! - [`cpu`]: SIMD kernels with runtime dispatch (AVX-512 BF16/VNNI, AVX-512, AVX2, portable):
+//!   bf16 and q8/q4 matrix products and the fused MoE feed-forward.
+//! - [`reference`]: the plain implementations the kernels are tested against.
+//! - [`linear`]: the one linear layer type of the decoder and the vision encoder, holding its
+//!   weight as a candle tensor (any device) or in a kernel format (CPU), run as a candle
+//!   custom op.
+
+pub mod cpu;
+pub mod reference;

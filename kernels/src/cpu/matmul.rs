@@ -1,0 +1,165 @@
+//! One entry point for `out = a · wᵀ` over every weight format: bf16 (GEMV for a few
+//! activation rows, packed GEMM beyond) and block-quantized (q8/q4 with activations quantized
+//! on the fly). The output is f32; [`finish_bf16`] / [`finish_f32`] add the bias and narrow.
+
+use std::ops::Range;
+
+use half::bf16;
+
+use super::gemm_bf16::{self, Bf16Rows};
+use super::gemv_bf16::{self, Acts, PreparedActs};
+use super::isa::Isa;
+use super::pool;
+use super::qmatmul::{self, QMatRef};
+use super::quant::QActs;
+
+/// Up to this many activation rows the bf16 product streams the weight with the GEMV kernel;
+/// beyond, the packed GEMM runs.
+pub const GEMV_MAX_ROWS: usize = 8;
+/// Weight rows per GEMV task (a multiple of the kernels' 4-row passes).
+const GEMV_ROWS_PER_TASK: usize = 64;
+
+/// A weight `[rows, cols]` in one of the kernel formats, borrowed from its storage.
+#[derive(Debug, Clone, Copy)]
+pub enum WeightRef<'a> {
+    /// Row-major bf16.
+    Bf16 {
+        /// `[rows, cols]` values.
+        data: &'a [bf16],
+        /// Rows (N, outputs).
+        rows: usize,
+        /// Columns (K, inputs).
+        cols: usize,
+    },
+    /// Block-quantized.
+    Quant(QMatRef<'a>),
+}
+
+impl WeightRef<'_> {
+    /// Rows (outputs).
+    pub fn rows(&self) -> usize {
+        match self {
+            WeightRef::Bf16 { rows, .. } => *rows,
+            WeightRef::Quant(q) => q.rows,
+        }
+    }
+
+    /// Columns (inputs).
+    pub fn cols(&self) -> usize {
+        match self {
+            WeightRef::Bf16 { cols, .. } => *cols,
+            WeightRef::Quant(q) => q.cols,
+        }
+    }
+}
+
+/// Activations converted once for a weight's format.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// For bf16 weights.
+    Bf16(PreparedActs),
+    /// For quantized weights.
+    Quant(QActs),
+}
+
+impl Prepared {
+    /// Converts `m` rows of `w.cols()` activations (row-major in `a`).
+    pub fn new(isa: Isa, w: &WeightRef, a: Acts, m: usize) -> Prepared {
+        let k = w.cols();
+        assert!(a.len() >= m * k, "activations too short");
+        match w {
+            WeightRef::Bf16 { .. } => Prepared::Bf16(gemv_bf16::prepare(isa, slice_acts(a, m * k))),
+            WeightRef::Quant(q) => Prepared::Quant(QActs::quantize(q.format, m, k, |r, c| a.get(r * k + c))),
+        }
+    }
+}
+
+fn slice_acts(a: Acts, len: usize) -> Acts {
+    match a {
+        Acts::F32(v) => Acts::F32(&v[..len]),
+        Acts::Bf16(v) => Acts::Bf16(&v[..len]),
+    }
+}
+
+/// Weight rows `rows` against all `m` prepared rows, on the calling thread:
+/// `out[i * ldc + (n - rows.start)]`.
+pub fn rows_kernel(isa: Isa, w: &WeightRef, p: &Prepared, m: usize, rows: Range<usize>, out: &mut [f32], ldc: usize) {
+    assert!(rows.end <= w.rows());
+    match (w, p) {
+        (WeightRef::Bf16 { data, cols, .. }, Prepared::Bf16(a)) => gemv_bf16::gemv_rows(isa, data, *cols, a, m, rows, out, ldc),
+        (WeightRef::Quant(q), Prepared::Quant(a)) => {
+            assert!(m <= a.m);
+            assert!(m == 0 || (m - 1) * ldc + rows.len() <= out.len(), "output too small");
+            // SAFETY: the extent of `out` was checked just above.
+            unsafe { qmatmul::qmatmul_block(isa, q, a, 0..m, rows, out.as_mut_ptr(), ldc) }
+        }
+        _ => panic!("activations prepared for another weight format"),
+    }
+}
+
+/// `out[i * n + j] = Σ_k a[i, k] w[j, k]` (`out` is `[m, n]` f32), threaded.
+pub fn matmul(isa: Isa, w: &WeightRef, a: Acts, m: usize, out: &mut [f32]) {
+    let p = Prepared::new(isa, w, a, m);
+    matmul_prepared(isa, w, &p, m, out, w.rows());
+}
+
+/// [`matmul`] on activations already prepared, into `out[i * ldc + j]`.
+pub fn matmul_prepared(isa: Isa, w: &WeightRef, p: &Prepared, m: usize, out: &mut [f32], ldc: usize) {
+    let n = w.rows();
+    assert!(m == 0 || (m - 1) * ldc + n <= out.len(), "output too small");
+    match (w, p) {
+        (WeightRef::Bf16 { data, rows, cols }, Prepared::Bf16(a)) if m > GEMV_MAX_ROWS => {
+            gemm_bf16::gemm(isa, &Bf16Rows { data, rows: *rows, cols: *cols }, a, m, out, ldc);
+        }
+        (WeightRef::Quant(q), Prepared::Quant(a)) if m > 1 => qmatmul::qmatmul(isa, q, a, out, ldc),
+        _ => {
+            let chunks: Vec<Range<usize>> = (0..n).step_by(GEMV_ROWS_PER_TASK).map(|s| s..(s + GEMV_ROWS_PER_TASK).min(n)).collect();
+            let ptr = SendPtr(out.as_mut_ptr());
+            pool::for_each_task(chunks.len(), |t| {
+                let r = chunks[t].clone();
+                let mut local = vec![0f32; m * r.len()];
+                rows_kernel(isa, w, p, m, r.clone(), &mut local, r.len());
+                for i in 0..m {
+                    // SAFETY: each task writes only columns `r` of each row, inside the extent
+                    // checked above.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(local.as_ptr().add(i * r.len()), ptr.get().add(i * ldc + r.start), r.len())
+                    };
+                }
+            });
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint output columns to tasks.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Adds the bias (per column) and rounds `[m, n]` f32 values to bf16.
+pub fn finish_bf16(acc: &[f32], n: usize, bias: Option<&[f32]>, out: &mut [bf16]) {
+    for (o_row, a_row) in out.chunks_mut(n).zip(acc.chunks(n)) {
+        match bias {
+            Some(b) => o_row.iter_mut().zip(a_row).zip(b).for_each(|((o, a), b)| *o = bf16::from_f32(a + b)),
+            None => o_row.iter_mut().zip(a_row).for_each(|(o, a)| *o = bf16::from_f32(*a)),
+        }
+    }
+}
+
+/// Adds the bias (per column) in place.
+pub fn finish_f32(acc: &mut [f32], n: usize, bias: Option<&[f32]>) {
+    if let Some(b) = bias {
+        for row in acc.chunks_mut(n) {
+            row.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Block-quantized weights and on-the-fly activation quantization.
+//!
+//! Weights (`[N, K]`, quantized per row in blocks of [`QBLOCK`] = 32 values along K, rows
+//! padded with zeros to a multiple of [`QCHUNK`] = 64, one f16 scale per block):
+//! - **q8**: `d = max|w| / 127`, `q = round(w / d)` in `[-127, 127]`, stored as the byte
+//!   `q + 128` (so `vpdpbusd` can read it as unsigned). 1.0625 bytes per weight.
+//! - **q4**: `d = w_max / -8` where `w_max` is the value of largest magnitude (sign kept),
+//!   `q = clamp(round(w / d), -8, 7)` stored as the nibble `q + 8`. Each 64-value chunk is 32
+//!   bytes; byte `j` holds value `j` in its low nibble and value `32 + j` in its high nibble,
+//!   so unpacking low then high nibbles gives the chunk in order. 0.5625 bytes per weight.
+//!
+//! Activations are quantized per row, also in blocks of 32: `d = max|x| / 127`,
+//! `q = round(x / d)` in `[-127, 127]` (i8), f32 scales. `corr` holds, per 4 values, `-offset
+//! * Σ q` with the weight format's byte offset (128 or 8): the integer dot product of the
+//! stored (offset) weight bytes with `q`, started from `corr`, is the dot product of the signed
+//! weights with `q`.
+
+use half::f16;
+
+/// Values per quantization block (one scale each).
+pub const QBLOCK: usize = 32;
+/// Rows are padded to a multiple of this many values (two blocks: one 512-bit vector of q8).
+pub const QCHUNK: usize = 64;
+
+/// A block-quantized weight format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QFormat {
+    /// 8-bit values, f16 scale per 32.
+    Q8,
+    /// 4-bit values, f16 scale per 32.
+    Q4,
+}
+
+impl QFormat {
+    /// Bytes of quantized values per padded row of `k` columns.
+    pub fn row_bytes(self, k: usize) -> usize {
+        match self {
+            QFormat::Q8 => padded_k(k),
+            QFormat::Q4 => padded_k(k) / 2,
+        }
+    }
+
+    /// Offset added to the signed values when stored.
+    pub fn offset(self) -> i32 {
+        match self {
+            QFormat::Q8 => 128,
+            QFormat::Q4 => 8,
+        }
+    }
+
+    /// Short name (`q8`, `q4`).
+    pub fn name(self) -> &'static str {
+        match self {
+            QFormat::Q8 => "q8",
+            QFormat::Q4 => "q4",
+        }
+    }
+}
+
+/// `k` rounded up to a multiple of [`QCHUNK`].
+pub fn padded_k(k: usize) -> usize {
+    k.div_ceil(QCHUNK) * QCHUNK
+}
+
+/// Scales per padded row.
+pub fn blocks_per_row(k: usize) -> usize {
+    padded_k(k) / QBLOCK
+}
+
+/// Quantizes one row of `k` values into `qs` ([`QFormat::row_bytes`]) and `scales`
+/// ([`blocks_per_row`]).
+pub fn quantize_row(format: QFormat, src: &[f32], qs: &mut [u8], scales: &mut [f16]) {
+    let k = src.len();
+    let kp = padded_k(k);
+    assert_eq!(qs.len(), format.row_bytes(k));
+    assert_eq!(scales.len(), kp / QBLOCK);
+    let mut block = [0f32; QBLOCK];
+    let mut q = [0i32; QBLOCK];
+    for b in 0..kp / QBLOCK {
+        for (i, v) in block.iter_mut().enumerate() {
+            *v = src.get(b * QBLOCK + i).copied().unwrap_or(0.0);
+        }
+        let d = match format {
+            QFormat::Q8 => quantize_block_q8(&block, &mut q),
+            QFormat::Q4 => quantize_block_q4(&block, &mut q),
+        };
+        scales[b] = d;
+        match format {
+            QFormat::Q8 => {
+                for i in 0..QBLOCK {
+                    qs[b * QBLOCK + i] = (q[i] + 128) as u8;
+                }
+            }
+            QFormat::Q4 => {
+                // Block 2c fills the low nibbles of chunk c's 32 bytes, block 2c+1 the high ones.
+                let base = (b / 2) * QBLOCK;
+                for i in 0..QBLOCK {
+                    let nib = (q[i] + 8) as u8;
+                    if b % 2 == 0 {
+                        qs[base + i] = (qs[base + i] & 0xF0) | nib;
+                    } else {
+                        qs[base + i] = (qs[base + i] & 0x0F) | (nib << 4);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// q8 block: returns the f16 scale; `q` in `[-127, 127]`.
+fn quantize_block_q8(x: &[f32; QBLOCK], q: &mut [i32; QBLOCK]) -> f16 {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = f16::from_f32(amax / 127.0);
+    let df = d.to_f32();
+    let inv = if df > 0.0 { 1.0 / df } else { 0.0 };
+    for (o, v) in q.iter_mut().zip(x) {
+        *o = ((v * inv).round() as i32).clamp(-127, 127);
+    }
+    d
+}
+
+/// q4 block: returns the f16 scale; `q` in `[-8, 7]`.
+fn quantize_block_q4(x: &[f32; QBLOCK], q: &mut [i32; QBLOCK]) -> f16 {
+    let mut max = 0f32;
+    for &v in x {
+        if v.abs() > max.abs() {
+            max = v;
+        }
+    }
+    let d = f16::from_f32(max / -8.0);
+    let df = d.to_f32();
+    let inv = if df != 0.0 { 1.0 / df } else { 0.0 };
+    for (o, v) in q.iter_mut().zip(x) {
+        *o = ((v * inv).round() as i32).clamp(-8, 7);
+    }
+    d
+}
+
+/// The signed quantized value `i` of a row (`qs` as stored).
+pub fn stored_value(format: QFormat, qs: &[u8], i: usize) -> i32 {
+    match format {
+        QFormat::Q8 => qs[i] as i32 - 128,
+        QFormat::Q4 => {
+            let (c, j) = (i / QCHUNK, i % QCHUNK);
+            let byte = qs[c * QBLOCK + j % QBLOCK];
+            let nib = if j < QBLOCK { byte & 0x0F } else { byte >> 4 };
+            nib as i32 - 8
+        }
+    }
+}
+
+/// Writes the dequantized values of a row into `out` (`out.len()` = the unpadded `k`).
+pub fn dequantize_row(format: QFormat, qs: &[u8], scales: &[f16], out: &mut [f32]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = stored_value(format, qs, i) as f32 * scales[i / QBLOCK].to_f32();
+    }
+}
+
+/// Activations quantized for one weight format: `[m, padded_k]` values.
+#[derive(Debug, Clone, Default)]
+pub struct QActs {
+    /// Rows.
+    pub m: usize,
+    /// Padded row length.
+    pub kp: usize,
+    /// `[m, kp]` values in `[-127, 127]`.
+    pub qs: Vec<i8>,
+    /// `[m, kp / 32]` scales.
+    pub scales: Vec<f32>,
+    /// `[m, kp / 4]`: `-offset * Σ` of each 4 values.
+    pub corr: Vec<i32>,
+}
+
+impl QActs {
+    /// Quantizes `m` rows of `k` values given by `get(row, col)` for a weight of `format`.
+    pub fn quantize(format: QFormat, m: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> QActs {
+        let kp = padded_k(k);
+        let mut out = QActs {
+            m,
+            kp,
+            qs: vec![0; m * kp],
+            scales: vec![0.0; m * kp / QBLOCK],
+            corr: vec![0; m * kp / 4],
+        };
+        out.fill(format, m, k, get);
+        out
+    }
+
+    /// Like [`QActs::quantize`], reusing this value's buffers.
+    pub fn fill(&mut self, format: QFormat, m: usize, k: usize, get: impl Fn(usize, usize) -> f32) {
+        let kp = padded_k(k);
+        self.m = m;
+        self.kp = kp;
+        self.qs.clear();
+        self.qs.resize(m * kp, 0);
+        self.scales.clear();
+        self.scales.resize(m * kp / QBLOCK, 0.0);
+        self.corr.clear();
+        self.corr.resize(m * kp / 4, 0);
+        let off = format.offset();
+        let mut block = [0f32; QBLOCK];
+        for r in 0..m {
+            for b in 0..kp / QBLOCK {
+                let mut amax = 0f32;
+                for (i, v) in block.iter_mut().enumerate() {
+                    let c = b * QBLOCK + i;
+                    *v = if c < k { get(r, c) } else { 0.0 };
+                    amax = amax.max(v.abs());
+                }
+                let d = amax / 127.0;
+                self.scales[r * kp / QBLOCK + b] = d;
+                for g in 0..QBLOCK / 4 {
+                    let mut sum = 0;
+                    for i in 0..4 {
+                        let q = if d > 0.0 { ((block[g * 4 + i] / d).round() as i32).clamp(-127, 127) } else { 0 };
+                        self.qs[r * kp + b * QBLOCK + g * 4 + i] = q as i8;
+                        sum += q;
+                    }
+                    self.corr[r * kp / 4 + b * QBLOCK / 4 + g] = -off * sum;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q8_and_q4_round_trip_within_a_step() {
+        let k = 77;
+        let src: Vec<f32> = (0..k).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.013).collect();
+        for format in [QFormat::Q8, QFormat::Q4] {
+            let mut qs = vec![0u8; format.row_bytes(k)];
+            let mut scales = vec![f16::ZERO; blocks_per_row(k)];
+            quantize_row(format, &src, &mut qs, &mut scales);
+            let mut back = vec![0f32; k];
+            dequantize_row(format, &qs, &scales, &mut back);
+            for (i, (a, b)) in src.iter().zip(&back).enumerate() {
+                let step = scales[i / QBLOCK].to_f32().abs();
+                // q4's range is [-8, 7]: a value as large as the block's extreme but of the
+                // other sign clamps to 7, one step off; everything else rounds.
+                let allowed = if format == QFormat::Q4 { 1.0 } else { 0.5 };
+                assert!((a - b).abs() <= allowed * step * 1.01 + 1e-6, "{format:?} {i}: {a} vs {b} (step {step})");
+            }
+            // Padding decodes to zero.
+            for i in k..padded_k(k) {
+                assert_eq!(stored_value(format, &qs, i) as f32 * scales[i / QBLOCK].to_f32(), 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn activation_correction_matches_the_sums() {
+        let a = QActs::quantize(QFormat::Q8, 2, 40, |r, c| (r as f32 + 1.0) * (c as f32 - 20.0));
+        assert_eq!(a.kp, 64);
+        for r in 0..2 {
+            for g in 0..16 {
+                let s: i32 = (0..4).map(|i| a.qs[r * 64 + g * 4 + i] as i32).sum();
+                assert_eq!(a.corr[r * 16 + g], -128 * s);
+            }
+        }
+        assert_eq!(a.qs[63], 0);
+    }
+}

@@ -1,0 +1,5 @@
+//! Plain, obviously-correct implementations every CPU kernel is tested against: scalar loops,
+//! f64 accumulation, no blocking, no threads.
+
+pub mod matmul;
+pub mod moe;
