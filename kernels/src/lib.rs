@@ -9,3 +9,6 @@
 
 pub mod cpu;
 pub mod reference;
+pub mod linear;
+pub mod moe_op;
+pub mod storage;
