@@ -140,4 +140,10 @@ pub struct ModelArgs {
     /// Device: cpu, or cuda / cuda:N (needs a build with `--features cuda`).
     #[arg(long, env = "DOCSEEK_DEVICE", default_value = "cpu")]
     pub device: String,
+
+    /// Decoder weight storage on the CPU: none, q8 or q4 (quantized at load, or mapped from
+    /// the file `docseek quantize` saves beside the checkpoint).
+    #[arg(long, env = "DOCSEEK_QUANT")]
+    #[serde(default)]
+    pub quant: Option<String>,
 }

@@ -58,7 +58,7 @@ fn mla_tiny_parity() {
 #[test]
 fn ocr1_tiny_vision_bf16_within_the_loose_tolerance() {
     let dir = fixtures_root().join("ocr1-tiny");
-    let opts = ParityOptions { dtype: candle_core::DType::BF16 };
+    let opts = ParityOptions { dtype: candle_core::DType::BF16, ..Default::default() };
     let report = runner::run(&dir, &opts).expect("parity run");
     let failed: Vec<String> = report.checks.iter().filter(|c| !c.passed).map(|c| c.to_string()).collect();
     assert!(failed.is_empty(), "bf16 checks failed:\n{}", failed.join("\n"));

@@ -49,6 +49,9 @@ impl candle_core::CustomOp1 for MoeOp<'_> {
         if self.ids.len() != t * self.k || self.weights.len() != t * self.k {
             candle_core::bail!("moe op: routing for {} pairs, {} tokens x {}", self.ids.len(), t, self.k);
         }
+        if let Some(&e) = self.ids.iter().find(|&&e| e as usize >= self.experts.len()) {
+            candle_core::bail!("routed to missing expert {e}");
+        }
         let mut acc = vec![0f32; t * hidden];
         moe_forward(Isa::active(), &self.experts, self.shared.as_ref(), a, t, self.ids, self.weights, self.k, &mut acc);
         Ok((storage_like(storage, acc, hidden, None), Shape::from((t, hidden))))

@@ -26,6 +26,9 @@ pub struct ParityArgs {
     /// Compute dtype.
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: ParityDtype,
+    /// Decoder weight storage: none, q8, q4 (quantized runs bind the greedy ids only).
+    #[arg(long, default_value = "none")]
+    pub quant: String,
 }
 
 /// Runs `docseek parity`.
@@ -34,7 +37,9 @@ pub fn run(args: ParityArgs) -> anyhow::Result<ExitCode> {
         ParityDtype::F32 => DType::F32,
         ParityDtype::Bf16 => DType::BF16,
     };
-    let report = runner::run(&args.dir, &ParityOptions { dtype })?;
+    let quant = docseek_kernels::linear::Quant::parse(&args.quant)
+        .ok_or_else(|| anyhow::anyhow!("unknown --quant '{}' (none, q8, q4)", args.quant))?;
+    let report = runner::run(&args.dir, &ParityOptions { dtype, quant })?;
     println!("{}", report.summary());
     Ok(if report.failed() == 0 && report.passed() > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -16,7 +16,7 @@ use docseek_vision::VisionEncoder;
 
 use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText, PageTimings, TokenSink};
 use crate::model::generation::{generate, Step, StepObserver};
-use crate::model::loader::{open_weights, parse_device, parse_dtype, resolve_model_dir};
+use crate::model::loader::{load_decoder, open_weights, parse_device, parse_dtype, parse_quant, resolve_model_dir};
 use crate::model::prompt::{embed_with_image, prompt_ids, PromptTokenizer};
 use crate::model::{Architecture, DeepseekDecoder, ModelConfig, ModelError};
 use crate::options::ModelArgs;
@@ -63,11 +63,18 @@ impl DeepseekEngine {
         let dir = resolve_model_dir(&args.model, &args.revision)?;
         let device = parse_device(&args.device)?;
         let dtype = parse_dtype(args.dtype.as_deref(), &device)?;
-        Self::load_dir(&dir, &args.model, dtype, &device)
+        let quant = parse_quant(args.quant.as_deref(), &device)?;
+        Self::load_dir(&dir, &args.model, dtype, &device, quant)
     }
 
-    /// Loads a checkpoint folder.
-    pub fn load_dir(dir: &Path, name: &str, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+    /// Loads a checkpoint folder (decoder weights stored per `quant`).
+    pub fn load_dir(
+        dir: &Path,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+        quant: docseek_kernels::linear::Quant,
+    ) -> Result<Self, ModelError> {
         let cfg = ModelConfig::from_dir(dir)?;
         if cfg.architecture == Architecture::DeepseekV2 {
             return Err(ModelError::Config(format!(
@@ -79,12 +86,17 @@ impl DeepseekEngine {
         let vb = open_weights(dir, dtype, device)?;
         let raw = cfg.raw.to_string();
         let vision = VisionEncoder::load(&raw, vb.clone()).map_err(|e| ModelError::Config(format!("vision encoder: {e}")))?;
-        let decoder = DeepseekDecoder::load(&cfg.decoder, vb)?;
+        drop(vb);
+        let decoder = load_decoder(dir, &cfg.decoder, dtype, device, quant)?;
+        let dtype_label = match quant {
+            docseek_kernels::linear::Quant::None => dtype_name(dtype).to_string(),
+            q => format!("{}/{q}", dtype_name(dtype)),
+        };
         let info = EngineInfo {
             model: name.to_string(),
             architecture: cfg.architecture.name().to_string(),
             device: device_name(device),
-            dtype: dtype_name(dtype).to_string(),
+            dtype: dtype_label,
         };
         Ok(DeepseekEngine { inner: Mutex::new(Loaded { cfg, vision, decoder, tokenizer }), info })
     }

@@ -9,11 +9,17 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
+use docseek_kernels::cpu::Isa;
+use docseek_kernels::linear::Quant;
 
-use super::weights::StreamingSafetensors;
+use super::config::DeepseekV2Config;
+use super::decoder::DeepseekDecoder;
+use super::quant_store::{saved_path, LoadContext, SavedQuant};
+use super::weights::{SharedSafetensors, StreamingSafetensors};
 use super::ModelError;
 
 /// Files every checkpoint folder needs besides the weights.
@@ -45,11 +51,21 @@ pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
     Ok(Device::new_cuda(ordinal)?)
 }
 
-/// Parses `--dtype`; `None` picks bf16 on GPU and f32 on CPU (measured faster on CPU: candle's
-/// CPU matmul widens bf16 to f32 on every call, see `docseek bench decode`).
+/// The dtype `--dtype` defaults to: bf16 on GPUs and on CPUs with native bf16 products
+/// (AVX-512 BF16: docseek's kernels stream bf16 weights at twice the f32 rate and multiply
+/// them natively), f32 on other CPUs.
+pub fn default_dtype(device: &Device) -> DType {
+    if !device.is_cpu() || Isa::active().has_native_bf16() {
+        DType::BF16
+    } else {
+        DType::F32
+    }
+}
+
+/// Parses `--dtype`; `None` picks [`default_dtype`].
 pub fn parse_dtype(spec: Option<&str>, device: &Device) -> Result<DType, ModelError> {
     match spec.map(|s| s.trim().to_ascii_lowercase()) {
-        None => Ok(if device.is_cpu() { DType::F32 } else { DType::BF16 }),
+        None => Ok(default_dtype(device)),
         Some(s) => match s.as_str() {
             "f32" | "float32" => Ok(DType::F32),
             "bf16" | "bfloat16" => Ok(DType::BF16),
@@ -57,6 +73,19 @@ pub fn parse_dtype(spec: Option<&str>, device: &Device) -> Result<DType, ModelEr
             other => Err(ModelError::Config(format!("unknown dtype '{other}' (f32, bf16, f16)"))),
         },
     }
+}
+
+/// Parses `--quant` (`none`, `q8`, `q4`; `None` is `none`). Quantized weights run on the CPU
+/// only.
+pub fn parse_quant(spec: Option<&str>, device: &Device) -> Result<Quant, ModelError> {
+    let q = match spec {
+        None => Quant::None,
+        Some(s) => Quant::parse(s).ok_or_else(|| ModelError::Config(format!("unknown quantization '{s}' (none, q8, q4)")))?,
+    };
+    if q != Quant::None && !device.is_cpu() {
+        return Err(ModelError::Config(format!("--quant {q} runs on the CPU only")));
+    }
+    Ok(q)
 }
 
 /// Whether `HF_HUB_OFFLINE` asks for no network.
@@ -214,9 +243,50 @@ fn fetch_from_hub(model: &str, revision: &str) -> Result<PathBuf, ModelError> {
 /// A `VarBuilder` over a folder's weights in `dtype` on `device`; tensors are read from the
 /// files when a module asks for them (see [`super::weights`]).
 pub fn open_weights(dir: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>, ModelError> {
+    Ok(open_shared(dir, dtype, device)?.0)
+}
+
+/// [`open_weights`], also returning the file index behind the `VarBuilder`.
+pub fn open_shared(dir: &Path, dtype: DType, device: &Device) -> Result<(VarBuilder<'static>, Arc<StreamingSafetensors>), ModelError> {
     let files = weight_files(dir)?;
-    let backend = StreamingSafetensors::open(&files)?;
-    Ok(VarBuilder::from_backend(Box::new(backend), dtype, device.clone()))
+    let store = Arc::new(StreamingSafetensors::open(&files)?);
+    let vb = VarBuilder::from_backend(Box::new(SharedSafetensors(store.clone())), dtype, device.clone());
+    Ok((vb, store))
+}
+
+/// Loads the decoder of a checkpoint folder with its linear weights stored per `quant`: bf16
+/// weights mapped from the file without a copy, or q8/q4 from the saved quantized file
+/// (`docseek quantize`) when one matches, else quantized now.
+pub fn load_decoder(dir: &Path, cfg: &DeepseekV2Config, dtype: DType, device: &Device, quant: Quant) -> Result<DeepseekDecoder, ModelError> {
+    let (vb, store) = open_shared(dir, dtype, device)?;
+    let saved = match quant {
+        Quant::None => None,
+        q => SavedQuant::open(&saved_path(dir, q), q, store.fingerprint())?,
+    };
+    if quant != Quant::None && saved.is_none() {
+        tracing::info!("quantizing the decoder to {quant} at load (`docseek quantize` saves the result for fast loads)");
+    }
+    let ctx = Arc::new(LoadContext::new(store, quant, saved));
+    Ok(ctx.run(|| DeepseekDecoder::load(cfg, vb))?)
+}
+
+/// Quantizes the decoder of `dir` to `quant` and saves it where [`load_decoder`] finds it
+/// (`out`, default `dir/docseek-{quant}.safetensors`). Returns the path and the bytes of
+/// quantized weights written.
+pub fn quantize_to_file(dir: &Path, cfg: &DeepseekV2Config, quant: Quant, out: Option<&Path>) -> Result<(PathBuf, usize), ModelError> {
+    if quant == Quant::None {
+        return Err(ModelError::Config("nothing to save for --quant none".into()));
+    }
+    let (vb, store) = open_shared(dir, DType::BF16, &Device::Cpu)?;
+    let fingerprint = store.fingerprint().to_string();
+    let ctx = Arc::new(LoadContext::new(store, quant, None).recording());
+    let decoder = ctx.run(|| DeepseekDecoder::load(cfg, vb))?;
+    drop(decoder);
+    let weights = ctx.recorded();
+    let bytes = weights.iter().map(|(_, w)| w.bytes()).sum();
+    let path = out.map(Path::to_path_buf).unwrap_or_else(|| saved_path(dir, quant));
+    super::quant_store::save(&path, quant, &fingerprint, &weights)?;
+    Ok((path, bytes))
 }
 
 #[cfg(test)]
@@ -231,7 +301,11 @@ mod tests {
             let e = parse_device("cuda:0").unwrap_err().to_string();
             assert!(e.contains("--features cuda"), "{e}");
         }
-        assert_eq!(parse_dtype(None, &Device::Cpu).unwrap(), DType::F32);
+        let native = Isa::active().has_native_bf16();
+        assert_eq!(parse_dtype(None, &Device::Cpu).unwrap(), if native { DType::BF16 } else { DType::F32 });
+        assert_eq!(parse_quant(Some("Q8"), &Device::Cpu).unwrap(), Quant::Q8);
+        assert_eq!(parse_quant(None, &Device::Cpu).unwrap(), Quant::None);
+        assert!(parse_quant(Some("q3"), &Device::Cpu).is_err());
         assert_eq!(parse_dtype(Some("BF16"), &Device::Cpu).unwrap(), DType::BF16);
         assert!(parse_dtype(Some("int4"), &Device::Cpu).is_err());
     }

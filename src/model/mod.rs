@@ -17,6 +17,7 @@ pub mod mla;
 pub mod moe;
 pub mod ngram;
 pub mod prompt;
+pub mod quant_store;
 pub mod rope;
 pub mod synth;
 pub mod task;

@@ -20,11 +20,14 @@ pub mod vision;
 pub struct ParityOptions {
     /// Weight and activation dtype (F32 for real parity, BF16 for a sanity check).
     pub dtype: DType,
+    /// How the decoder's linear weights are stored; quantized runs bind the greedy ids and
+    /// report the logits.
+    pub quant: docseek_kernels::linear::Quant,
 }
 
 impl Default for ParityOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32 }
+        Self { dtype: DType::F32, quant: docseek_kernels::linear::Quant::None }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod encode;
 pub mod langid;
 pub mod raster;
+pub mod roofline;
 
 /// Arguments of `docseek bench`.
 #[derive(Debug, clap::Args)]
