@@ -83,7 +83,11 @@ fn quantized_products_match_the_reference_on_every_level() {
                 let a = values(m * k, 7 + i as u64);
                 let w = values(n * k, 300 + i as u64);
                 let (qs, sc) = quantize(format, &w, n, k);
-                let want = reference::matmul::matmul_quant(format, &qs, &sc, &a, m, k, n);
+                let want = if m <= GEMV_MAX_ROWS {
+                    reference::matmul::matmul_quant(format, &qs, &sc, &a, m, k, n)
+                } else {
+                    reference::matmul::matmul_quant_as_bf16(format, &qs, &sc, &a, m, k, n)
+                };
                 let wr = WeightRef::Quant(QMatRef { format, qs: &qs, scales: &sc, rows: n, cols: k });
                 let mut got = vec![f32::NAN; m * n];
                 matmul(isa, &wr, Acts::F32(&a), m, &mut got);
@@ -184,7 +188,7 @@ fn moe_layer_matches_the_reference_for_decode_and_prefill() {
                 let tol = match quant {
                     None => 2e-2,
                     Some(QFormat::Q8) => 3e-2,
-                    Some(QFormat::Q4) => 0.15,
+                    Some(QFormat::Q4) => 3e-2,
                 };
                 let e = rel_err(&got, &want);
                 assert!(e < tol, "{quant:?} {isa} t={t}: rel err {e}");

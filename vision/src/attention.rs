@@ -7,8 +7,11 @@
 //! 1280 px 6400²). Small blocks keep the allocator reusing memory instead of mapping fresh
 //! pages for every temporary, which dominated the run time with whole-head score matrices.
 //! SAM's decomposed relative-position bias is expanded per block, never for the whole sequence.
+//! bf16 on the CPU runs both products on docseek-kernels' bf16 GEMM (`bmm_nt`, f32 scores
+//! straight into the f32 softmax); other dtypes and devices use candle's matmul.
 
 use candle_core::{DType, Tensor};
+use docseek_kernels::bmm_op::{bmm_nt, supports};
 
 use crate::error::Result;
 
@@ -49,18 +52,27 @@ pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<Bias>, scale: f64) 
     let lk = k.dim(1)?;
     let n_chunk = (MAX_SCORE_ELEMS / (lq * lk).max(1)).clamp(1, n);
     let r_chunk = if n_chunk > 1 { lq } else { (MAX_SCORE_ELEMS / lk.max(1)).clamp(1, lq) };
+    let kernels = supports(q, k) && v.dtype() == DType::BF16;
     let mut outs = Vec::with_capacity(n.div_ceil(n_chunk));
     for n0 in (0..n).step_by(n_chunk) {
         let nl = n_chunk.min(n - n0);
         let qn = q.narrow(0, n0, nl)?;
-        let kt = k.narrow(0, n0, nl)?.transpose(1, 2)?.contiguous()?;
-        let vn = v.narrow(0, n0, nl)?.contiguous()?;
+        // The kernels take k as it is and v transposed; candle takes k transposed.
+        let (kx, vx) = if kernels {
+            (k.narrow(0, n0, nl)?.contiguous()?, v.narrow(0, n0, nl)?.transpose(1, 2)?.contiguous()?)
+        } else {
+            (k.narrow(0, n0, nl)?.transpose(1, 2)?.contiguous()?, v.narrow(0, n0, nl)?.contiguous()?)
+        };
         let mut rows = Vec::with_capacity(lq.div_ceil(r_chunk));
         for r0 in (0..lq).step_by(r_chunk) {
             let rl = r_chunk.min(lq - r0);
             let qr = qn.narrow(1, r0, rl)?.contiguous()?;
             let b = bias.map(|b| b.block(n, n0, nl, r0, rl)).transpose()?;
-            rows.push(attend(&qr, &kt, &vn, b.as_ref(), scale)?);
+            rows.push(if kernels {
+                attend_kernels(&qr, &kx, &vx, b.as_ref(), scale)?
+            } else {
+                attend(&qr, &kx, &vx, b.as_ref(), scale)?
+            });
         }
         outs.push(if rows.len() == 1 { rows.pop().expect("one block") } else { Tensor::cat(&rows, 1)? });
     }
@@ -76,4 +88,14 @@ fn attend(q: &Tensor, kt: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64
     }
     let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
     Ok(probs.matmul(v)?)
+}
+
+/// [`attend`] on the bf16 kernels: `q: [n, r, d]`, `k: [n, Lk, d]`, `vt: [n, d, Lk]`.
+fn attend_kernels(q: &Tensor, k: &Tensor, vt: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+    let mut scores = (bmm_nt(q, k)? * scale)?;
+    if let Some(b) = bias {
+        scores = scores.broadcast_add(b)?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(DType::BF16)?;
+    Ok(bmm_nt(&probs, vt)?.to_dtype(DType::BF16)?)
 }

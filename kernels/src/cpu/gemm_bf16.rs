@@ -78,6 +78,16 @@ thread_local! {
 /// `out[m * ldc + n] = Σ_k a[m, k] w[n, k]` for all `m < m_rows`, `n < w.rows()`, threaded
 /// over blocks of [`NC`] weight rows.
 pub fn gemm(isa: Isa, w: &dyn PanelSource, a: &PreparedActs, m_rows: usize, out: &mut [f32], ldc: usize) {
+    gemm_on(isa, w, a, m_rows, out, ldc, true)
+}
+
+/// [`gemm`] on the calling thread only (for callers that split a batch of products over the
+/// threads themselves).
+pub fn gemm_serial(isa: Isa, w: &dyn PanelSource, a: &PreparedActs, m_rows: usize, out: &mut [f32], ldc: usize) {
+    gemm_on(isa, w, a, m_rows, out, ldc, false)
+}
+
+fn gemm_on(isa: Isa, w: &dyn PanelSource, a: &PreparedActs, m_rows: usize, out: &mut [f32], ldc: usize, threaded: bool) {
     let (n, k) = (w.rows(), w.cols());
     assert!(ldc >= n && (m_rows == 0 || (m_rows - 1) * ldc + n <= out.len()), "output too small");
     match a {
@@ -95,7 +105,7 @@ pub fn gemm(isa: Isa, w: &dyn PanelSource, a: &PreparedActs, m_rows: usize, out:
     };
     let out_ptr = SendPtr(out.as_mut_ptr());
     let tasks = n.div_ceil(NC);
-    pool::for_each_task(tasks, |t| {
+    let run = |t: usize| {
         let n0 = t * NC;
         let nc = NC.min(n - n0);
         PACK.with(|cell| {
@@ -110,7 +120,12 @@ pub fn gemm(isa: Isa, w: &dyn PanelSource, a: &PreparedActs, m_rows: usize, out:
                 k0 += kc;
             }
         });
-    });
+    };
+    if threaded {
+        pool::for_each_task(tasks, run);
+    } else {
+        (0..tasks).for_each(run);
+    }
 }
 
 #[derive(Clone, Copy)]

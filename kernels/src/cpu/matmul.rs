@@ -1,6 +1,8 @@
-//! One entry point for `out = a · wᵀ` over every weight format: bf16 (GEMV for a few
-//! activation rows, packed GEMM beyond) and block-quantized (q8/q4 with activations quantized
-//! on the fly). The output is f32; [`finish_bf16`] / [`finish_f32`] add the bias and narrow.
+//! One entry point for `out = a · wᵀ` over every weight format: bf16 and block-quantized
+//! (q8/q4). Up to [`GEMV_MAX_ROWS`] activation rows stream the weight with the GEMV kernels
+//! (bf16, or 16-bit quantized activations against the quantized weight); more rows run the
+//! packed bf16 GEMM (quantized weights dequantized into its panels). The output is f32;
+//! [`finish_bf16`] / [`finish_f32`] add the bias and narrow.
 
 use std::ops::Range;
 
@@ -10,7 +12,7 @@ use super::gemm_bf16::{self, Bf16Rows};
 use super::gemv_bf16::{self, Acts, PreparedActs};
 use super::isa::Isa;
 use super::pool;
-use super::qmatmul::{self, QMatRef};
+use super::qmatmul::{qgemv_rows, QMatRef, QPanels};
 use super::quant::QActs;
 
 /// Up to this many activation rows the bf16 product streams the weight with the GEMV kernel;
@@ -53,12 +55,12 @@ impl WeightRef<'_> {
     }
 }
 
-/// Activations converted once for a weight's format.
+/// Activations converted once for a weight's format and row count.
 #[derive(Debug, Clone)]
 pub enum Prepared {
-    /// For bf16 weights.
+    /// For bf16 weights, and for quantized weights past [`GEMV_MAX_ROWS`] rows (the GEMM).
     Bf16(PreparedActs),
-    /// For quantized weights.
+    /// 16-bit activations for quantized weights (the GEMV).
     Quant(QActs),
 }
 
@@ -68,8 +70,8 @@ impl Prepared {
         let k = w.cols();
         assert!(a.len() >= m * k, "activations too short");
         match w {
-            WeightRef::Bf16 { .. } => Prepared::Bf16(gemv_bf16::prepare(isa, slice_acts(a, m * k))),
-            WeightRef::Quant(q) => Prepared::Quant(QActs::quantize(q.format, m, k, |r, c| a.get(r * k + c))),
+            WeightRef::Quant(_) if m <= GEMV_MAX_ROWS => Prepared::Quant(QActs::quantize(m, k, |r, c| a.get(r * k + c))),
+            _ => Prepared::Bf16(gemv_bf16::prepare(isa, slice_acts(a, m * k))),
         }
     }
 }
@@ -87,13 +89,18 @@ pub fn rows_kernel(isa: Isa, w: &WeightRef, p: &Prepared, m: usize, rows: Range<
     assert!(rows.end <= w.rows());
     match (w, p) {
         (WeightRef::Bf16 { data, cols, .. }, Prepared::Bf16(a)) => gemv_bf16::gemv_rows(isa, data, *cols, a, m, rows, out, ldc),
-        (WeightRef::Quant(q), Prepared::Quant(a)) => {
-            assert!(m <= a.m);
-            assert!(m == 0 || (m - 1) * ldc + rows.len() <= out.len(), "output too small");
-            // SAFETY: the extent of `out` was checked just above.
-            unsafe { qmatmul::qmatmul_block(isa, q, a, 0..m, rows, out.as_mut_ptr(), ldc) }
+        (WeightRef::Quant(q), Prepared::Quant(a)) => qgemv_rows(isa, q, a, m, rows, out, ldc),
+        (WeightRef::Quant(q), Prepared::Bf16(a)) => {
+            // Many rows against a slice of a quantized weight: dequantize the slice.
+            let k = q.cols;
+            let mut dq = vec![half::bf16::ZERO; rows.len() * k];
+            let panels = QPanels(*q);
+            for (i, n) in rows.clone().enumerate() {
+                gemm_bf16::PanelSource::row_slice(&panels, n, 0, &mut dq[i * k..(i + 1) * k]);
+            }
+            gemv_bf16::gemv_rows(isa, &dq, k, a, m, 0..rows.len(), out, ldc);
         }
-        _ => panic!("activations prepared for another weight format"),
+        (WeightRef::Bf16 { .. }, Prepared::Quant(_)) => panic!("quantized activations for a bf16 weight"),
     }
 }
 
@@ -111,7 +118,7 @@ pub fn matmul_prepared(isa: Isa, w: &WeightRef, p: &Prepared, m: usize, out: &mu
         (WeightRef::Bf16 { data, rows, cols }, Prepared::Bf16(a)) if m > GEMV_MAX_ROWS => {
             gemm_bf16::gemm(isa, &Bf16Rows { data, rows: *rows, cols: *cols }, a, m, out, ldc);
         }
-        (WeightRef::Quant(q), Prepared::Quant(a)) if m > 1 => qmatmul::qmatmul(isa, q, a, out, ldc),
+        (WeightRef::Quant(q), Prepared::Bf16(a)) => gemm_bf16::gemm(isa, &QPanels(*q), a, m, out, ldc),
         _ => {
             let chunks: Vec<Range<usize>> = (0..n).step_by(GEMV_ROWS_PER_TASK).map(|s| s..(s + GEMV_ROWS_PER_TASK).min(n)).collect();
             let ptr = SendPtr(out.as_mut_ptr());

@@ -124,10 +124,7 @@ fn run_large(isa: Isa, g: &Group, x: Acts, hidden: usize, out: &mut [f32]) {
     let mut gate = vec![0f32; m * inter];
     let mut up = vec![0f32; m * inter];
     matmul_prepared(isa, &g.expert.gate, &p, m, &mut gate, inter);
-    let p_up = match (&g.expert.gate, &g.expert.up) {
-        (WeightRef::Quant(a), WeightRef::Quant(b)) if a.format != b.format => Prepared::new(isa, &g.expert.up, xg.acts(), m),
-        _ => p,
-    };
+    let p_up = if same_prep(&g.expert.gate, &g.expert.up) { p } else { Prepared::new(isa, &g.expert.up, xg.acts(), m) };
     matmul_prepared(isa, &g.expert.up, &p_up, m, &mut up, inter);
     gate.iter_mut().zip(&up).for_each(|(g, u)| *g = silu_mul(*g, *u));
     let h = Prepared::new(isa, &g.expert.down, Acts::F32(&gate), m);
@@ -176,12 +173,11 @@ fn run_small(isa: Isa, groups: &[Group], x: Acts, hidden: usize, out: &mut [f32]
         let (xg, p) = &prepared[gi];
         rows_kernel(isa, &g.expert.gate, p, m, r.clone(), &mut gate, r.len());
         let p_up;
-        let pu = match (&g.expert.gate, &g.expert.up) {
-            (WeightRef::Quant(a), WeightRef::Quant(b)) if a.format != b.format => {
-                p_up = Prepared::new(isa, &g.expert.up, xg.acts(), m);
-                &p_up
-            }
-            _ => p,
+        let pu = if same_prep(&g.expert.gate, &g.expert.up) {
+            p
+        } else {
+            p_up = Prepared::new(isa, &g.expert.up, xg.acts(), m);
+            &p_up
         };
         rows_kernel(isa, &g.expert.up, pu, m, r.clone(), &mut up, r.len());
         for i in 0..m {
@@ -218,6 +214,11 @@ fn run_small(isa: Isa, groups: &[Group], x: Acts, hidden: usize, out: &mut [f32]
             }
         }
     });
+}
+
+/// Whether activations prepared for `a` serve `b` (both bf16 or both quantized).
+fn same_prep(a: &WeightRef, b: &WeightRef) -> bool {
+    matches!((a, b), (WeightRef::Bf16 { .. }, WeightRef::Bf16 { .. }) | (WeightRef::Quant(_), WeightRef::Quant(_)))
 }
 
 fn chunks(n: usize) -> impl Iterator<Item = Range<usize>> {

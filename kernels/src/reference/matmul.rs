@@ -20,27 +20,24 @@ pub fn matmul_bf16(a: &[f32], w: &[bf16], m: usize, k: usize, n: usize) -> Vec<f
     out
 }
 
-/// Activation quantization of the kernels, written out plainly: per row, blocks of 32 (zero
-/// padded to a multiple of 64), `d = max|x| / 127`, `q = round(x / d)`.
+/// Activation quantization of the kernels, written out plainly: per row, `d = max|x| / 32767`,
+/// `q = round(x / d)`, zero padded to a multiple of 64.
 pub fn quantize_acts(a: &[f32], m: usize, k: usize) -> (Vec<i32>, Vec<f32>) {
     let kp = padded_k(k);
     let mut q = vec![0i32; m * kp];
-    let mut d = vec![0f32; m * kp / QBLOCK];
+    let mut d = vec![0f32; m];
     for i in 0..m {
-        for b in 0..kp / QBLOCK {
-            let vals: Vec<f32> = (0..QBLOCK).map(|j| if b * QBLOCK + j < k { a[i * k + b * QBLOCK + j] } else { 0.0 }).collect();
-            let amax = vals.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let scale = amax / 127.0;
-            d[i * kp / QBLOCK + b] = scale;
-            for (j, v) in vals.iter().enumerate() {
-                q[i * kp + b * QBLOCK + j] = if scale > 0.0 { ((v / scale).round() as i32).clamp(-127, 127) } else { 0 };
-            }
+        let row = &a[i * k..(i + 1) * k];
+        let scale = row.iter().fold(0f32, |m, v| m.max(v.abs())) / 32767.0;
+        d[i] = scale;
+        for (j, v) in row.iter().enumerate() {
+            q[i * kp + j] = if scale > 0.0 { (v / scale).round().clamp(-32767.0, 32767.0) as i32 } else { 0 };
         }
     }
     (q, d)
 }
 
-/// `out[i, j] = Σ_b d_w[j, b] d_x[i, b] Σ_{l in b} q_w[j, l] q_x[i, l]` for a quantized weight
+/// `out[i, j] = d_x[i] Σ_b d_w[j, b] Σ_{l in b} q_w[j, l] q_x[i, l]` for a quantized weight
 /// (`qs`, `scales` as stored) and activations `a` `[m, k]` quantized by [`quantize_acts`].
 pub fn matmul_quant(format: QFormat, qs: &[u8], scales: &[f16], a: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
     let kp = padded_k(k);
@@ -56,12 +53,19 @@ pub fn matmul_quant(format: QFormat, qs: &[u8], scales: &[f16], a: &[f32], m: us
                 for l in b * QBLOCK..(b + 1) * QBLOCK {
                     dot += stored_value(format, row, l) as i64 * xq[i * kp + l] as i64;
                 }
-                s += dot as f64 * scales[j * kp / QBLOCK + b].to_f64() * xd[i * kp / QBLOCK + b] as f64;
+                s += dot as f64 * scales[j * kp / QBLOCK + b].to_f64();
             }
-            out[i * n + j] = s as f32;
+            out[i * n + j] = (s * xd[i] as f64) as f32;
         }
     }
     out
+}
+
+/// The product of a quantized weight's bf16-rounded dequantized values with bf16-rounded
+/// activations: what the GEMM computes for many rows.
+pub fn matmul_quant_as_bf16(format: QFormat, qs: &[u8], scales: &[f16], a: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let w: Vec<bf16> = dequantize(format, qs, scales, n, k).iter().map(|&v| bf16::from_f32(v)).collect();
+    matmul_bf16(a, &w, m, k, n)
 }
 
 /// The dequantized `[n, k]` matrix of a quantized weight.

@@ -16,7 +16,7 @@ use anyhow::Context;
 use candle_core::DType;
 use docseek_kernels::linear::Quant;
 
-use super::roofline::{bytes_per_param, load_line, machine_line, read_bandwidth, reference};
+use super::roofline::{bytes_per_param, load_line, machine_line, process_cpu_seconds, read_bandwidth, reference};
 use crate::model::config::AttentionKind;
 use crate::model::loader::{load_decoder, parse_device, parse_dtype, parse_quant};
 use crate::model::{DeepseekDecoder, DeepseekV2Config, LogitsFor, ModelConfig};
@@ -185,11 +185,13 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
     dec.forward(&warm, &mut dec.new_cache(16)?, LogitsFor::Last)?;
 
     let mut cache = dec.new_cache(args.prompt_tokens + args.new_tokens)?;
+    let cpu0 = process_cpu_seconds();
     let t = Instant::now();
     let logits = dec.forward(&dec.embed(&ids)?, &mut cache, LogitsFor::Last)?;
     let mut next = DeepseekDecoder::argmax(&logits)?;
     let prefill = t.elapsed();
     let (hwm_prefill, _) = peak_and_current_rss();
+    let cpu1 = process_cpu_seconds();
 
     let mut steps: Vec<Duration> = Vec::with_capacity(args.new_tokens);
     for _ in 0..args.new_tokens {
@@ -199,6 +201,7 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         steps.push(s.elapsed());
     }
     let (hwm, rss) = peak_and_current_rss();
+    let cpu2 = process_cpu_seconds();
     let decode_total: f64 = steps.iter().map(Duration::as_secs_f64).sum();
     let mut sorted = steps.clone();
     sorted.sort();
@@ -225,6 +228,15 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         bw_candle / 1e9,
         bw_threads / 1e9,
         100.0 * decode_tps / roof_tps
+    );
+    // On a loaded machine the wall time includes waiting for a CPU; the CPU time does not.
+    let threads = docseek_kernels::cpu::pool::threads() as f64;
+    println!(
+        "  CPU time           prefill {:.2} CPU-s ({:.0} tok/s per {threads} CPUs if never descheduled), decode {:.1} CPU-ms/token ({:.2} tok/s likewise)",
+        cpu1 - cpu0,
+        args.prompt_tokens as f64 * threads / (cpu1 - cpu0),
+        (cpu2 - cpu1) * 1e3 / args.new_tokens.max(1) as f64,
+        args.new_tokens as f64 * threads / (cpu2 - cpu1)
     );
     println!("  KV cache           {} bytes/token, {} in use", dec.cache_bytes_per_token(), gb(kv));
     println!(
