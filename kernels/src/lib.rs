@@ -7,7 +7,7 @@
 //!   weight as a candle tensor (any device) or in a kernel format (CPU), run as a candle
 //!   custom op.
 
-pub mod bmm_op;
+pub mod attention_op;
 pub mod cpu;
 pub mod reference;
 pub mod linear;

@@ -19,6 +19,7 @@ use crate::cpu::gemv_bf16::Acts;
 use crate::cpu::matmul::{finish_bf16, finish_f32, matmul, WeightRef};
 use crate::cpu::qmatmul::QMatRef;
 use crate::cpu::quant::{blocks_per_row, quantize_row, QFormat};
+use crate::cpu::vmath::{self, Activation};
 use crate::cpu::Isa;
 use crate::storage::Storage;
 
@@ -257,12 +258,18 @@ impl Linear {
     }
 }
 
-impl Module for Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = match &self.weight {
-            LinearWeight::Dense(w) => return Self::forward_dense(w, self.bias.as_ref(), x),
-            other => other.kernel_ref().expect("kernel format"),
-        };
+impl Linear {
+    /// `act(x Wᵀ + b)` with the activation applied to the f32 result before it is rounded
+    /// (kernel formats only: a `Dense` layer returns an error, its caller applies candle's op).
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        if !self.is_kernel() {
+            candle_core::bail!("forward_act needs a kernel-format weight");
+        }
+        self.forward_kernel(x, Some(act))
+    }
+
+    fn forward_kernel(&self, x: &Tensor, act: Option<Activation>) -> Result<Tensor> {
+        let w = self.weight.kernel_ref().expect("kernel format");
         if !x.device().is_cpu() {
             candle_core::bail!("a {} linear weight runs on the CPU only", self.weight.format_name());
         }
@@ -277,11 +284,20 @@ impl Module for Linear {
             _ => x.reshape(((), k))?.to_dtype(DType::F32)?,
         };
         let x2 = x2.contiguous()?;
-        let op = LinearOp { w, bias: self.bias_f32.as_deref(), isa: Isa::active() };
+        let op = LinearOp { w, bias: self.bias_f32.as_deref(), act, isa: Isa::active() };
         let y = x2.apply_op1_no_bwd(&op)?;
         let mut out_dims = dims;
         *out_dims.last_mut().expect("rank >= 1") = w.rows();
         y.reshape(out_dims)?.to_dtype(dtype)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.weight {
+            LinearWeight::Dense(w) => Self::forward_dense(w, self.bias.as_ref(), x),
+            _ => self.forward_kernel(x, None),
+        }
     }
 }
 
@@ -291,6 +307,8 @@ pub struct LinearOp<'a> {
     pub w: WeightRef<'a>,
     /// f32 bias per output.
     pub bias: Option<&'a [f32]>,
+    /// Activation applied after the bias, before rounding.
+    pub act: Option<Activation>,
     /// Instruction-set level.
     pub isa: Isa,
 }
@@ -336,6 +354,11 @@ impl candle_core::CustomOp1 for LinearOp<'_> {
         let n = self.w.rows();
         let mut acc = vec![0f32; m * n];
         matmul(self.isa, &self.w, a, m, &mut acc);
+        if let Some(act) = self.act {
+            finish_f32(&mut acc, n, self.bias);
+            vmath::apply(self.isa, act, &mut acc);
+            return Ok((storage_like(storage, acc, n, None), Shape::from((m, n))));
+        }
         Ok((storage_like(storage, acc, n, self.bias), Shape::from((m, n))))
     }
 }

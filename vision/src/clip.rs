@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
+use docseek_kernels::cpu::vmath::Activation;
 use docseek_kernels::linear::Linear;
 
 use crate::attention::sdpa;
@@ -89,7 +90,13 @@ impl ClipLayer {
         let a = sdpa(&q, &k, &v, None, 1.0 / (hd as f64).sqrt())?;
         let a = a.reshape((b, nh, l, hd))?.transpose(1, 2)?.reshape((b, l, w))?;
         let x = (x + self.out.forward(&a)?)?;
-        let m = self.fc2.forward(&quick_gelu(&self.fc1.forward(&self.ln2.forward(&x)?)?)?)?;
+        let xn = self.ln2.forward(&x)?;
+        let hidden = if self.fc1.is_kernel() {
+            self.fc1.forward_act(&xn, Activation::QuickGelu)?
+        } else {
+            quick_gelu(&self.fc1.forward(&xn)?)?
+        };
+        let m = self.fc2.forward(&hidden)?;
         Ok((x + m)?)
     }
 }

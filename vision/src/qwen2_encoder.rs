@@ -11,6 +11,7 @@
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{RmsNorm, VarBuilder};
 use docseek_kernels::linear::Linear;
+use docseek_kernels::moe_op::{swiglu, SwiGlu};
 
 use crate::attention::{sdpa, Bias};
 use crate::config::{Qwen2EncoderConfig, SamConfig};
@@ -185,7 +186,12 @@ impl Qwen2Encoder {
             let a = a.reshape((b, nh, l, hd))?.transpose(1, 2)?.reshape((b, l, nh * hd))?;
             h = (h + layer.o.forward(&a)?)?;
             let xn = rms_norm(&layer.ln2, &h)?;
-            let m = layer.down.forward(&(layer.gate.forward(&xn)?.silu()? * layer.up.forward(&xn)?)?)?;
+            let mlp = SwiGlu { gate: &layer.gate, up: &layer.up, down: &layer.down };
+            let m = if mlp.is_kernel() {
+                swiglu(&xn.reshape((b * l, d))?, &mlp)?.reshape((b, l, d))?
+            } else {
+                layer.down.forward(&(layer.gate.forward(&xn)?.silu()? * layer.up.forward(&xn)?)?)?
+            };
             h = (h + m)?;
         }
         let h = rms_norm(&self.norm, &h)?;

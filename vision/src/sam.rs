@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{Conv2dConfig, LayerNorm, VarBuilder};
+use docseek_kernels::cpu::vmath::Activation;
 use docseek_kernels::linear::Linear;
 
 use crate::attention::{sdpa, Bias};
@@ -223,7 +224,13 @@ impl SamBlock {
             self.attn.forward(&xn)?
         };
         let x = (x + a)?;
-        let m = self.lin2.forward(&self.lin1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?)?;
+        let xn = self.norm2.forward(&x)?;
+        let hidden = if self.lin1.is_kernel() {
+            self.lin1.forward_act(&xn, Activation::GeluErf)?
+        } else {
+            self.lin1.forward(&xn)?.gelu_erf()?
+        };
+        let m = self.lin2.forward(&hidden)?;
         Ok((x + m)?)
     }
 }

@@ -480,3 +480,67 @@ mod x86 {
         }
     }
 }
+
+/// A weight packed once into the GEMM's panels (every [`NC`] x [`KC`] block, in order), for
+/// products that reuse it many times (attention's keys and values).
+#[derive(Debug, Clone, Default)]
+pub struct PackedWeight {
+    rows: usize,
+    cols: usize,
+    data: Vec<bf16>,
+}
+
+/// Values in the packed block of `nc` rows and `kc` columns.
+fn block_len(nc: usize, kc: usize) -> usize {
+    nc.div_ceil(NR) * kc.div_ceil(2) * NR * 2
+}
+
+impl PackedWeight {
+    /// Packs all of `w`, reusing this value's buffer.
+    pub fn pack(&mut self, w: &dyn PanelSource) {
+        let (n, k) = (w.rows(), w.cols());
+        self.rows = n;
+        self.cols = k;
+        self.data.clear();
+        let mut buf = Vec::new();
+        let mut row = Vec::new();
+        for n0 in (0..n).step_by(NC) {
+            let nc = NC.min(n - n0);
+            for k0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - k0);
+                pack(w, n0, nc, k0, kc, &mut buf, &mut row);
+                debug_assert_eq!(buf.len(), block_len(nc, kc));
+                self.data.extend_from_slice(&buf);
+            }
+        }
+    }
+}
+
+/// [`gemm_serial`] against a weight packed by [`PackedWeight::pack`].
+pub fn gemm_packed(isa: Isa, w: &PackedWeight, a: &PreparedActs, m_rows: usize, out: &mut [f32], ldc: usize) {
+    let (n, k) = (w.rows, w.cols);
+    assert!(ldc >= n && (m_rows == 0 || (m_rows - 1) * ldc + n <= out.len()), "output too small");
+    let widened;
+    let a = match a {
+        PreparedActs::Bf16(v) if !(isa == Isa::Avx512Bf16 && Isa::Avx512Bf16.is_supported()) => {
+            widened = PreparedActs::F32(v[..m_rows * k].iter().map(|x| x.to_f32()).collect());
+            &widened
+        }
+        _ => a,
+    };
+    match a {
+        PreparedActs::Bf16(v) => assert!(v.len() >= m_rows * k),
+        PreparedActs::F32(v) => assert!(v.len() >= m_rows * k),
+    }
+    let mut at = 0;
+    for n0 in (0..n).step_by(NC) {
+        let nc = NC.min(n - n0);
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            let len = block_len(nc, kc);
+            // SAFETY: the output extent was checked above; this call writes columns n0..n0+nc.
+            unsafe { block(isa, a, k, m_rows, k0, kc, &w.data[at..at + len], n0, nc, out.as_mut_ptr(), ldc) };
+            at += len;
+        }
+    }
+}
