@@ -93,7 +93,12 @@ pub fn sdpa_bf16(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<AttnBias>, sca
                     let mut kp = PackedWeight::default();
                     kp.pack(&Bf16Rows { data: &kv[b * lk * d..(b + 1) * lk * d], rows: lk, cols: d });
                     let vb = &vv[b * lk * d..(b + 1) * lk * d];
-                    let vt: Vec<bf16> = (0..d * lk).map(|i| vb[(i % lk) * d + i / lk]).collect();
+                    let mut vt = vec![bf16::ZERO; d * lk];
+                    for (c, row) in vb.chunks_exact(d).enumerate() {
+                        for (i, x) in row.iter().enumerate() {
+                            vt[i * lk + c] = *x;
+                        }
+                    }
                     let mut vp = PackedWeight::default();
                     vp.pack(&Bf16Rows { data: &vt, rows: d, cols: lk });
                     let mut scores = vec![0f32; ROWS * lk];
@@ -119,10 +124,9 @@ pub fn sdpa_bf16(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<AttnBias>, sca
                         }
                         let pa = prepared(isa, &probs[..rl * lk]);
                         gemm_packed(isa, &vp, &pa, rl, &mut ctx, d);
-                        for (i, c) in ctx[..rl * d].iter().enumerate() {
-                            // SAFETY: item b alone writes rows b * lq .. (b + 1) * lq of `out`.
-                            unsafe { *optr.get().add((b * lq + r0) * d + i) = bf16::from_f32(*c) };
-                        }
+                        // SAFETY: item b alone writes rows b * lq .. (b + 1) * lq of `out`.
+                        let o = unsafe { std::slice::from_raw_parts_mut(optr.get().add((b * lq + r0) * d), rl * d) };
+                        crate::cpu::vmath::to_bf16(isa, &ctx[..rl * d], o);
                     }
                 });
                 Ok(())
@@ -133,12 +137,8 @@ pub fn sdpa_bf16(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<AttnBias>, sca
 }
 
 /// bf16 activations as the level's GEMM reads them.
-fn prepared(isa: Isa, a: &[bf16]) -> PreparedActs {
-    if isa.has_native_bf16() {
-        PreparedActs::Bf16(a.to_vec())
-    } else {
-        PreparedActs::F32(a.iter().map(|x| x.to_f32()).collect())
-    }
+fn prepared(isa: Isa, a: &[bf16]) -> PreparedActs<'_> {
+    crate::cpu::gemv_bf16::prepare(isa, crate::cpu::gemv_bf16::Acts::Bf16(a))
 }
 
 #[derive(Clone, Copy)]

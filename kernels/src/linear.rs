@@ -331,7 +331,7 @@ pub(crate) fn storage_like(input: &CpuStorage, mut acc: Vec<f32>, n: usize, bias
     match input {
         CpuStorage::BF16(_) => {
             let mut out = vec![bf16::ZERO; acc.len()];
-            finish_bf16(&acc, n, bias, &mut out);
+            finish_bf16(&mut acc, n, bias, &mut out);
             CpuStorage::BF16(out)
         }
         _ => {

@@ -60,13 +60,20 @@ fn pack(w: &dyn PanelSource, n0: usize, nc: usize, k0: usize, kc: usize, buf: &m
     let panels = nc.div_ceil(NR);
     buf.clear();
     buf.resize(panels * pairs * NR * 2, bf16::ZERO);
-    row.resize(kc, bf16::ZERO);
+    // One slot past the row so an odd row ends in a zero half pair.
+    row.resize(2 * pairs, bf16::ZERO);
     for i in 0..nc {
-        w.row_slice(n0 + i, k0, row);
+        w.row_slice(n0 + i, k0, &mut row[..kc]);
+        if kc % 2 == 1 {
+            row[kc] = bf16::ZERO;
+        }
         let (p, r) = (i / NR, i % NR);
-        let base = p * pairs * NR * 2 + r * 2;
-        for (j, v) in row.iter().enumerate() {
-            buf[base + (j / 2) * NR * 2 + (j & 1)] = *v;
+        // Pairs move as 32-bit words: pair j of row r lands at word (p * pairs + j) * NR + r.
+        let dst = &mut buf[p * pairs * NR * 2..(p + 1) * pairs * NR * 2];
+        for (j, pair) in row.chunks_exact(2).enumerate() {
+            let at = (j * NR + r) * 2;
+            dst[at] = pair[0];
+            dst[at + 1] = pair[1];
         }
     }
 }
@@ -98,7 +105,7 @@ fn gemm_on(isa: Isa, w: &dyn PanelSource, a: &PreparedActs, m_rows: usize, out: 
     let widened;
     let a = match a {
         PreparedActs::Bf16(v) if !(isa == Isa::Avx512Bf16 && Isa::Avx512Bf16.is_supported()) => {
-            widened = PreparedActs::F32(v[..m_rows * k].iter().map(|x| x.to_f32()).collect());
+            widened = PreparedActs::F32(std::borrow::Cow::Owned(v[..m_rows * k].iter().map(|x| x.to_f32()).collect()));
             &widened
         }
         _ => a,
@@ -523,7 +530,7 @@ pub fn gemm_packed(isa: Isa, w: &PackedWeight, a: &PreparedActs, m_rows: usize, 
     let widened;
     let a = match a {
         PreparedActs::Bf16(v) if !(isa == Isa::Avx512Bf16 && Isa::Avx512Bf16.is_supported()) => {
-            widened = PreparedActs::F32(v[..m_rows * k].iter().map(|x| x.to_f32()).collect());
+            widened = PreparedActs::F32(std::borrow::Cow::Owned(v[..m_rows * k].iter().map(|x| x.to_f32()).collect()));
             &widened
         }
         _ => a,

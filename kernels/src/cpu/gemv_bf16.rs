@@ -7,6 +7,8 @@
 //! bf16 activations and uses `vdpbf16ps`; the other levels take the bf16-rounded activations
 //! widened to f32 (see [`prepare`]) and widen the weights with shifts.
 
+use std::borrow::Cow;
+
 use half::bf16;
 
 use super::isa::Isa;
@@ -15,13 +17,14 @@ use super::isa::Isa;
 /// [`super::matmul::GEMV_MAX_ROWS`] the packed GEMM is used instead).
 pub const MAX_ROWS: usize = 4;
 
-/// Activations in the form a level's kernel reads: `[m, k]` row-major.
+/// Activations in the form a level's kernel reads: `[m, k]` row-major (borrowed when the
+/// input already has that form).
 #[derive(Debug, Clone)]
-pub enum PreparedActs {
+pub enum PreparedActs<'a> {
     /// bf16 values ([`Isa::Avx512Bf16`]).
-    Bf16(Vec<bf16>),
+    Bf16(Cow<'a, [bf16]>),
     /// bf16-rounded values widened to f32 (the other levels).
-    F32(Vec<f32>),
+    F32(Cow<'a, [f32]>),
 }
 
 /// Input activations of a product.
@@ -56,13 +59,14 @@ impl Acts<'_> {
     }
 }
 
-/// Converts activations into the form `isa`'s bf16 kernels read.
-pub fn prepare(isa: Isa, a: Acts) -> PreparedActs {
+/// Converts activations into the form `isa`'s bf16 kernels read (bf16 input on a native
+/// level is used in place).
+pub fn prepare(isa: Isa, a: Acts<'_>) -> PreparedActs<'_> {
     match (isa.has_native_bf16(), a) {
-        (true, Acts::Bf16(v)) => PreparedActs::Bf16(v.to_vec()),
-        (true, Acts::F32(v)) => PreparedActs::Bf16(v.iter().map(|&x| bf16::from_f32(x)).collect()),
-        (false, Acts::Bf16(v)) => PreparedActs::F32(v.iter().map(|x| x.to_f32()).collect()),
-        (false, Acts::F32(v)) => PreparedActs::F32(v.iter().map(|&x| bf16::from_f32(x).to_f32()).collect()),
+        (true, Acts::Bf16(v)) => PreparedActs::Bf16(Cow::Borrowed(v)),
+        (true, Acts::F32(v)) => PreparedActs::Bf16(Cow::Owned(v.iter().map(|&x| bf16::from_f32(x)).collect())),
+        (false, Acts::Bf16(v)) => PreparedActs::F32(Cow::Owned(v.iter().map(|x| x.to_f32()).collect())),
+        (false, Acts::F32(v)) => PreparedActs::F32(Cow::Owned(v.iter().map(|&x| bf16::from_f32(x).to_f32()).collect())),
     }
 }
 

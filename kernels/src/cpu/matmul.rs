@@ -57,16 +57,16 @@ impl WeightRef<'_> {
 
 /// Activations converted once for a weight's format and row count.
 #[derive(Debug, Clone)]
-pub enum Prepared {
+pub enum Prepared<'a> {
     /// For bf16 weights, and for quantized weights past [`GEMV_MAX_ROWS`] rows (the GEMM).
-    Bf16(PreparedActs),
+    Bf16(PreparedActs<'a>),
     /// 16-bit activations for quantized weights (the GEMV).
     Quant(QActs),
 }
 
-impl Prepared {
+impl<'a> Prepared<'a> {
     /// Converts `m` rows of `w.cols()` activations (row-major in `a`).
-    pub fn new(isa: Isa, w: &WeightRef, a: Acts, m: usize) -> Prepared {
+    pub fn new(isa: Isa, w: &WeightRef, a: Acts<'a>, m: usize) -> Prepared<'a> {
         let k = w.cols();
         assert!(a.len() >= m * k, "activations too short");
         match w {
@@ -76,7 +76,7 @@ impl Prepared {
     }
 }
 
-fn slice_acts(a: Acts, len: usize) -> Acts {
+fn slice_acts(a: Acts<'_>, len: usize) -> Acts<'_> {
     match a {
         Acts::F32(v) => Acts::F32(&v[..len]),
         Acts::Bf16(v) => Acts::Bf16(&v[..len]),
@@ -153,13 +153,9 @@ impl SendPtr {
 }
 
 /// Adds the bias (per column) and rounds `[m, n]` f32 values to bf16.
-pub fn finish_bf16(acc: &[f32], n: usize, bias: Option<&[f32]>, out: &mut [bf16]) {
-    for (o_row, a_row) in out.chunks_mut(n).zip(acc.chunks(n)) {
-        match bias {
-            Some(b) => o_row.iter_mut().zip(a_row).zip(b).for_each(|((o, a), b)| *o = bf16::from_f32(a + b)),
-            None => o_row.iter_mut().zip(a_row).for_each(|(o, a)| *o = bf16::from_f32(*a)),
-        }
-    }
+pub fn finish_bf16(acc: &mut [f32], n: usize, bias: Option<&[f32]>, out: &mut [bf16]) {
+    finish_f32(acc, n, bias);
+    super::vmath::to_bf16(Isa::active(), acc, out);
 }
 
 /// Adds the bias (per column) in place.

@@ -139,13 +139,11 @@ fn run_large(isa: Isa, g: &Group, x: Acts, hidden: usize, out: &mut [f32]) {
 
 /// All small groups together in two threaded passes.
 fn run_small(isa: Isa, groups: &[Group], x: Acts, hidden: usize, out: &mut [f32]) {
-    let prepared: Vec<(GatheredActs, Prepared)> = groups
+    let gathered: Vec<GatheredActs> = groups.iter().map(|g| gather(x, &g.tokens, hidden)).collect();
+    let prepared: Vec<(&GatheredActs, Prepared)> = groups
         .iter()
-        .map(|g| {
-            let xg = gather(x, &g.tokens, hidden);
-            let p = Prepared::new(isa, &g.expert.gate, xg.acts(), g.tokens.len());
-            (xg, p)
-        })
+        .zip(&gathered)
+        .map(|(g, xg)| (xg, Prepared::new(isa, &g.expert.gate, xg.acts(), g.tokens.len())))
         .collect();
     // Pass 1: h = silu(gate x) * (up x) for every group, split into row chunks.
     let h_offsets: Vec<usize> = groups

@@ -25,6 +25,25 @@ pub enum RowBias<'a> {
 /// Softmax of `s · scale + bias` over `s` (modified in place), rounded into `out`.
 pub fn softmax_row_bf16(isa: Isa, s: &mut [f32], scale: f32, bias: RowBias, out: &mut [bf16]) {
     assert_eq!(s.len(), out.len());
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx512 && Isa::Avx512.is_supported() {
+        if let RowBias::Decomposed { h, w } = bias {
+            assert_eq!(h.len() * w.len(), s.len());
+        }
+        // SAFETY: the level is supported; the bias lengths were checked.
+        let max = unsafe { x86::scale_bias_max(s, scale, bias) };
+        if max == f32::NEG_INFINITY {
+            out.iter_mut().for_each(|o| *o = bf16::ZERO);
+            return;
+        }
+        // SAFETY: as above.
+        let sum = unsafe { x86::exp_sub_sum(s, max) };
+        let inv = 1.0 / sum;
+        // SAFETY: as above.
+        unsafe { x86::scale_in_place(s, inv) };
+        super::vmath::to_bf16(isa, s, out);
+        return;
+    }
     match bias {
         RowBias::None => s.iter_mut().for_each(|v| *v *= scale),
         RowBias::Full(b) => s.iter_mut().zip(b).for_each(|(v, b)| *v = *v * scale + b),
@@ -43,18 +62,7 @@ pub fn softmax_row_bf16(isa: Isa, s: &mut [f32], scale: f32, bias: RowBias, out:
         out.iter_mut().for_each(|o| *o = bf16::ZERO);
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    let sum = if isa >= Isa::Avx512 && Isa::Avx512.is_supported() {
-        // SAFETY: the level is supported.
-        unsafe { x86::exp_sub_sum(s, max) }
-    } else {
-        portable_exp_sub_sum(s, max)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let sum = {
-        let _ = isa;
-        portable_exp_sub_sum(s, max)
-    };
+    let sum = portable_exp_sub_sum(s, max);
     let inv = 1.0 / sum;
     out.iter_mut().zip(s.iter()).for_each(|(o, v)| *o = bf16::from_f32(v * inv));
 }
@@ -73,6 +81,63 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::vmath::exp16;
+    use super::RowBias;
+
+    /// `s = s · scale + bias`; returns the maximum.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn scale_bias_max(s: &mut [f32], scale: f32, bias: RowBias) -> f32 {
+        let sc = _mm512_set1_ps(scale);
+        let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+        // One run of `len` values at `p` with per-value bias `b` (or a constant `c`).
+        let mut run = |p: *mut f32, len: usize, b: Option<*const f32>, c: f32| {
+            let cv = _mm512_set1_ps(c);
+            let full = len / 16;
+            for i in 0..full {
+                let add = match b {
+                    Some(b) => _mm512_add_ps(_mm512_loadu_ps(b.add(i * 16)), cv),
+                    None => cv,
+                };
+                let v = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(i * 16)), sc, add);
+                _mm512_storeu_ps(p.add(i * 16), v);
+                mx = _mm512_max_ps(mx, v);
+            }
+            let rem = len % 16;
+            if rem > 0 {
+                let m: __mmask16 = ((1u32 << rem) - 1) as u16;
+                let add = match b {
+                    Some(b) => _mm512_add_ps(_mm512_maskz_loadu_ps(m, b.add(full * 16)), cv),
+                    None => cv,
+                };
+                let v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p.add(full * 16)), sc, add);
+                _mm512_mask_storeu_ps(p.add(full * 16), m, v);
+                mx = _mm512_mask_max_ps(mx, m, mx, v);
+            }
+        };
+        match bias {
+            RowBias::None => run(s.as_mut_ptr(), s.len(), None, 0.0),
+            RowBias::Full(b) => run(s.as_mut_ptr(), s.len(), Some(b.as_ptr()), 0.0),
+            RowBias::Decomposed { h, w } => {
+                for (i, hv) in h.iter().enumerate() {
+                    run(s.as_mut_ptr().add(i * w.len()), w.len(), Some(w.as_ptr()), *hv);
+                }
+            }
+        }
+        _mm512_reduce_max_ps(mx)
+    }
+
+    /// `s *= f`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn scale_in_place(s: &mut [f32], f: f32) {
+        let fv = _mm512_set1_ps(f);
+        let p = s.as_mut_ptr();
+        let full = s.len() / 16;
+        for i in 0..full {
+            _mm512_storeu_ps(p.add(i * 16), _mm512_mul_ps(_mm512_loadu_ps(p.add(i * 16)), fv));
+        }
+        for v in &mut s[full * 16..] {
+            *v *= f;
+        }
+    }
 
     /// `s[i] = e^(s[i] - max)`; returns the sum.
     #[target_feature(enable = "avx512f")]

@@ -42,6 +42,19 @@ pub fn apply(isa: Isa, act: Activation, v: &mut [f32]) {
     apply_scalar(act, v);
 }
 
+/// Rounds `src` to bf16 (nearest even) into `dst`.
+pub fn to_bf16(isa: Isa, src: &[f32], dst: &mut [half::bf16]) {
+    assert_eq!(src.len(), dst.len());
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512Bf16 && Isa::Avx512Bf16.is_supported() {
+        // SAFETY: the level is supported; lengths are equal.
+        unsafe { x86::to_bf16(src, dst) };
+        return;
+    }
+    let _ = isa;
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d = half::bf16::from_f32(*s));
+}
+
 /// `e^x` for 16 lanes (see [`x86`]).
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::exp16;
@@ -102,6 +115,22 @@ mod x86 {
         }
     }
 
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+    pub unsafe fn to_bf16(src: &[f32], dst: &mut [half::bf16]) {
+        let (s, d) = (src.as_ptr(), dst.as_mut_ptr() as *mut u16);
+        let full = src.len() / 16;
+        for c in 0..full {
+            let v: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(s.add(c * 16))));
+            _mm256_storeu_si256(d.add(c * 16) as *mut _, v);
+        }
+        let rem = src.len() % 16;
+        if rem > 0 {
+            let mask: __mmask16 = ((1u32 << rem) - 1) as u16;
+            let v: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, s.add(full * 16))));
+            _mm256_mask_storeu_epi16(d.add(full * 16) as *mut _, mask, v);
+        }
+    }
+
     #[target_feature(enable = "avx512f")]
     pub unsafe fn apply(act: Activation, v: &mut [f32]) {
         let p = v.as_mut_ptr();
@@ -121,6 +150,17 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bf16_rounding_matches_half_on_every_level() {
+        let xs: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 1.000_37e-3 + 1.0 / 3.0 * i as f32).collect();
+        let want: Vec<half::bf16> = xs.iter().map(|&x| half::bf16::from_f32(x)).collect();
+        for isa in Isa::supported() {
+            let mut got = vec![half::bf16::ZERO; xs.len()];
+            to_bf16(isa, &xs, &mut got);
+            assert_eq!(got, want, "{isa}");
+        }
+    }
 
     #[test]
     fn activations_match_f64_on_every_level() {
