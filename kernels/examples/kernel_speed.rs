@@ -81,6 +81,24 @@ fn main() {
             println!("{} gemv round {round}: {:.1} GB/s", format.name(), (count * per) as f64 / s / 1e9);
         }
     }
+    for format in [QFormat::Q8, QFormat::Q4] {
+        if !want(&format!("{}hot", format.name())) {
+            continue;
+        }
+        // A weight that stays in L2: the kernel's compute rate alone.
+        let (n, k) = (512, 1280);
+        let src: Vec<f32> = (0..n * k).map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.01).collect();
+        let (qs, sc) = docseek_kernels::linear::quantize_rows(format, &src, n, k);
+        let w = WeightRef::Quant(QMatRef { format, qs: &qs, scales: &sc, rows: n, cols: k });
+        let mut o = vec![0f32; n];
+        let t = Instant::now();
+        let reps = 5000;
+        for _ in 0..reps {
+            matmul(isa, &w, Acts::Bf16(&x), 1, &mut o);
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!("{} hot gemv: {:.1} GB/s of weights, {:.2} us/call", format.name(), (reps * (qs.len() + sc.len() * 2)) as f64 / s / 1e9, s / reps as f64 * 1e6);
+    }
     if !want("gemm") {
         return;
     }

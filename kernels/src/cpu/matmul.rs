@@ -70,8 +70,25 @@ impl<'a> Prepared<'a> {
         let k = w.cols();
         assert!(a.len() >= m * k, "activations too short");
         match w {
-            WeightRef::Quant(_) if m <= GEMV_MAX_ROWS => Prepared::Quant(QActs::quantize(m, k, |r, c| a.get(r * k + c))),
+            WeightRef::Quant(_) if m <= GEMV_MAX_ROWS => Prepared::Quant(match a {
+                Acts::F32(v) => QActs::quantize_f32(v, m, k),
+                Acts::Bf16(v) => QActs::quantize_bf16(v, m, k),
+            }),
             _ => Prepared::Bf16(gemv_bf16::prepare(isa, slice_acts(a, m * k))),
+        }
+    }
+}
+
+impl Prepared<'_> {
+    /// The rows `rows` (in that order) as their own prepared activations.
+    pub fn gather(&self, rows: &[usize], k: usize) -> Prepared<'static> {
+        let pick = |v: &[half::bf16]| rows.iter().flat_map(|&r| v[r * k..(r + 1) * k].iter().copied()).collect::<Vec<_>>();
+        match self {
+            Prepared::Quant(q) => Prepared::Quant(q.gather(rows)),
+            Prepared::Bf16(PreparedActs::Bf16(v)) => Prepared::Bf16(PreparedActs::Bf16(std::borrow::Cow::Owned(pick(v)))),
+            Prepared::Bf16(PreparedActs::F32(v)) => Prepared::Bf16(PreparedActs::F32(std::borrow::Cow::Owned(
+                rows.iter().flat_map(|&r| v[r * k..(r + 1) * k].iter().copied()).collect(),
+            ))),
         }
     }
 }

@@ -15,6 +15,7 @@ use super::gemv_bf16::Acts;
 use super::isa::Isa;
 use super::matmul::{matmul_prepared, rows_kernel, Prepared, WeightRef, GEMV_MAX_ROWS};
 use super::pool;
+use super::quant::QActs;
 
 /// Rows per task in the small-group passes.
 const ROWS_PER_TASK: usize = 64;
@@ -139,11 +140,28 @@ fn run_large(isa: Isa, g: &Group, x: Acts, hidden: usize, out: &mut [f32]) {
 
 /// All small groups together in two threaded passes.
 fn run_small(isa: Isa, groups: &[Group], x: Acts, hidden: usize, out: &mut [f32]) {
-    let gathered: Vec<GatheredActs> = groups.iter().map(|g| gather(x, &g.tokens, hidden)).collect();
-    let prepared: Vec<(&GatheredActs, Prepared)> = groups
+    // x is prepared once per weight kind (bf16 / quantized); each group takes its rows.
+    let t = x.len() / hidden;
+    let mut full: Vec<Prepared> = Vec::new();
+    let mut kind = |w: &WeightRef| -> usize {
+        let same = |p: &Prepared| matches!((p, w), (Prepared::Quant(_), WeightRef::Quant(_)) | (Prepared::Bf16(_), WeightRef::Bf16 { .. }));
+        match full.iter().position(same) {
+            Some(i) => i,
+            None => {
+                full.push(prepare_rows(isa, w, x, t, hidden));
+                full.len() - 1
+            }
+        }
+    };
+    let kinds: Vec<(usize, usize)> = groups.iter().map(|g| (kind(&g.expert.gate), kind(&g.expert.up))).collect();
+    let prepared: Vec<(Prepared, Option<Prepared>)> = groups
         .iter()
-        .zip(&gathered)
-        .map(|(g, xg)| (xg, Prepared::new(isa, &g.expert.gate, xg.acts(), g.tokens.len())))
+        .zip(&kinds)
+        .map(|(g, &(kg, ku))| {
+            let pg = full[kg].gather(&g.tokens, hidden);
+            let pu = (ku != kg).then(|| full[ku].gather(&g.tokens, hidden));
+            (pg, pu)
+        })
         .collect();
     // Pass 1: h = silu(gate x) * (up x) for every group, split into row chunks.
     let h_offsets: Vec<usize> = groups
@@ -168,16 +186,9 @@ fn run_small(isa: Isa, groups: &[Group], x: Acts, hidden: usize, out: &mut [f32]
         let (m, inter) = (g.tokens.len(), g.expert.inter());
         let mut gate = vec![0f32; m * r.len()];
         let mut up = vec![0f32; m * r.len()];
-        let (xg, p) = &prepared[gi];
-        rows_kernel(isa, &g.expert.gate, p, m, r.clone(), &mut gate, r.len());
-        let p_up;
-        let pu = if same_prep(&g.expert.gate, &g.expert.up) {
-            p
-        } else {
-            p_up = Prepared::new(isa, &g.expert.up, xg.acts(), m);
-            &p_up
-        };
-        rows_kernel(isa, &g.expert.up, pu, m, r.clone(), &mut up, r.len());
+        let (pg, pu) = &prepared[gi];
+        rows_kernel(isa, &g.expert.gate, pg, m, r.clone(), &mut gate, r.len());
+        rows_kernel(isa, &g.expert.up, pu.as_ref().unwrap_or(pg), m, r.clone(), &mut up, r.len());
         for i in 0..m {
             for (j, n) in r.clone().enumerate() {
                 // SAFETY: task (gi, r) alone writes columns r of group gi's rows.
@@ -212,6 +223,16 @@ fn run_small(isa: Isa, groups: &[Group], x: Acts, hidden: usize, out: &mut [f32]
             }
         }
     });
+}
+
+/// All `t` rows of `x` in the GEMV form for `w`'s kind (quantized activations for quantized
+/// weights, whatever the row count).
+fn prepare_rows<'a>(isa: Isa, w: &WeightRef, x: Acts<'a>, t: usize, hidden: usize) -> Prepared<'a> {
+    match (w, x) {
+        (WeightRef::Quant(_), Acts::F32(v)) => Prepared::Quant(QActs::quantize_f32(&v[..t * hidden], t, hidden)),
+        (WeightRef::Quant(_), Acts::Bf16(v)) => Prepared::Quant(QActs::quantize_bf16(&v[..t * hidden], t, hidden)),
+        _ => Prepared::new(isa, w, x, t),
+    }
 }
 
 /// Whether activations prepared for `a` serve `b` (both bf16 or both quantized).

@@ -2,8 +2,12 @@
 //! activation rows (decode): `out[m, n] = d_x[m] Σ_b d_w[n, b] Σ_{i in b} q_w[n, i] q_x[m, i]`,
 //! the integer sums exact (i32), the scaling and the sum over blocks in f32.
 //!
-//! The AVX-512 levels widen a block's 32 weights to i16 and use `vpmaddwd` against the i16
-//! activations; AVX2 does the same in two halves; the portable level loops. Weights are read
+//! [`Isa::Avx512Bf16`] (which includes VNNI) splits each activation into its high (signed) and
+//! low (unsigned) byte and runs two `vpdpbusd` per 64 weights: `Σ w q = 256 Σ w hi + Σ w lo`,
+//! the first with the stored unsigned weight bytes (their offset removed through the high
+//! bytes' sums), the second with the weights made signed; the integer result is exact. The
+//! AVX-512 level widens a block's 32 weights to i16 and uses `vpmaddwd`; AVX2 does the same in
+//! two halves; the portable level loops. Weights are read
 //! row-major in place, four rows per pass sharing the activation loads. Many activation rows
 //! (prefill) go through the packed bf16 GEMM instead, fed with dequantized panels
 //! ([`QPanels`]).
@@ -56,10 +60,28 @@ impl PanelSource for QPanels<'_> {
         let bp = padded_k(w.cols) / QBLOCK;
         let row = &w.qs[n * rb..(n + 1) * rb];
         let sc = &w.scales[n * bp..(n + 1) * bp];
-        for (j, o) in out.iter_mut().enumerate() {
-            let i = k0 + j;
-            *o = bf16::from_f32(stored_value(w.format, row, i) as f32 * sc[i / QBLOCK].to_f32());
+        // Whole blocks into f32 (loops the compiler vectorises), then one rounding pass.
+        let (b0, b1) = (k0 / QBLOCK, (k0 + out.len()).div_ceil(QBLOCK));
+        let mut vals = vec![0f32; (b1 - b0) * QBLOCK];
+        for (bi, dst) in (b0..b1).zip(vals.chunks_exact_mut(QBLOCK)) {
+            let d = sc[bi].to_f32();
+            match w.format {
+                QFormat::Q8 => {
+                    for (o, q) in dst.iter_mut().zip(&row[bi * QBLOCK..(bi + 1) * QBLOCK]) {
+                        *o = (*q as i32 - 128) as f32 * d;
+                    }
+                }
+                QFormat::Q4 => {
+                    let bytes = &row[(bi / 2) * QBLOCK..(bi / 2 + 1) * QBLOCK];
+                    let sh = if bi % 2 == 0 { 0 } else { 4 };
+                    for (o, q) in dst.iter_mut().zip(bytes) {
+                        *o = (((q >> sh) & 0x0F) as i32 - 8) as f32 * d;
+                    }
+                }
+            }
         }
+        let from = k0 - b0 * QBLOCK;
+        super::vmath::to_bf16(Isa::active(), &vals[from..from + out.len()], out);
     }
 }
 
@@ -79,6 +101,12 @@ pub fn qgemv_rows(isa: Isa, w: &QMatRef, a: &QActs, m: usize, ns: Range<usize>, 
             let o = &mut out[m0 * ldc + (n0 - ns.start)..];
             #[cfg(target_arch = "x86_64")]
             {
+                if isa == Isa::Avx512Bf16 && Isa::Avx512Bf16.is_supported() {
+                    // SAFETY: the level is supported; bounds were checked above.
+                    unsafe { x86::tile_vnni(w, a, m0, mb, n0, nb, o, ldc) };
+                    n0 += nb;
+                    continue;
+                }
                 if isa >= Isa::Avx512 && Isa::Avx512.is_supported() {
                     // SAFETY: the level is supported; bounds were checked above.
                     unsafe { x86::tile512(w, a, m0, mb, n0, nb, o, ldc) };
@@ -202,6 +230,107 @@ mod x86 {
             }
         }
         let _ = QCHUNK;
+    }
+
+    /// The 64 weights of chunk `c` of a row as unsigned bytes `q + offset` (q4 nibbles
+    /// unpacked in order).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn chunk_u8(format: QFormat, row: *const u8, c: usize) -> __m512i {
+        match format {
+            QFormat::Q8 => _mm512_loadu_si512(row.add(c * QCHUNK) as *const _),
+            QFormat::Q4 => {
+                let v = _mm256_loadu_si256(row.add(c * QBLOCK) as *const _);
+                let m = _mm256_set1_epi8(0x0F);
+                let lo = _mm256_and_si256(v, m);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+                _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
+    pub unsafe fn tile_vnni(w: &QMatRef, a: &QActs, m0: usize, mb: usize, n0: usize, nb: usize, out: &mut [f32], ldc: usize) {
+        match (mb, nb) {
+            (1, 4) => vnni_mn::<1, 4>(w, a, m0, n0, out, ldc),
+            (2, 4) => vnni_mn::<2, 4>(w, a, m0, n0, out, ldc),
+            (3, 4) => vnni_mn::<3, 4>(w, a, m0, n0, out, ldc),
+            (4, 4) => vnni_mn::<4, 4>(w, a, m0, n0, out, ldc),
+            _ => {
+                for r in 0..nb {
+                    let o = &mut out[r..];
+                    match mb {
+                        1 => vnni_mn::<1, 1>(w, a, m0, n0 + r, o, ldc),
+                        2 => vnni_mn::<2, 1>(w, a, m0, n0 + r, o, ldc),
+                        3 => vnni_mn::<3, 1>(w, a, m0, n0 + r, o, ldc),
+                        _ => vnni_mn::<4, 1>(w, a, m0, n0 + r, o, ldc),
+                    }
+                }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
+    unsafe fn vnni_mn<const MB: usize, const NB: usize>(w: &QMatRef, a: &QActs, m0: usize, n0: usize, out: &mut [f32], ldc: usize) {
+        let kp = a.kp;
+        let bpr = kp / QBLOCK;
+        let rb = w.format.row_bytes(w.cols);
+        let shift = match w.format {
+            QFormat::Q8 => 7,
+            QFormat::Q4 => 3,
+        };
+        let offset = _mm512_set1_epi8(match w.format {
+            QFormat::Q8 => -128,
+            QFormat::Q4 => 8,
+        });
+        let wrow: [*const u8; NB] = std::array::from_fn(|r| w.qs.as_ptr().add((n0 + r) * rb));
+        let wsc: [*const u16; NB] = std::array::from_fn(|r| w.scales.as_ptr().add((n0 + r) * bpr) as *const u16);
+        let hrow: [*const i8; MB] = std::array::from_fn(|i| a.hi.as_ptr().add((m0 + i) * kp));
+        let lrow: [*const u8; MB] = std::array::from_fn(|i| a.lo.as_ptr().add((m0 + i) * kp));
+        let srow: [*const i32; MB] = std::array::from_fn(|i| a.hi_sums.as_ptr().add((m0 + i) * kp / 4));
+        let mut acc = [[_mm512_setzero_ps(); MB]; NB];
+        let mut sw = [_mm512_setzero_ps(); NB];
+        // Lanes 0-7 take the even block of a chunk, lanes 8-15 the odd one.
+        let base_idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        for c in 0..kp / QCHUNK {
+            let g = c % 8;
+            if g == 0 {
+                let left = (bpr - c * 2).min(16);
+                let mask: __mmask16 = if left == 16 { 0xFFFF } else { ((1u32 << left) - 1) as u16 };
+                for r in 0..NB {
+                    sw[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, wsc[r].add(c * 2) as *const _));
+                }
+            }
+            let idx = _mm512_add_epi32(base_idx, _mm512_set1_epi32(2 * g as i32));
+            let mut hi = [_mm512_setzero_si512(); MB];
+            let mut lo = [_mm512_setzero_si512(); MB];
+            let mut corr = [_mm512_setzero_si512(); MB];
+            for i in 0..MB {
+                hi[i] = _mm512_loadu_si512(hrow[i].add(c * QCHUNK) as *const _);
+                lo[i] = _mm512_loadu_si512(lrow[i].add(c * QCHUNK) as *const _);
+                // -offset · Σ hi per 4 values.
+                corr[i] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sll_epi32(_mm512_loadu_si512(srow[i].add(c * 16) as *const _), _mm_cvtsi32_si128(shift)));
+            }
+            for r in 0..NB {
+                let wu = chunk_u8(w.format, wrow[r], c);
+                let ws = match w.format {
+                    QFormat::Q8 => _mm512_xor_si512(wu, offset),
+                    QFormat::Q4 => _mm512_sub_epi8(wu, offset),
+                };
+                let s = _mm512_permutexvar_ps(idx, sw[r]);
+                for i in 0..MB {
+                    let t = _mm512_dpbusd_epi32(corr[i], wu, hi[i]);
+                    let t = _mm512_dpbusd_epi32(_mm512_slli_epi32(t, 8), lo[i], ws);
+                    acc[r][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), s, acc[r][i]);
+                }
+            }
+        }
+        for r in 0..NB {
+            for i in 0..MB {
+                out[i * ldc + r] = _mm512_reduce_add_ps(acc[r][i]) * a.scales[m0 + i];
+            }
+        }
     }
 
     /// Half a block (16 weights, `h` = 0 or 1) of a row as i16.

@@ -166,6 +166,12 @@ pub struct QActs {
     pub qs: Vec<i16>,
     /// `[m]` scales.
     pub scales: Vec<f32>,
+    /// `[m, kp]` high bytes `q >> 8` (signed), for the VNNI kernels.
+    pub hi: Vec<i8>,
+    /// `[m, kp]` low bytes `q & 0xFF` (unsigned): `q = 256 hi + lo`.
+    pub lo: Vec<u8>,
+    /// `[m, kp / 4]` sums of each 4 consecutive high bytes.
+    pub hi_sums: Vec<i32>,
 }
 
 /// Largest quantized activation magnitude.
@@ -174,19 +180,75 @@ pub const ACT_MAX: f32 = 32767.0;
 impl QActs {
     /// Quantizes `m` rows of `k` values given by `get(row, col)`.
     pub fn quantize(m: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> QActs {
-        let kp = padded_k(k);
-        let mut out = QActs { m, kp, qs: vec![0; m * kp], scales: vec![0.0; m] };
+        let mut row = vec![0f32; k];
+        let mut out = QActs::zeros(m, k);
         for r in 0..m {
-            let amax = (0..k).fold(0f32, |a, c| a.max(get(r, c).abs()));
-            let d = amax / ACT_MAX;
-            out.scales[r] = d;
-            if d > 0.0 {
-                for c in 0..k {
-                    out.qs[r * kp + c] = (get(r, c) / d).round().clamp(-ACT_MAX, ACT_MAX) as i16;
-                }
-            }
+            row.iter_mut().enumerate().for_each(|(c, v)| *v = get(r, c));
+            out.set_row(r, &row);
         }
+        out.split();
         out
+    }
+
+    /// Quantizes `m` rows of `k` contiguous f32 values.
+    pub fn quantize_f32(a: &[f32], m: usize, k: usize) -> QActs {
+        let mut out = QActs::zeros(m, k);
+        for r in 0..m {
+            out.set_row(r, &a[r * k..(r + 1) * k]);
+        }
+        out.split();
+        out
+    }
+
+    /// Quantizes `m` rows of `k` contiguous bf16 values.
+    pub fn quantize_bf16(a: &[half::bf16], m: usize, k: usize) -> QActs {
+        let mut row = vec![0f32; k];
+        let mut out = QActs::zeros(m, k);
+        for r in 0..m {
+            row.iter_mut().zip(&a[r * k..(r + 1) * k]).for_each(|(o, v)| *o = v.to_f32());
+            out.set_row(r, &row);
+        }
+        out.split();
+        out
+    }
+
+    /// The rows `rows` (in that order) as their own activations.
+    pub fn gather(&self, rows: &[usize]) -> QActs {
+        let kp = self.kp;
+        let pick = |v: &[i16]| rows.iter().flat_map(|&r| v[r * kp..(r + 1) * kp].iter().copied()).collect::<Vec<_>>();
+        let mut out = QActs {
+            m: rows.len(),
+            kp,
+            qs: pick(&self.qs),
+            scales: rows.iter().map(|&r| self.scales[r]).collect(),
+            ..Default::default()
+        };
+        out.split();
+        out
+    }
+
+    fn zeros(m: usize, k: usize) -> QActs {
+        let kp = padded_k(k);
+        QActs { m, kp, qs: vec![0; m * kp], scales: vec![0.0; m], ..Default::default() }
+    }
+
+    /// Row `r` from f32 values: `d = max|x| / 32767`, `q = round(x · (1 / d))`.
+    fn set_row(&mut self, r: usize, x: &[f32]) {
+        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / ACT_MAX;
+        self.scales[r] = d;
+        let q = &mut self.qs[r * self.kp..r * self.kp + x.len()];
+        if d > 0.0 {
+            let inv = 1.0 / d;
+            q.iter_mut().zip(x).for_each(|(q, v)| *q = (v * inv).round().clamp(-ACT_MAX, ACT_MAX) as i16);
+        }
+    }
+
+    /// Fills the byte split the VNNI kernels read.
+    fn split(&mut self) {
+        self.hi = self.qs.iter().map(|q| (q >> 8) as i8).collect();
+        self.lo = self.qs.iter().map(|q| (q & 0xFF) as u8).collect();
+        self.hi_sums = self.hi.chunks_exact(4).map(|c| c.iter().map(|&h| h as i32).sum()).collect();
     }
 }
 

@@ -21,7 +21,7 @@ pub fn matmul_bf16(a: &[f32], w: &[bf16], m: usize, k: usize, n: usize) -> Vec<f
 }
 
 /// Activation quantization of the kernels, written out plainly: per row, `d = max|x| / 32767`,
-/// `q = round(x / d)`, zero padded to a multiple of 64.
+/// `q = round(x · (1 / d))`, zero padded to a multiple of 64.
 pub fn quantize_acts(a: &[f32], m: usize, k: usize) -> (Vec<i32>, Vec<f32>) {
     let kp = padded_k(k);
     let mut q = vec![0i32; m * kp];
@@ -31,7 +31,7 @@ pub fn quantize_acts(a: &[f32], m: usize, k: usize) -> (Vec<i32>, Vec<f32>) {
         let scale = row.iter().fold(0f32, |m, v| m.max(v.abs())) / 32767.0;
         d[i] = scale;
         for (j, v) in row.iter().enumerate() {
-            q[i * kp + j] = if scale > 0.0 { (v / scale).round().clamp(-32767.0, 32767.0) as i32 } else { 0 };
+            q[i * kp + j] = if scale > 0.0 { (v * (1.0 / scale)).round().clamp(-32767.0, 32767.0) as i32 } else { 0 };
         }
     }
     (q, d)
