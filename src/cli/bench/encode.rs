@@ -79,7 +79,8 @@ fn reset_hwm() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-fn synthetic_page() -> RgbImage {
+/// A white A4 page at 144 dpi with dark "text lines".
+pub fn synthetic_page() -> RgbImage {
     let (w, h) = A4_144DPI;
     // White page with dark "text lines" so the views are not constant.
     RgbImage::from_fn(w, h, |x, y| {

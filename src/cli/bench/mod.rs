@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+pub mod accuracy;
 pub mod decode;
 pub mod encode;
 pub mod langid;
@@ -27,6 +28,8 @@ pub enum Bench {
     Encode(encode::EncodeBenchArgs),
     /// Decoder prefill and decode tokens/s, peak RSS vs weight bytes.
     Decode(decode::DecodeBenchArgs),
+    /// Relative error of bf16 / q8 / q4 against f32, per stage.
+    Accuracy(accuracy::AccuracyBenchArgs),
     /// Language detection throughput (MB/s), beside whatlang alone.
     Langid(langid::LangidBenchArgs),
 }
@@ -37,6 +40,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Bench::Raster(a) => raster::run(a),
         Bench::Encode(a) => encode::run(a),
         Bench::Decode(a) => decode::run(a),
+        Bench::Accuracy(a) => accuracy::run(a),
         Bench::Langid(a) => langid::run(a),
     }
 }
