@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::generation::DEFAULT_MAX_NEW_TOKENS;
 use crate::model::ngram::{DEFAULT_NGRAM_SIZE, DEFAULT_NGRAM_WINDOW};
 use crate::model::{DeviceSpec, Dtype, GenerationConfig, NgramGuard, Task};
+use docseek_kernels::linear::Quant;
 use crate::pdf::{PageSelection, RenderOptions, DEFAULT_DPI};
 use crate::Mode;
 
@@ -206,4 +207,10 @@ pub struct ModelArgs {
     /// cpu, or cuda / cuda:N.
     #[arg(long, env = "DOCSEEK_DEVICE", default_value_t = DeviceSpec::Auto)]
     pub device: DeviceSpec,
+
+    /// Decoder weight storage on the CPU: none, q8 or q4 (quantized at load, or mapped from
+    /// the file `docseek quantize` saves beside the checkpoint).
+    #[arg(long, env = "DOCSEEK_QUANT")]
+    #[serde(default)]
+    pub quant: Option<Quant>,
 }

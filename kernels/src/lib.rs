@@ -6,14 +6,23 @@
 //! `build.rs`, launched through cudarc from `src/cuda/`).
 //!
 //! - [`reference`]: plain, obviously-correct implementations every kernel is tested against.
-//! - [`cpu`]: the fast CPU kernels.
+//! - [`cpu`]: the fast CPU kernels (runtime dispatch: AVX-512 BF16/VNNI, AVX-512, AVX2,
+//!   portable): bf16 and q8/q4 matrix products, the fused MoE, paged attention.
 //! - [`ops`]: device-generic ops (CPU reference path, CUDA kernels under the feature).
 //! - [`paged`]: paged attention over the decoder's block-allocated KV cache.
+//! - [`linear`]: the one linear layer type of the decoder and the vision encoder, holding its
+//!   weight as a candle tensor (any device) or in a kernel format (CPU: bf16, q8, q4), run as
+//!   a candle custom op; [`moe_op`]: the fused CPU MoE layer; [`attention_op`]: the vision
+//!   encoder's bf16 attention; [`storage`]: owned or memory-mapped weight bytes.
 
+pub mod attention_op;
 pub mod cpu;
+pub mod linear;
+pub mod moe_op;
 pub mod ops;
 pub mod paged;
 pub mod reference;
+pub mod storage;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;

@@ -11,6 +11,7 @@ pub mod ocr;
 pub mod pages;
 pub mod parity;
 pub mod pdf_worker;
+pub mod quantize;
 pub mod render;
 pub mod serve;
 pub mod submit;
@@ -47,6 +48,8 @@ pub enum Command {
     Parity(parity::ParityArgs),
     /// Benchmarks: rasterizer, encoder, decoder, language detection.
     Bench(bench::BenchArgs),
+    /// Quantize a checkpoint's decoder (q8 / q4) once, for fast `--quant` loads.
+    Quantize(quantize::QuantizeArgs),
     /// Developer tools: write tiny or full-size random checkpoints.
     Dev(dev::DevArgs),
     /// Internal: the crash-isolated rasterizer process (spoken to over pipes).
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Parity(args) => parity::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Quantize(args) => quantize::run(args),
         Command::Dev(args) => dev::run(args),
         Command::Worker(args) => worker::run(args),
         Command::PdfWorker(args) => pdf_worker::run(args),

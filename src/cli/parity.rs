@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::model::{DeviceSpec, Dtype};
+use docseek_kernels::linear::Quant;
 use crate::parity::{runner, ParityOptions};
 
 /// Arguments of `docseek parity`.
@@ -21,6 +22,9 @@ pub struct ParityArgs {
     /// Device the models run on: cpu, cuda or cuda:N (needs a `--features cuda` build).
     #[arg(long, default_value_t = DeviceSpec::Cpu)]
     pub device: DeviceSpec,
+    /// Decoder weight storage: none, q8, q4 (quantized runs bind the greedy ids only).
+    #[arg(long, default_value_t = Quant::None)]
+    pub quant: Quant,
 }
 
 /// Runs `docseek parity`.
@@ -28,7 +32,7 @@ pub fn run(args: ParityArgs) -> anyhow::Result<ExitCode> {
     let dtype = args.dtype.candle();
     let device = args.device.open()?;
     let dir = args.dir.unwrap_or_else(crate::parity::default_fixtures_dir);
-    let report = runner::run(&dir, &ParityOptions { dtype, device })?;
+    let report = runner::run(&dir, &ParityOptions { dtype, device, quant: args.quant })?;
     println!("{}", report.summary());
     Ok(if report.failed() == 0 && report.passed() > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

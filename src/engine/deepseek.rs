@@ -23,7 +23,7 @@ use super::batching::{BatchEngine, DecodeSession, Prepared};
 use super::session::{DecoderSession, Detokenizer, PromptRows};
 use super::{EngineError, EngineInfo, Flow, OcrEngine, PageJob, PageText, PageTimings, TokenSink};
 use crate::model::generation::{generate, Step, StepObserver};
-use crate::model::loader::{open_weights, resolve_model_dir};
+use crate::model::loader::{check_quant, load_decoder, open_weights, resolve_model_dir};
 use crate::model::paged_cache::default_budget_bytes;
 use crate::model::prompt::{embed_with_image, prompt_ids, PromptTokenizer};
 use crate::model::{DeepseekDecoder, Dtype, ModelConfig, ModelError};
@@ -73,11 +73,18 @@ impl DeepseekEngine {
         let dir = resolve_model_dir(&args.model, &args.revision)?;
         let device = args.device.open()?;
         let dtype = args.dtype.unwrap_or_else(|| Dtype::default_for(&device)).candle();
-        Self::load_dir(&dir, &args.model, dtype, &device)
+        let quant = check_quant(args.quant, &device)?;
+        Self::load_dir(&dir, &args.model, dtype, &device, quant)
     }
 
-    /// Loads a checkpoint folder.
-    pub fn load_dir(dir: &Path, name: &str, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+    /// Loads a checkpoint folder (decoder weights stored per `quant`).
+    pub fn load_dir(
+        dir: &Path,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+        quant: docseek_kernels::linear::Quant,
+    ) -> Result<Self, ModelError> {
         let cfg = ModelConfig::from_dir(dir)?;
         let Some(vision_cfg) = &cfg.vision else {
             return Err(ModelError::Config(format!(
@@ -89,12 +96,17 @@ impl DeepseekEngine {
         let vb = open_weights(dir, dtype, device)?;
         let vision = VisionEncoder::from_config(vision_cfg, vb.clone())
             .map_err(|e| ModelError::Config(format!("vision encoder: {e}")))?;
-        let decoder = DeepseekDecoder::load(&cfg.decoder, vb)?;
+        drop(vb);
+        let decoder = load_decoder(dir, &cfg.decoder, dtype, device, quant)?;
+        let dtype_label = match quant {
+            docseek_kernels::linear::Quant::None => dtype_name(dtype).to_string(),
+            q => format!("{}/{q}", dtype_name(dtype)),
+        };
         let info = EngineInfo {
             model: name.to_string(),
             architecture: cfg.architecture_name().to_string(),
             device: device_name(device),
-            dtype: dtype_name(dtype).to_string(),
+            dtype: dtype_label,
         };
         Ok(DeepseekEngine { loaded: Loaded { cfg, vision, decoder, tokenizer }, serial: Mutex::new(()), info })
     }

@@ -1,43 +1,51 @@
-//! Building blocks of the decoder (`modeling_deepseekv2.py`): bias-optional linear layers on
-//! 2-D activations, RMSNorm computed in f32 (`DeepseekV2RMSNorm`), and the SwiGLU MLP
-//! (`DeepseekV2MLP`) used for the dense layers, the routed experts and the shared experts.
+//! Building blocks of the decoder (`modeling_deepseekv2.py`): linear layers on `[tokens, in]`
+//! activations ([`docseek_kernels::linear::Linear`], loaded by name so a load context can map
+//! or quantize the weight, see [`super::quant_store`]), RMSNorm computed in f32
+//! (`DeepseekV2RMSNorm`), and the SwiGLU MLP (`DeepseekV2MLP`) used for the dense layers, the
+//! routed experts and the shared experts.
 
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
+use docseek_kernels::linear::{Linear as KernelLinear, LinearWeight, Quant};
+use docseek_kernels::moe_op::{swiglu, SwiGlu};
 
-/// `y = x W^T (+ b)` on `[tokens, in]` activations.
+use super::quant_store;
+
+/// `y = x W^T (+ b)`: the kernels' linear layer, loaded from a `VarBuilder`.
 #[derive(Debug, Clone)]
-pub struct Linear {
-    weight: Tensor,
-    bias: Option<Tensor>,
-}
+pub struct Linear(KernelLinear);
 
 impl Linear {
-    /// Loads `{prefix}.weight` `[out, in]` and, when `bias`, `{prefix}.bias` `[out]`.
+    /// Loads `{prefix}.weight` `[out, in]` and, when `bias`, `{prefix}.bias` `[out]`. Under a
+    /// load context the weight may be mapped or quantized; otherwise bf16 CPU weights go to
+    /// the bf16 kernels and everything else stays a dense candle tensor.
     pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
-        let weight = vb.get((out_dim, in_dim), "weight")?;
         let bias = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
-        Ok(Linear { weight, bias })
+        let name = format!("{}.weight", vb.prefix());
+        if let Some(w) = quant_store::linear_weight(&name, out_dim, in_dim, vb.dtype(), vb.device()) {
+            return Ok(Linear(KernelLinear::from_weight(w?, bias)?));
+        }
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        Ok(Linear(KernelLinear::from_tensor(weight, bias, Quant::None)?))
     }
 
-    /// Wraps an existing `[out, in]` weight.
+    /// Wraps an existing `[out, in]` weight (bf16 CPU weights go to the kernels).
     pub fn from_weight(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Linear { weight, bias }
+        match KernelLinear::from_tensor(weight.clone(), bias.clone(), Quant::None) {
+            Ok(l) => Linear(l),
+            Err(_) => Linear(KernelLinear::new(weight, bias)),
+        }
     }
 
-    /// The `[out, in]` weight.
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
+    /// The kernels' layer.
+    pub fn inner(&self) -> &KernelLinear {
+        &self.0
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.weight.t()?)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        self.0.forward(x)
     }
 }
 
@@ -84,39 +92,80 @@ impl Module for RmsNorm {
     }
 }
 
-/// SwiGLU MLP `down(silu(gate(x)) * up(x))` with gate and up fused into one matmul.
+/// SwiGLU MLP `down(silu(gate(x)) * up(x))`.
 #[derive(Debug, Clone)]
-pub struct Mlp {
-    gate_up: Tensor,
-    down: Linear,
-    intermediate: usize,
+pub enum Mlp {
+    /// Candle ops with gate and up fused into one matmul (f32, or any non-CPU device).
+    Dense {
+        /// `[2 * intermediate, hidden]`: gate rows then up rows.
+        gate_up: Tensor,
+        /// `down_proj`.
+        down: Linear,
+        /// Intermediate width.
+        intermediate: usize,
+    },
+    /// Kernel-format weights, the whole MLP in one fused call.
+    Kernel {
+        /// `gate_proj`.
+        gate: Linear,
+        /// `up_proj`.
+        up: Linear,
+        /// `down_proj`.
+        down: Linear,
+    },
 }
 
 impl Mlp {
     /// Loads `{prefix}.{gate,up,down}_proj.weight`.
     pub fn load(vb: VarBuilder, hidden: usize, intermediate: usize) -> Result<Self> {
-        let gate = vb.pp("gate_proj").get((intermediate, hidden), "weight")?;
-        let up = vb.pp("up_proj").get((intermediate, hidden), "weight")?;
-        let gate_up = Tensor::cat(&[&gate, &up], 0)?;
+        let gate = Linear::load(vb.pp("gate_proj"), hidden, intermediate, false)?;
+        let up = Linear::load(vb.pp("up_proj"), hidden, intermediate, false)?;
         let down = Linear::load(vb.pp("down_proj"), intermediate, hidden, false)?;
-        Ok(Mlp { gate_up, down, intermediate })
+        if gate.0.is_kernel() && up.0.is_kernel() && down.0.is_kernel() {
+            return Ok(Mlp::Kernel { gate, up, down });
+        }
+        // Dense: the gate and up tensors fused (bit-exact with the f32 reference).
+        let tensor = |l: Linear, name: &str| -> Result<Tensor> {
+            match l.0.weight() {
+                LinearWeight::Dense(t) => Ok(t.clone()),
+                _ => vb.pp(name).get((intermediate, hidden), "weight"),
+            }
+        };
+        let gate_up = Tensor::cat(&[&tensor(gate, "gate_proj")?, &tensor(up, "up_proj")?], 0)?;
+        Ok(Mlp::Dense { gate_up, down, intermediate })
     }
 
     /// Weight bytes this MLP holds.
     pub fn weight_bytes(&self) -> usize {
-        (self.gate_up.elem_count() + self.down.weight().elem_count()) * self.gate_up.dtype().size_in_bytes()
+        match self {
+            Mlp::Dense { gate_up, down, .. } => gate_up.elem_count() * gate_up.dtype().size_in_bytes() + down.0.bytes(),
+            Mlp::Kernel { gate, up, down } => gate.0.bytes() + up.0.bytes() + down.0.bytes(),
+        }
+    }
+
+    /// The layers as the fused kernels take them, for kernel-format weights.
+    pub fn swiglu(&self) -> Option<SwiGlu<'_>> {
+        match self {
+            Mlp::Kernel { gate, up, down } => Some(SwiGlu { gate: &gate.0, up: &up.0, down: &down.0 }),
+            Mlp::Dense { .. } => None,
+        }
     }
 }
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gu = x.matmul(&self.gate_up.t()?)?;
-        if super::cuda::use_kernels(gu.device(), gu.dtype()) {
-            return self.down.forward(&docseek_kernels::ops::norm::silu_mul(&gu)?);
+        match self {
+            Mlp::Dense { gate_up, down, intermediate } => {
+                let gu = x.matmul(&gate_up.t()?)?;
+                if super::cuda::use_kernels(gu.device(), gu.dtype()) {
+                    return down.forward(&docseek_kernels::ops::norm::silu_mul(&gu)?);
+                }
+                let gate = gu.narrow(D::Minus1, 0, *intermediate)?;
+                let up = gu.narrow(D::Minus1, *intermediate, *intermediate)?;
+                let h = (candle_nn::ops::silu(&gate)? * up)?;
+                down.forward(&h)
+            }
+            Mlp::Kernel { gate, up, down } => swiglu(x, &SwiGlu { gate: &gate.0, up: &up.0, down: &down.0 }),
         }
-        let gate = gu.narrow(D::Minus1, 0, self.intermediate)?;
-        let up = gu.narrow(D::Minus1, self.intermediate, self.intermediate)?;
-        let h = (candle_nn::ops::silu(&gate)? * up)?;
-        self.down.forward(&h)
     }
 }

@@ -9,12 +9,17 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
+use docseek_kernels::linear::Quant;
 
+use super::config::DeepseekV2Config;
+use super::decoder::DeepseekDecoder;
 use super::device::{DeviceSpec, Dtype};
-use super::weights::StreamingSafetensors;
+use super::quant_store::{saved_path, LoadContext, SavedQuant};
+use super::weights::{SharedSafetensors, StreamingSafetensors};
 use super::ModelError;
 
 /// Files every checkpoint folder needs besides the weights.
@@ -36,6 +41,25 @@ pub fn parse_dtype(spec: Option<&str>, device: &Device) -> Result<DType, ModelEr
         None => Dtype::default_for(device),
     };
     Ok(dtype.candle())
+}
+
+/// Parses `--quant` (`none`, `q8`, `q4`; `None` is `none`) and checks it against the device.
+pub fn parse_quant(spec: Option<&str>, device: &Device) -> Result<Quant, ModelError> {
+    let q = match spec {
+        None => Quant::None,
+        Some(s) => s.parse::<Quant>().map_err(ModelError::Config)?,
+    };
+    check_quant(Some(q), device)
+}
+
+/// `--quant` (`None` is `none`) checked against the device: quantized weights run on the CPU
+/// only.
+pub fn check_quant(quant: Option<Quant>, device: &Device) -> Result<Quant, ModelError> {
+    let q = quant.unwrap_or_default();
+    if q != Quant::None && !device.is_cpu() {
+        return Err(ModelError::Config(format!("--quant {q} runs on the CPU only")));
+    }
+    Ok(q)
 }
 
 /// Whether `HF_HUB_OFFLINE` asks for no network.
@@ -193,9 +217,50 @@ fn fetch_from_hub(model: &str, revision: &str) -> Result<PathBuf, ModelError> {
 /// A `VarBuilder` over a folder's weights in `dtype` on `device`; tensors are read from the
 /// files when a module asks for them (see [`super::weights`]).
 pub fn open_weights(dir: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>, ModelError> {
+    Ok(open_shared(dir, dtype, device)?.0)
+}
+
+/// [`open_weights`], also returning the file index behind the `VarBuilder`.
+pub fn open_shared(dir: &Path, dtype: DType, device: &Device) -> Result<(VarBuilder<'static>, Arc<StreamingSafetensors>), ModelError> {
     let files = weight_files(dir)?;
-    let backend = StreamingSafetensors::open(&files)?;
-    Ok(VarBuilder::from_backend(Box::new(backend), dtype, device.clone()))
+    let store = Arc::new(StreamingSafetensors::open(&files)?);
+    let vb = VarBuilder::from_backend(Box::new(SharedSafetensors(store.clone())), dtype, device.clone());
+    Ok((vb, store))
+}
+
+/// Loads the decoder of a checkpoint folder with its linear weights stored per `quant`: bf16
+/// weights mapped from the file without a copy, or q8/q4 from the saved quantized file
+/// (`docseek quantize`) when one matches, else quantized now.
+pub fn load_decoder(dir: &Path, cfg: &DeepseekV2Config, dtype: DType, device: &Device, quant: Quant) -> Result<DeepseekDecoder, ModelError> {
+    let (vb, store) = open_shared(dir, dtype, device)?;
+    let saved = match quant {
+        Quant::None => None,
+        q => SavedQuant::open(&saved_path(dir, q), q, store.fingerprint())?,
+    };
+    if quant != Quant::None && saved.is_none() {
+        tracing::info!("quantizing the decoder to {quant} at load (`docseek quantize` saves the result for fast loads)");
+    }
+    let ctx = Arc::new(LoadContext::new(store, quant, saved));
+    Ok(ctx.run(|| DeepseekDecoder::load(cfg, vb))?)
+}
+
+/// Quantizes the decoder of `dir` to `quant` and saves it where [`load_decoder`] finds it
+/// (`out`, default `dir/docseek-{quant}.safetensors`). Returns the path and the bytes of
+/// quantized weights written.
+pub fn quantize_to_file(dir: &Path, cfg: &DeepseekV2Config, quant: Quant, out: Option<&Path>) -> Result<(PathBuf, usize), ModelError> {
+    if quant == Quant::None {
+        return Err(ModelError::Config("nothing to save for --quant none".into()));
+    }
+    let (vb, store) = open_shared(dir, DType::BF16, &Device::Cpu)?;
+    let fingerprint = store.fingerprint().to_string();
+    let ctx = Arc::new(LoadContext::new(store, quant, None).recording());
+    let decoder = ctx.run(|| DeepseekDecoder::load(cfg, vb))?;
+    drop(decoder);
+    let weights = ctx.recorded();
+    let bytes = weights.iter().map(|(_, w)| w.bytes()).sum();
+    let path = out.map(Path::to_path_buf).unwrap_or_else(|| saved_path(dir, quant));
+    super::quant_store::save(&path, quant, &fingerprint, &weights)?;
+    Ok((path, bytes))
 }
 
 #[cfg(test)]
@@ -211,7 +276,11 @@ mod tests {
             assert!(e.contains("--features cuda"), "{e}");
             assert!(parse_device("auto").unwrap().is_cpu());
         }
-        assert_eq!(parse_dtype(None, &Device::Cpu).unwrap(), DType::F32);
+        let native = docseek_kernels::cpu::Isa::active().has_native_bf16();
+        assert_eq!(parse_dtype(None, &Device::Cpu).unwrap(), if native { DType::BF16 } else { DType::F32 });
+        assert_eq!(parse_quant(Some("Q8"), &Device::Cpu).unwrap(), Quant::Q8);
+        assert_eq!(parse_quant(None, &Device::Cpu).unwrap(), Quant::None);
+        assert!(parse_quant(Some("q3"), &Device::Cpu).is_err());
         assert_eq!(parse_dtype(Some("BF16"), &Device::Cpu).unwrap(), DType::BF16);
         assert!(parse_dtype(Some("int4"), &Device::Cpu).is_err());
     }

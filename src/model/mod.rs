@@ -24,6 +24,7 @@ pub mod moe;
 pub mod ngram;
 pub mod paged_cache;
 pub mod prompt;
+pub mod quant_store;
 pub mod rope;
 pub mod synth;
 pub mod task;

@@ -8,14 +8,18 @@
 //! renormalised only when `norm_topk_prob` and k > 1, then multiplied by
 //! `routed_scaling_factor`. Ties between equal scores go to the lower expert index.
 //!
-//! Dispatch (`moe_infer`): token-expert pairs are sorted by expert on the host (one small copy
-//! of the `[tokens, experts]` scores per layer, never one per expert), the routed rows are
-//! gathered with one `index_select`, each active expert runs once on its contiguous slice, and
-//! one `index_add` scatters the f32-weighted outputs back. A decode step touches only the k
-//! active experts.
+//! Dispatch (`moe_infer`): with kernel-format weights (bf16 or quantized on the CPU) the
+//! routed experts and the shared experts run as one fused call
+//! ([`docseek_kernels::moe_op::moe`]: rows grouped by expert, f32 accumulation, one rounding).
+//! Otherwise (f32 parity, other devices) token-expert pairs are sorted by expert on the host
+//! (one small copy of the `[tokens, experts]` scores per layer, never one per expert), the
+//! routed rows are gathered with one `index_select`, each active expert runs once on its
+//! contiguous slice, and one `index_add` scatters the f32-weighted outputs back. A decode step
+//! touches only the k active experts.
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
+use docseek_kernels::moe_op::{moe, SwiGlu};
 
 use super::config::{DeepseekV2Config, ScoringFunc, TopkMethod};
 use super::cuda_moe::FusedMoe;
@@ -190,9 +194,29 @@ impl Moe {
         &self.gate
     }
 
+    /// The experts as the fused kernels take them, when every one is in a kernel format.
+    fn kernel_experts(&self) -> Option<(Vec<SwiGlu<'_>>, Option<SwiGlu<'_>>)> {
+        if self.experts.is_empty() {
+            return None;
+        }
+        let experts: Option<Vec<SwiGlu>> = self.experts.iter().map(|e| e.swiglu().filter(SwiGlu::is_kernel)).collect();
+        let shared = match &self.shared {
+            Some(s) => Some(s.swiglu().filter(SwiGlu::is_kernel)?),
+            None => None,
+        };
+        Some((experts?, shared))
+    }
+
     /// Runs the routed experts for `routing` on `x` `[tokens, hidden]`; also returns which
     /// experts ran (ascending).
     pub fn routed(&self, x: &Tensor, routing: &Routing) -> Result<(Tensor, Vec<usize>)> {
+        if let Some((experts, _)) = self.kernel_experts() {
+            let mut active: Vec<usize> = routing.experts.iter().map(|&e| e as usize).collect();
+            active.sort_unstable();
+            active.dedup();
+            let y = moe(x, &experts, None, &routing.experts, &routing.weights, routing.k)?;
+            return Ok((y, active));
+        }
         let (tokens, hidden) = x.dims2()?;
         let k = routing.k;
         // Stable sort of the token-expert pairs by expert.
@@ -231,7 +255,13 @@ impl Moe {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.fused {
             Some(f) => f.forward(x)?,
-            None => self.routed(x, &self.gate.route(x)?)?.0,
+            None => {
+                let routing = self.gate.route(x)?;
+                if let Some((experts, shared)) = self.kernel_experts() {
+                    return moe(x, &experts, shared.as_ref(), &routing.experts, &routing.weights, routing.k);
+                }
+                self.routed(x, &routing)?.0
+            }
         };
         match &self.shared {
             Some(s) => y + s.forward(x)?,

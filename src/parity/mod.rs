@@ -37,11 +37,14 @@ pub struct ParityOptions {
     pub dtype: DType,
     /// Where the models run (the fixtures' expected tensors stay on the CPU).
     pub device: candle_core::Device,
+    /// How the decoder's linear weights are stored; quantized runs bind the greedy ids and
+    /// report the logits.
+    pub quant: docseek_kernels::linear::Quant,
 }
 
 impl Default for ParityOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32, device: candle_core::Device::Cpu }
+        Self { dtype: DType::F32, device: candle_core::Device::Cpu, quant: docseek_kernels::linear::Quant::None }
     }
 }
 

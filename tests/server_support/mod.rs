@@ -67,6 +67,7 @@ pub fn tiny_engine() -> std::sync::Arc<dyn docseek::engine::OcrEngine> {
         revision: "main".into(),
         dtype: None,
         device: docseek::model::DeviceSpec::Cpu,
+        quant: None,
     };
     docseek::engine::load(&args).expect("loading the tiny checkpoint")
 }

@@ -7,8 +7,12 @@
 //! 1280 px 6400²). Small blocks keep the allocator reusing memory instead of mapping fresh
 //! pages for every temporary, which dominated the run time with whole-head score matrices.
 //! SAM's decomposed relative-position bias is expanded per block, never for the whole sequence.
+//! bf16 on the CPU runs the fused kernel (`docseek_kernels::attention_op`: both products on
+//! the bf16 GEMM, scale, bias and softmax in one pass over blocks of query rows); other dtypes
+//! and devices use candle's ops.
 
 use candle_core::{DType, Tensor};
+use docseek_kernels::attention_op::{sdpa_bf16, AttnBias};
 
 use crate::error::Result;
 
@@ -45,6 +49,13 @@ impl Bias<'_> {
 
 /// `q: [N, Lq, d]`, `k, v: [N, Lk, d]`, optional bias → `[N, Lq, d]`.
 pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<Bias>, scale: f64) -> Result<Tensor> {
+    if docseek_kernels::attention_op::supports(q, k, v) {
+        let b = bias.map(|b| match b {
+            Bias::Full(t) => AttnBias::Full(t),
+            Bias::Decomposed { h, w } => AttnBias::Decomposed { h, w },
+        });
+        return Ok(sdpa_bf16(q, k, v, b, scale)?);
+    }
     let (n, lq, _) = q.dims3()?;
     let lk = k.dim(1)?;
     let n_chunk = (MAX_SCORE_ELEMS / (lq * lk).max(1)).clamp(1, n);
@@ -53,14 +64,14 @@ pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<Bias>, scale: f64) 
     for n0 in (0..n).step_by(n_chunk) {
         let nl = n_chunk.min(n - n0);
         let qn = q.narrow(0, n0, nl)?;
-        let kt = k.narrow(0, n0, nl)?.transpose(1, 2)?.contiguous()?;
-        let vn = v.narrow(0, n0, nl)?.contiguous()?;
+        let kx = k.narrow(0, n0, nl)?.transpose(1, 2)?.contiguous()?;
+        let vx = v.narrow(0, n0, nl)?.contiguous()?;
         let mut rows = Vec::with_capacity(lq.div_ceil(r_chunk));
         for r0 in (0..lq).step_by(r_chunk) {
             let rl = r_chunk.min(lq - r0);
             let qr = qn.narrow(1, r0, rl)?.contiguous()?;
             let b = bias.map(|b| b.block(n, n0, nl, r0, rl)).transpose()?;
-            rows.push(attend(&qr, &kt, &vn, b.as_ref(), scale)?);
+            rows.push(attend(&qr, &kx, &vx, b.as_ref(), scale)?);
         }
         outs.push(if rows.len() == 1 { rows.pop().expect("one block") } else { Tensor::cat(&rows, 1)? });
     }
@@ -77,3 +88,4 @@ fn attend(q: &Tensor, kt: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64
     let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
     Ok(probs.matmul(v)?)
 }
+

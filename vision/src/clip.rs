@@ -10,12 +10,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, VarBuilder};
+use docseek_kernels::cpu::vmath::Activation;
+use docseek_kernels::linear::Linear;
 
 use crate::attention::sdpa;
 use crate::config::ClipConfig;
 use crate::error::{Result, VisionError};
 use crate::interp::resize_bicubic_aa;
+use crate::linear::linear;
 
 /// Input channels of the (unused) patch embedding conv.
 const IN_CHANS: usize = 3;
@@ -68,11 +71,11 @@ impl ClipLayer {
         let eps = c.layernorm_epsilon;
         Ok(Self {
             ln1: candle_nn::layer_norm(w, eps, vb.pp("layer_norm1"))?,
-            qkv: candle_nn::linear(w, 3 * w, vb.pp("self_attn.qkv_proj"))?,
-            out: candle_nn::linear(w, w, vb.pp("self_attn.out_proj"))?,
+            qkv: linear(w, 3 * w, vb.pp("self_attn.qkv_proj"))?,
+            out: linear(w, w, vb.pp("self_attn.out_proj"))?,
             ln2: candle_nn::layer_norm(w, eps, vb.pp("layer_norm2"))?,
-            fc1: candle_nn::linear(w, c.ffn_hidden_size, vb.pp("mlp.fc1"))?,
-            fc2: candle_nn::linear(c.ffn_hidden_size, w, vb.pp("mlp.fc2"))?,
+            fc1: linear(w, c.ffn_hidden_size, vb.pp("mlp.fc1"))?,
+            fc2: linear(c.ffn_hidden_size, w, vb.pp("mlp.fc2"))?,
             heads: c.heads,
         })
     }
@@ -87,7 +90,13 @@ impl ClipLayer {
         let a = sdpa(&q, &k, &v, None, 1.0 / (hd as f64).sqrt())?;
         let a = a.reshape((b, nh, l, hd))?.transpose(1, 2)?.reshape((b, l, w))?;
         let x = (x + self.out.forward(&a)?)?;
-        let m = self.fc2.forward(&quick_gelu(&self.fc1.forward(&self.ln2.forward(&x)?)?)?)?;
+        let xn = self.ln2.forward(&x)?;
+        let hidden = if self.fc1.is_kernel() {
+            self.fc1.forward_act(&xn, Activation::QuickGelu)?
+        } else {
+            quick_gelu(&self.fc1.forward(&xn)?)?
+        };
+        let m = self.fc2.forward(&hidden)?;
         Ok((x + m)?)
     }
 }

@@ -9,7 +9,8 @@
 //!   `view_seperator` (no newlines).
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+use docseek_kernels::linear::Linear;
 use image::RgbImage;
 
 use crate::clip::{self, ClipEncoder};
@@ -121,7 +122,7 @@ impl VisionEncoder {
             _ => return Err(VisionError::Config("no encoder tower configured".into())),
         };
         let p = &cfg.projector;
-        let projector = candle_nn::linear(p.input_dim, p.n_embed, vb.pp(PROJECTOR_PREFIX))?;
+        let projector = crate::linear::linear(p.input_dim, p.n_embed, vb.pp(PROJECTOR_PREFIX))?;
         let newline = match cfg.arch {
             Architecture::Ocr1 => Some(vb.get(p.n_embed, NEWLINE_NAME)?),
             Architecture::Ocr2 => None,

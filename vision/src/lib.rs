@@ -14,6 +14,7 @@ pub mod config;
 pub mod encoder;
 pub mod error;
 pub mod interp;
+pub mod linear;
 pub mod mode;
 pub mod preprocess;
 pub mod qwen2_encoder;

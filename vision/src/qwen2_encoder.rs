@@ -9,11 +9,14 @@
 //! count (`query_768` for 768-px tiles, `query_1024` for 1024-px views).
 
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{Linear, RmsNorm, VarBuilder};
+use candle_nn::{RmsNorm, VarBuilder};
+use docseek_kernels::linear::Linear;
+use docseek_kernels::moe_op::{swiglu, SwiGlu};
 
 use crate::attention::{sdpa, Bias};
 use crate::config::{Qwen2EncoderConfig, SamConfig};
 use crate::error::{Result, VisionError};
+use crate::linear::{linear, linear_no_bias};
 
 /// View sides the official model has learned query tables for, with their tensor names.
 pub const QUERY_TABLES: [(usize, &str); 2] = [(768, "query_768"), (1024, "query_1024")];
@@ -93,14 +96,14 @@ impl Qwen2Encoder {
                 let m = l.pp("mlp");
                 Ok(Qwen2Layer {
                     ln1: candle_nn::rms_norm(d, eps, l.pp("input_layernorm"))?,
-                    q: candle_nn::linear(d, cfg.heads * hd, a.pp("q_proj"))?,
-                    k: candle_nn::linear(d, kv, a.pp("k_proj"))?,
-                    v: candle_nn::linear(d, kv, a.pp("v_proj"))?,
-                    o: candle_nn::linear_no_bias(cfg.heads * hd, d, a.pp("o_proj"))?,
+                    q: linear(d, cfg.heads * hd, a.pp("q_proj"))?,
+                    k: linear(d, kv, a.pp("k_proj"))?,
+                    v: linear(d, kv, a.pp("v_proj"))?,
+                    o: linear_no_bias(cfg.heads * hd, d, a.pp("o_proj"))?,
                     ln2: candle_nn::rms_norm(d, eps, l.pp("post_attention_layernorm"))?,
-                    gate: candle_nn::linear_no_bias(d, cfg.intermediate_size, m.pp("gate_proj"))?,
-                    up: candle_nn::linear_no_bias(d, cfg.intermediate_size, m.pp("up_proj"))?,
-                    down: candle_nn::linear_no_bias(cfg.intermediate_size, d, m.pp("down_proj"))?,
+                    gate: linear_no_bias(d, cfg.intermediate_size, m.pp("gate_proj"))?,
+                    up: linear_no_bias(d, cfg.intermediate_size, m.pp("up_proj"))?,
+                    down: linear_no_bias(cfg.intermediate_size, d, m.pp("down_proj"))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -183,7 +186,12 @@ impl Qwen2Encoder {
             let a = a.reshape((b, nh, l, hd))?.transpose(1, 2)?.reshape((b, l, nh * hd))?;
             h = (h + layer.o.forward(&a)?)?;
             let xn = rms_norm(&layer.ln2, &h)?;
-            let m = layer.down.forward(&(layer.gate.forward(&xn)?.silu()? * layer.up.forward(&xn)?)?)?;
+            let mlp = SwiGlu { gate: &layer.gate, up: &layer.up, down: &layer.down };
+            let m = if mlp.is_kernel() {
+                swiglu(&xn.reshape((b * l, d))?, &mlp)?.reshape((b, l, d))?
+            } else {
+                layer.down.forward(&(layer.gate.forward(&xn)?.silu()? * layer.up.forward(&xn)?)?)?
+            };
             h = (h + m)?;
         }
         let h = rms_norm(&self.norm, &h)?;

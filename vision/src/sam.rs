@@ -11,12 +11,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use candle_core::{DType, Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv2dConfig, LayerNorm, VarBuilder};
+use docseek_kernels::cpu::vmath::Activation;
+use docseek_kernels::linear::Linear;
 
 use crate::attention::{sdpa, Bias};
 use crate::config::SamConfig;
 use crate::error::{Result, VisionError};
 use crate::interp::{resize_bicubic_aa, resize_rows_linear};
+use crate::linear::{from_weight, linear, Conv3x3};
 
 /// LayerNorm epsilon of the SAM blocks and neck.
 const SAM_LN_EPS: f64 = 1e-6;
@@ -95,8 +98,8 @@ impl SamAttention {
             }
         }
         Ok(Self {
-            qkv: candle_nn::linear(w, 3 * w, vb.pp("qkv"))?,
-            proj: candle_nn::linear(w, w, vb.pp("proj"))?,
+            qkv: linear(w, 3 * w, vb.pp("qkv"))?,
+            proj: linear(w, w, vb.pp("proj"))?,
             heads: c.heads,
             head_dim: hd,
             rel_h: (ResizableTable::new(&rh)?, rh.dim(0)?),
@@ -192,8 +195,8 @@ impl SamBlock {
             norm1: candle_nn::layer_norm(w, SAM_LN_EPS, vb.pp("norm1"))?,
             attn: SamAttention::load(c, vb.pp("attn"))?,
             norm2: candle_nn::layer_norm(w, SAM_LN_EPS, vb.pp("norm2"))?,
-            lin1: candle_nn::linear(w, c.mlp_dim(), vb.pp("mlp").pp("lin1"))?,
-            lin2: candle_nn::linear(c.mlp_dim(), w, vb.pp("mlp").pp("lin2"))?,
+            lin1: linear(w, c.mlp_dim(), vb.pp("mlp").pp("lin1"))?,
+            lin2: linear(c.mlp_dim(), w, vb.pp("mlp").pp("lin2"))?,
             window,
         })
     }
@@ -221,7 +224,13 @@ impl SamBlock {
             self.attn.forward(&xn)?
         };
         let x = (x + a)?;
-        let m = self.lin2.forward(&self.lin1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?)?;
+        let xn = self.norm2.forward(&x)?;
+        let hidden = if self.lin1.is_kernel() {
+            self.lin1.forward_act(&xn, Activation::GeluErf)?
+        } else {
+            self.lin1.forward(&xn)?.gelu_erf()?
+        };
+        let m = self.lin2.forward(&hidden)?;
         Ok((x + m)?)
     }
 }
@@ -229,44 +238,18 @@ impl SamBlock {
 /// The SAM-B encoder + neck + `net_2`/`net_3` compressor.
 pub struct SamEncoder {
     cfg: SamConfig,
-    patch_w: Tensor,
-    patch_b: Tensor,
+    /// The patch embedding (kernel = stride) as a product over `[3·p·p]` patches.
+    patch: Linear,
     pos_embed: Tensor,
     pos_table: ResizableTable,
     blocks: Vec<SamBlock>,
-    neck0: Tensor,
+    /// The 1×1 neck convolution as a product over channels.
+    neck0: Linear,
     neck1: LayerNorm,
     neck2: Conv3x3,
     neck3: LayerNorm,
     net2: Conv3x3,
     net3: Conv3x3,
-}
-
-/// A 3×3 convolution without bias. candle's CPU backend has no bf16 convolution kernel, so
-/// bf16 weights on the CPU keep an f32 copy and the convolution runs in f32 (the result is
-/// narrowed back to bf16).
-struct Conv3x3 {
-    conv: Conv2d,
-    cpu_f32: Option<Conv2d>,
-}
-
-impl Conv3x3 {
-    fn load(c_in: usize, c_out: usize, cfg: Conv2dConfig, vb: VarBuilder) -> Result<Self> {
-        let conv = candle_nn::conv2d_no_bias(c_in, c_out, 3, cfg, vb)?;
-        let cpu_f32 = if conv.weight().device().is_cpu() && conv.weight().dtype() != candle_core::DType::F32 {
-            Some(Conv2d::new(conv.weight().to_dtype(candle_core::DType::F32)?, None, cfg))
-        } else {
-            None
-        };
-        Ok(Self { conv, cpu_f32 })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(match &self.cpu_f32 {
-            Some(c) => c.forward(&x.to_dtype(candle_core::DType::F32)?)?.to_dtype(x.dtype())?,
-            None => self.conv.forward(x)?,
-        })
-    }
 }
 
 impl SamEncoder {
@@ -288,12 +271,11 @@ impl SamEncoder {
         let s2 = Conv2dConfig { padding: 1, stride: 2, ..Default::default() };
         Ok(Self {
             cfg: cfg.clone(),
-            patch_w,
-            patch_b,
+            patch: from_weight(patch_w, Some(patch_b))?,
             pos_table: ResizableTable::new(&pos_embed)?,
             pos_embed,
             blocks,
-            neck0: vb.get((n, w, 1, 1), "neck.0.weight")?.reshape((n, w))?,
+            neck0: from_weight(vb.get((n, w, 1, 1), "neck.0.weight")?.reshape((n, w))?, None)?,
             neck1: candle_nn::layer_norm(n, SAM_LN_EPS, vb.pp("neck.1"))?,
             neck2: Conv3x3::load(n, n, k3, vb.pp("neck.2"))?,
             neck3: candle_nn::layer_norm(n, SAM_LN_EPS, vb.pp("neck.3"))?,
@@ -361,17 +343,13 @@ impl SamEncoder {
             .permute((0, 2, 4, 1, 3, 5))?
             .contiguous()?
             .reshape((b * gh * gw, ch * p * p))?;
-        let mut h = patches
-            .matmul(&self.patch_w.t()?)?
-            .broadcast_add(&self.patch_b)?
-            .reshape((b, gh, gw, c))?;
+        let mut h = self.patch.forward(&patches)?.reshape((b, gh, gw, c))?;
         h = h.broadcast_add(&self.pos_embed_for(gh)?)?;
         for blk in &self.blocks {
             h = blk.forward(&h)?;
         }
         // Neck: 1×1 conv as a matmul on NHWC, LayerNorm2d = LayerNorm over channels.
-        let n = self.neck0.dim(0)?;
-        let y = h.reshape((b * gh * gw, c))?.matmul(&self.neck0.t()?)?.reshape((b, gh, gw, n))?;
+        let y = self.neck0.forward(&h.reshape((b * gh * gw, c))?)?.reshape((b, gh, gw, ()))?;
         let y = self.neck1.forward(&y)?.permute((0, 3, 1, 2))?.contiguous()?;
         let y = self.neck2.forward(&y)?;
         let y = self.neck3.forward(&y.permute((0, 2, 3, 1))?.contiguous()?)?.permute((0, 3, 1, 2))?.contiguous()?;

@@ -1,4 +1,23 @@
-//! Fast CPU kernels (runtime dispatch), each tested against [`crate::reference`].
+//! CPU kernels with runtime dispatch on the instruction set ([`isa`]).
+//!
+//! - [`gemv_bf16`] / [`gemm_bf16`]: bf16 weights x bf16 (or bf16-rounded f32) activations, f32
+//!   accumulation; the GEMV for a few rows (decode), the packed GEMM beyond (prefill, vision).
+//! - [`quant`] / [`qmatmul`]: q8 and q4 block-quantized weights x per-block quantized
+//!   activations (VNNI dot products).
+//! - [`matmul`]: one entry point over every format; [`moe`]: a whole MoE layer in one call.
+//! - [`pool`]: the work splitting they share.
+//! - [`attention`]: paged decode attention.
 
-/// Paged decode attention.
 pub mod attention;
+pub mod gemm_bf16;
+pub mod gemv_bf16;
+pub mod isa;
+pub mod matmul;
+pub mod moe;
+pub mod pool;
+pub mod qmatmul;
+pub mod softmax;
+pub mod vmath;
+pub mod quant;
+
+pub use isa::Isa;

@@ -7,6 +7,12 @@
 
 /// Paged attention over ragged chunks (the CPU kernel's reference).
 pub mod attention;
+/// Dense attention (the vision encoder's SDPA kernel's reference).
+pub mod sdpa;
+/// Matrix products over every weight format.
+pub mod matmul;
+/// The MoE feed-forward.
+pub mod moe;
 pub mod fp8;
 pub mod moe_dispatch;
 pub mod moe_gate;

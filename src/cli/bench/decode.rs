@@ -1,29 +1,26 @@
 //! `docseek bench decode`: decoder prefill and decode speed at batch 1, and peak memory.
 //!
-//! Loads only the decoder of `--model` (a folder; e.g. `docseek dev random-checkpoint`), runs
-//! a prefill of `--prompt-tokens` ids, then `--new-tokens` greedy steps with the KV cache, and
-//! reports tokens/s, the median step time, peak RSS (VmHWM) against the weight bytes, and the
-//! decode roofline of this machine measured in the same run (active weight bytes per token
-//! over the read bandwidth of a 1 GiB sum), beside the PyTorch figures of perf-anchors.md.
+//! Loads only the decoder of `--model` (a folder; e.g. `docseek dev random-checkpoint`) with
+//! its weights stored per `--dtype` / `--quant`, runs a prefill of `--prompt-tokens` ids, then
+//! `--new-tokens` greedy steps with the KV cache, and reports tokens/s, the median step time,
+//! the load time, peak RSS (VmHWM) against the weight bytes, and the decode roofline of this
+//! machine measured in the same run (active weight bytes per token in the chosen format plus
+//! the KV cache read, over the read bandwidth), beside the PyTorch reference when
+//! `--reference` names refbench's JSONL results of the same session.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor};
+use candle_core::DType;
+use docseek_kernels::linear::Quant;
 
+use super::roofline::{bytes_per_param, load_line, machine_line, process_cpu_seconds, read_bandwidth, reference};
 use crate::model::config::AttentionKind;
-use crate::model::loader::open_weights;
+use crate::model::loader::{check_quant, load_decoder};
 use crate::model::{DeviceSpec, Dtype};
 use crate::model::{DeepseekDecoder, DeepseekV2Config, LogitsFor, ModelConfig};
-
-/// PyTorch 2.6 on the 2-core dev machine (perf-anchors.md): prefill trunk tok/s, decode tok/s.
-const TORCH_F32: (f64, f64) = (195.0, 8.66);
-/// Same, bf16.
-const TORCH_BF16: (f64, f64) = (283.0, 9.03);
-/// Bytes read by the bandwidth probe.
-const PROBE_BYTES: usize = 1 << 30;
 
 /// Arguments of `docseek bench decode`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +31,9 @@ pub struct DecodeBenchArgs {
     /// Weight dtype: f32, bf16 or f16 (default: the engine's default for the device).
     #[arg(long)]
     pub dtype: Option<Dtype>,
+    /// Decoder weight storage: none, q8, q4 (CPU).
+    #[arg(long)]
+    pub quant: Option<Quant>,
     /// Device: cpu or cuda[:N].
     #[arg(long, default_value_t = DeviceSpec::Cpu)]
     pub device: DeviceSpec,
@@ -50,6 +50,10 @@ pub struct DecodeBenchArgs {
     /// KV cache budget in MiB for `--batch` [default: what the largest batch needs].
     #[arg(long)]
     pub kv_cache_mb: Option<usize>,
+    /// refbench results (JSONL) of this session: prefill and decode are also given as ratios
+    /// to its `decode` line of the same prompt length (bf16 for bf16 and quantized runs).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
 }
 
 /// `VmHWM` and `VmRSS` of this process in bytes (Linux), or zeros.
@@ -71,47 +75,86 @@ pub fn peak_and_current_rss() -> (u64, u64) {
 /// Decoder parameters one decode step reads: attention, the dense MLP or k routed experts +
 /// shared experts + gate per layer, final norm, and the lm_head row block (not the embeddings).
 pub fn active_params_per_token(c: &DeepseekV2Config) -> usize {
-    let h = c.hidden_size;
-    let attn = match c.attention_kind() {
-        AttentionKind::Mha => {
-            let hd = c.mha_head_dim();
-            h * c.num_attention_heads * hd * 2 + h * c.kv_heads() * hd * 2
-        }
-        AttentionKind::Mla => {
-            let heads = c.num_attention_heads;
-            let rank = c.kv_lora_rank.unwrap_or(0);
-            let q = match c.q_lora_rank {
-                None => h * heads * c.q_head_dim(),
-                Some(r) => h * r + r * heads * c.q_head_dim(),
-            };
-            q + h * (rank + c.qk_rope_head_dim) + rank * heads * (c.qk_nope_head_dim + c.v_head_dim) + heads * c.v_head_dim * h
-        }
-    };
-    let mut total = c.vocab_size * h;
-    for i in 0..c.num_hidden_layers {
-        total += attn + 2 * h;
-        total += if c.is_moe_layer(i) {
-            let k = c.num_experts_per_tok.unwrap_or(0);
-            let shared = c.n_shared_experts.unwrap_or(0);
-            3 * h * c.moe_intermediate_size * (k + shared) + c.n_routed_experts.unwrap_or(0) * h
-        } else {
-            3 * h * c.intermediate_size
-        };
-    }
-    total
+    let p = ActiveParams::of(c);
+    p.linear + p.lm_head + p.other
 }
 
-/// Read bandwidth (bytes/s) of a sum over a 1 GiB f32 tensor, best of 3.
-fn read_bandwidth(device: &Device) -> anyhow::Result<f64> {
-    let t = Tensor::ones(PROBE_BYTES / 4, DType::F32, device)?;
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let s = Instant::now();
-        let v: f32 = t.sum_all()?.to_scalar()?;
-        anyhow::ensure!(v > 0.0, "bandwidth probe returned {v}");
-        best = best.min(s.elapsed().as_secs_f64());
+/// One decode step's parameters by how they are stored.
+#[derive(Debug, Clone, Copy)]
+struct ActiveParams {
+    /// Linear weights `--quant` applies to (attention projections, MLPs, experts).
+    linear: usize,
+    /// The output layer.
+    lm_head: usize,
+    /// Norms, the MoE gates (kept in f32) and MLA's absorbed `kv_b_proj` (model dtype).
+    other: usize,
+    /// The gates' share of `other`.
+    gates: usize,
+}
+
+impl ActiveParams {
+    fn of(c: &DeepseekV2Config) -> Self {
+        let h = c.hidden_size;
+        let (attn, attn_other) = match c.attention_kind() {
+            AttentionKind::Mha => {
+                let hd = c.mha_head_dim();
+                (h * c.num_attention_heads * hd * 2 + h * c.kv_heads() * hd * 2, 0)
+            }
+            AttentionKind::Mla => {
+                let heads = c.num_attention_heads;
+                let rank = c.kv_lora_rank.unwrap_or(0);
+                let q = match c.q_lora_rank {
+                    None => h * heads * c.q_head_dim(),
+                    Some(r) => h * r + r * heads * c.q_head_dim(),
+                };
+                (q + h * (rank + c.qk_rope_head_dim) + heads * c.v_head_dim * h, rank * heads * (c.qk_nope_head_dim + c.v_head_dim))
+            }
+        };
+        let (mut linear, mut other, mut gates) = (0, h, 0);
+        for i in 0..c.num_hidden_layers {
+            linear += attn;
+            other += attn_other + 2 * h;
+            if c.is_moe_layer(i) {
+                let k = c.num_experts_per_tok.unwrap_or(0);
+                let shared = c.n_shared_experts.unwrap_or(0);
+                linear += 3 * h * c.moe_intermediate_size * (k + shared);
+                gates += c.n_routed_experts.unwrap_or(0) * h;
+            } else {
+                linear += 3 * h * c.intermediate_size;
+            }
+        }
+        ActiveParams { linear, lm_head: c.vocab_size * h, other: other + gates, gates }
     }
-    Ok(PROBE_BYTES as f64 / best)
+
+    /// Bytes read per token with weights stored per `quant` in `dtype`.
+    fn bytes(&self, quant: Quant, dtype: DType) -> f64 {
+        let lm_quant = if quant == Quant::Q4 { Quant::Q8 } else { quant };
+        self.linear as f64 * bytes_per_param(quant, dtype)
+            + self.lm_head as f64 * bytes_per_param(lm_quant, dtype)
+            + self.gates as f64 * 4.0
+            + (self.other - self.gates) as f64 * dtype.size_in_bytes() as f64
+    }
+}
+
+/// Bytes of every decoder weight stored per `quant` in `dtype` (gates in f32).
+fn weight_bytes(c: &DeepseekV2Config, quant: Quant, dtype: DType) -> f64 {
+    let lm_quant = if quant == Quant::Q4 { Quant::Q8 } else { quant };
+    crate::model::synth::decoder_tensor_specs(c)
+        .iter()
+        .map(|(name, shape)| {
+            let n = shape.iter().product::<usize>() as f64;
+            let per = if name.ends_with("mlp.gate.weight") {
+                4.0
+            } else if name == "lm_head.weight" {
+                bytes_per_param(lm_quant, dtype)
+            } else if shape.len() == 2 && !name.contains("embed_tokens") && !name.contains("kv_b_proj") {
+                bytes_per_param(quant, dtype)
+            } else {
+                dtype.size_in_bytes() as f64
+            };
+            n * per
+        })
+        .sum()
 }
 
 fn gb(b: f64) -> String {
@@ -125,6 +168,7 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
     }
     let device = args.device.open()?;
     let dtype = args.dtype.unwrap_or_else(|| Dtype::default_for(&device)).candle();
+    let quant = check_quant(args.quant, &device)?;
     let cfg = ModelConfig::from_dir(&args.model).context("reading the model config")?;
     let dcfg = cfg.decoder.clone();
     anyhow::ensure!(args.prompt_tokens >= 1, "--prompt-tokens must be >= 1");
@@ -133,17 +177,18 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         "prompt + new tokens exceed the model's {} positions",
         dcfg.max_position_embeddings
     );
+    let load_before = load_line();
+    let (bw_candle, bw_threads) = read_bandwidth(&device)?;
+    let bw = bw_candle.max(bw_threads);
 
-    let bw = read_bandwidth(&device)?;
     let t = Instant::now();
-    let vb = open_weights(&args.model, dtype, &device)?;
-    let dec = DeepseekDecoder::load(&dcfg, vb)?;
+    let dec = load_decoder(&args.model, &dcfg, dtype, &device, quant)?;
     let load = t.elapsed();
     let (hwm_load, rss_load) = peak_and_current_rss();
 
     let params = crate::model::synth::decoder_tensor_specs(&dcfg).iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
-    let weight_bytes = params * dtype.size_in_bytes();
-    let active = active_params_per_token(&dcfg) * dtype.size_in_bytes();
+    let wbytes = weight_bytes(&dcfg, quant, dtype);
+    let active = ActiveParams::of(&dcfg).bytes(quant, dtype);
 
     // Prompt ids spread over the vocabulary (the cost does not depend on the values).
     let ids: Vec<u32> = (0..args.prompt_tokens as u64).map(|i| ((i * 7919 + 13) % dcfg.vocab_size as u64) as u32).collect();
@@ -151,11 +196,13 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
     dec.forward(&warm, &mut dec.new_cache(16)?, LogitsFor::Last)?;
 
     let mut cache = dec.new_cache(args.prompt_tokens + args.new_tokens)?;
+    let cpu0 = process_cpu_seconds();
     let t = Instant::now();
     let logits = dec.forward(&dec.embed(&ids)?, &mut cache, LogitsFor::Last)?;
     let mut next = DeepseekDecoder::argmax(&logits)?;
     let prefill = t.elapsed();
     let (hwm_prefill, _) = peak_and_current_rss();
+    let cpu1 = process_cpu_seconds();
 
     let mut steps: Vec<Duration> = Vec::with_capacity(args.new_tokens);
     for _ in 0..args.new_tokens {
@@ -165,23 +212,64 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         steps.push(s.elapsed());
     }
     let (hwm, rss) = peak_and_current_rss();
+    let cpu2 = process_cpu_seconds();
     let decode_total: f64 = steps.iter().map(Duration::as_secs_f64).sum();
     let mut sorted = steps.clone();
     sorted.sort();
     let median = sorted.get(sorted.len() / 2).map_or(0.0, |d| d.as_secs_f64());
     let prefill_tps = args.prompt_tokens as f64 / prefill.as_secs_f64();
     let decode_tps = if decode_total > 0.0 { args.new_tokens as f64 / decode_total } else { 0.0 };
-    let roof_tps = bw / (active as f64 + (cache.used_bytes() as f64));
-    let (torch_prefill, torch_decode) = if dtype == DType::BF16 { TORCH_BF16 } else { TORCH_F32 };
+    let kv = cache.used_bytes() as f64;
+    let roof_tps = bw / (active + kv);
 
-    println!("decoder bench: {} ({:?}, {:?}, {} layers, hidden {})", args.model.display(), dtype, device, dcfg.num_hidden_layers, dcfg.hidden_size);
-    println!("  weights            {} ({} params), active per decode token {}", gb(weight_bytes as f64), params, gb(active as f64));
-    println!("  load               {:.1}s, RSS after load {} (peak {})", load.as_secs_f64(), gb(rss_load as f64), gb(hwm_load as f64));
-    println!("  prefill            {} tokens in {:.2}s = {:.1} tok/s (PyTorch anchor {:.0} tok/s: x{:.2})", args.prompt_tokens, prefill.as_secs_f64(), prefill_tps, torch_prefill, prefill_tps / torch_prefill);
-    println!("  decode             {} tokens = {:.2} tok/s, median {:.1} ms/token (PyTorch anchor {:.2} tok/s: x{:.2})", args.new_tokens, decode_tps, median * 1e3, torch_decode, decode_tps / torch_decode);
-    println!("  decode roofline    {:.2} tok/s at {:.1} GB/s read bandwidth measured now: {:.0}% of roofline", roof_tps, bw / 1e9, 100.0 * decode_tps / roof_tps);
-    println!("  KV cache           {} bytes/token, {} in use", dec.cache_bytes_per_token(), gb(cache.used_bytes() as f64));
-    println!("  peak RSS (VmHWM)   {} after prefill, {} at end ({:.2}x weight bytes); RSS now {}", gb(hwm_prefill as f64), gb(hwm as f64), hwm as f64 / weight_bytes as f64, gb(rss as f64));
+    let label = match quant {
+        Quant::None => format!("{dtype:?}"),
+        q => format!("{dtype:?} activations, {q} weights"),
+    };
+    println!("decoder bench: {} ({label}, {:?}, {} layers, hidden {})", args.model.display(), device, dcfg.num_hidden_layers, dcfg.hidden_size);
+    println!("  machine            {}; {load_before} before, {} after", machine_line(), load_line());
+    println!("  weights            {} ({params} params), active per decode token {}", gb(wbytes), gb(active));
+    println!("  load               {:.2}s, RSS after load {} (peak {})", load.as_secs_f64(), gb(rss_load as f64), gb(hwm_load as f64));
+    println!("  prefill            {} tokens in {:.2}s = {:.1} tok/s", args.prompt_tokens, prefill.as_secs_f64(), prefill_tps);
+    println!("  decode             {} tokens = {:.2} tok/s, median {:.1} ms/token", args.new_tokens, decode_tps, median * 1e3);
+    println!(
+        "  decode roofline    {:.2} tok/s at {:.1} GB/s (probes: candle sum {:.1}, threaded sum {:.1} GB/s): {:.0}% of roofline",
+        roof_tps,
+        bw / 1e9,
+        bw_candle / 1e9,
+        bw_threads / 1e9,
+        100.0 * decode_tps / roof_tps
+    );
+    // On a loaded machine the wall time includes waiting for a CPU; the CPU time does not
+    // (it does include the kernel workers' short spin between calls).
+    println!(
+        "  CPU time           prefill {:.2} CPU-s, decode {:.1} CPU-ms/token (all threads)",
+        cpu1 - cpu0,
+        (cpu2 - cpu1) * 1e3 / args.new_tokens.max(1) as f64
+    );
+    println!("  KV cache           {} bytes/token, {} in use", dec.cache_bytes_per_token(), gb(kv));
+    println!(
+        "  peak RSS (VmHWM)   {} after prefill, {} at end ({:.2}x weight bytes); RSS now {}",
+        gb(hwm_prefill as f64),
+        gb(hwm as f64),
+        hwm as f64 / wbytes,
+        gb(rss as f64)
+    );
+    if let Some(file) = &args.reference {
+        let rdtype = if dtype == DType::F32 && quant == Quant::None { "f32" } else { "bf16" };
+        match reference(file, "decode", &[("dtype", rdtype.into()), ("prompt_len", args.prompt_tokens.into())])? {
+            Some(r) => {
+                let (rp, rd) = (r["prefill_tok_s"].as_f64().unwrap_or(0.0), r["decode_tok_s"].as_f64().unwrap_or(0.0));
+                println!(
+                    "  PyTorch {rdtype}       prefill {rp:.1} tok/s (docseek x{:.2}), decode {rd:.2} tok/s (docseek x{:.2}); {}",
+                    prefill_tps / rp,
+                    decode_tps / rd,
+                    file.display()
+                );
+            }
+            None => println!("  PyTorch            no {rdtype} decode line with prompt_len {} in {}", args.prompt_tokens, file.display()),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -189,12 +277,25 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
 
+    fn ocr1() -> DeepseekV2Config {
+        let cfg = crate::model::synth::config_json(crate::model::synth::SynthArch::Ocr1, true);
+        serde_json::from_value(cfg["language_config"].clone()).unwrap()
+    }
+
     #[test]
     fn active_params_match_the_perf_anchor_count() {
-        let cfg = crate::model::synth::config_json(crate::model::synth::SynthArch::Ocr1, true);
-        let c: DeepseekV2Config = serde_json::from_value(cfg["language_config"].clone()).unwrap();
         // perf-anchors.md: 303.7 M trunk + 165.5 M lm_head = 574 M (norms and gates included here).
-        let a = active_params_per_token(&c) as f64 / 1e6;
+        let a = active_params_per_token(&ocr1()) as f64 / 1e6;
         assert!((a - 574.0).abs() < 2.0, "{a}");
+    }
+
+    #[test]
+    fn quantized_formats_read_fewer_bytes() {
+        let p = ActiveParams::of(&ocr1());
+        let bf16 = p.bytes(Quant::None, DType::BF16);
+        let q8 = p.bytes(Quant::Q8, DType::BF16);
+        let q4 = p.bytes(Quant::Q4, DType::BF16);
+        assert!((bf16 / 1e9 - 1.15).abs() < 0.02, "{bf16}");
+        assert!(q8 < 0.56 * bf16 && q4 < q8 && q4 > 0.3 * bf16, "{bf16} {q8} {q4}");
     }
 }

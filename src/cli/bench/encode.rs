@@ -2,7 +2,9 @@
 //! checkpoint (`--model DIR`) or full-size random weights (`--random`, the default).
 //!
 //! The peak is reset before each mode (`/proc/self/clear_refs` = 5) so every row reports its own
-//! high-water mark; the preprocessing time is reported beside the model time.
+//! high-water mark; the preprocessing time is reported beside the model time. With
+//! `--reference` (refbench's JSONL results of the same session) each mode is also given as a
+//! ratio to the PyTorch reference's time for the same mode and dtype.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +57,9 @@ pub struct EncodeBenchArgs {
     /// Device: cpu or cuda[:N] (timings wait for the device to finish).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// refbench results (JSONL) measured in the same session, for ratios.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
 }
 
 /// Peak resident set size of this process in KiB (`VmHWM`).
@@ -69,7 +74,8 @@ fn reset_hwm() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-fn synthetic_page() -> RgbImage {
+/// A white A4 page at 144 dpi with dark "text lines".
+pub fn synthetic_page() -> RgbImage {
     let (w, h) = A4_144DPI;
     // White page with dark "text lines" so the views are not constant.
     RgbImage::from_fn(w, h, |x, y| {
@@ -102,14 +108,8 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
             let cfg = crate::model::ModelConfig::from_dir(dir)?
                 .vision
                 .with_context(|| format!("{}/config.json has no vision_config", dir.display()))?;
-            let files: Vec<PathBuf> = std::fs::read_dir(dir)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "safetensors") && !p.ends_with("expected.safetensors"))
-                .collect();
-            if files.is_empty() {
-                bail!("no .safetensors weights in {}", dir.display());
-            }
-            let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, &dev)? };
+            // Read tensor by tensor (no mapping left behind, so the peak is the weights).
+            let vb = crate::model::loader::open_weights(dir, dtype, &dev)?;
             (VisionEncoder::from_config(&cfg, vb)?, dir.display().to_string())
         }
         None => {
@@ -123,13 +123,14 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
     };
     let arch = enc.config().arch;
     println!(
-        "encoder: {source} ({arch:?}, {dtype:?}, {dev:?}), load {:.2}s; image {}x{}; {} CPU threads",
+        "encoder: {source} ({arch:?}, {dtype:?}, {dev:?}), load {:.2}s; image {}x{}; {}; {}",
         t0.elapsed().as_secs_f64(),
         img.width(),
         img.height(),
-        candle_core::utils::get_num_threads()
+        super::roofline::machine_line(),
+        super::roofline::load_line()
     );
-    println!("{:<14} {:>6} {:>6} {:>10} {:>10} {:>12}", "mode", "views", "slots", "prep_s", "encode_s", "peak_MiB");
+    println!("{:<14} {:>6} {:>6} {:>10} {:>10} {:>12}  vs PyTorch", "mode", "views", "slots", "prep_s", "encode_s", "peak_MiB");
     let hwm_resettable = reset_hwm();
     for mode in &args.modes {
         let spec = mode.spec(arch);
@@ -156,8 +157,22 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
         prep.sort_by(f64::total_cmp);
         times.sort_by(f64::total_cmp);
         let peak = vm_hwm_kib().map_or("n/a".to_string(), |k| format!("{:.0}", k as f64 / 1024.0));
+        let total = prep[prep.len() / 2] + times[times.len() / 2];
+        let vs = match &args.reference {
+            Some(file) => {
+                let dt = if dtype == DType::BF16 { "bf16" } else { "f32" };
+                match super::roofline::reference(file, "vision", &[("dtype", dt.into()), ("mode", mode.name().into())])? {
+                    Some(r) => {
+                        let t = r["s_per_page"].as_f64().unwrap_or(f64::NAN);
+                        format!("  {t:.2}s: docseek x{:.2} of its time", total / t)
+                    }
+                    None => "  (no reference line)".into(),
+                }
+            }
+            None => String::new(),
+        };
         println!(
-            "{:<14} {:>6} {:>6} {:>10.3} {:>10.2} {:>12}",
+            "{:<14} {:>6} {:>6} {:>10.3} {:>10.2} {:>12}{vs}",
             mode.name(),
             n_views,
             slots,

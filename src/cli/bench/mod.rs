@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+pub mod accuracy;
 pub mod decode;
 pub mod decode_batch;
 pub mod encode;
 pub mod langid;
 pub mod raster;
+pub mod roofline;
 
 /// Arguments of `docseek bench`.
 #[derive(Debug, clap::Args)]
@@ -28,6 +30,8 @@ pub enum Bench {
     /// Decoder prefill and decode tokens/s, peak RSS vs weight bytes; `--batch 1,4,8,16` for
     /// batched decoding.
     Decode(decode::DecodeBenchArgs),
+    /// Relative error of bf16 / q8 / q4 against f32, per stage.
+    Accuracy(accuracy::AccuracyBenchArgs),
     /// Language detection throughput (MB/s), beside whatlang alone.
     Langid(langid::LangidBenchArgs),
 }
@@ -38,6 +42,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Bench::Raster(a) => raster::run(a),
         Bench::Encode(a) => encode::run(a),
         Bench::Decode(a) => decode::run(a),
+        Bench::Accuracy(a) => accuracy::run(a),
         Bench::Langid(a) => langid::run(a),
     }
 }

@@ -1,0 +1,87 @@
+//! What the speed benchmarks set their figures against: the machine's read bandwidth and
+//! load, the bytes a format stores per parameter, and the PyTorch reference measured in the
+//! same session (`refbench`'s JSON lines).
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use docseek_kernels::linear::Quant;
+use rayon::prelude::*;
+
+/// Bytes read by the bandwidth probes.
+const PROBE_BYTES: usize = 1 << 30;
+
+/// Read bandwidth (bytes/s), best of 3, by two probes: candle's `sum_all` over a 1 GiB f32
+/// tensor (the probe of earlier reports) and a sum over 1 GiB split across all kernel
+/// threads. The larger is the roofline's basis.
+pub fn read_bandwidth(device: &Device) -> anyhow::Result<(f64, f64)> {
+    let t = Tensor::ones(PROBE_BYTES / 4, DType::F32, device)?;
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let s = Instant::now();
+        let v: f32 = t.sum_all()?.to_scalar()?;
+        anyhow::ensure!(v > 0.0, "bandwidth probe returned {v}");
+        best = best.min(s.elapsed().as_secs_f64());
+    }
+    drop(t);
+    let candle = PROBE_BYTES as f64 / best;
+    let words = vec![1u64; PROBE_BYTES / 8];
+    let threads = docseek_kernels::cpu::pool::threads();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let s = Instant::now();
+        let sum: u64 = words.par_chunks(words.len().div_ceil(threads)).map(|c| c.iter().fold(0u64, |a, &w| a.wrapping_add(w))).sum();
+        anyhow::ensure!(sum == words.len() as u64, "bandwidth probe returned {sum}");
+        best = best.min(s.elapsed().as_secs_f64());
+    }
+    Ok((candle, PROBE_BYTES as f64 / best))
+}
+
+/// The 1-minute load average and the CPU count, for stating the load with each figure.
+pub fn load_line() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(str::to_string));
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("load average {} on {cpus} CPUs", load.unwrap_or_else(|| "n/a".into()))
+}
+
+/// The CPU model name and the kernels' instruction-set level.
+pub fn machine_line() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{model}, kernels {} ({} threads)", docseek_kernels::cpu::Isa::active(), docseek_kernels::cpu::pool::threads())
+}
+
+/// Bytes per stored parameter of a linear weight in `quant` (q8: 34 bytes per 32 values, q4:
+/// 18 per 32; rows whose length is a multiple of 64, as every decoder dimension is).
+pub fn bytes_per_param(quant: Quant, dtype: DType) -> f64 {
+    match quant {
+        Quant::None => dtype.size_in_bytes() as f64,
+        Quant::Q8 => 34.0 / 32.0,
+        Quant::Q4 => 18.0 / 32.0,
+    }
+}
+
+/// The last line of a refbench JSONL file with `bench` and the given fields equal.
+pub fn reference(file: &Path, bench: &str, fields: &[(&str, serde_json::Value)]) -> anyhow::Result<Option<serde_json::Value>> {
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["bench"] == bench && v["smoke"] != true)
+        .filter(|v| fields.iter().all(|(k, want)| &v[*k] == want))
+        .last())
+}
+
+/// CPU time (user + system) this process has used, in seconds.
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
