@@ -12,8 +12,8 @@ pub mod engine;
 pub mod model;
 pub mod options;
 pub mod parity;
-pub mod pipeline;
 pub mod pdf;
+pub mod pipeline;
 pub mod server;
 
 pub use docseek_vision::Mode;

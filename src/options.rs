@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::generation::DEFAULT_MAX_NEW_TOKENS;
 use crate::model::ngram::{DEFAULT_NGRAM_SIZE, DEFAULT_NGRAM_WINDOW};
 use crate::model::{DeviceSpec, Dtype, GenerationConfig, NgramGuard, Task};
-use docseek_kernels::linear::Quant;
 use crate::pdf::{PageSelection, RenderOptions, DEFAULT_DPI};
 use crate::Mode;
+use docseek_kernels::linear::Quant;
 
 /// Which no-repeat n-gram flavour to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 mod batch_support;
 use batch_support::{
-    docseek, files_under, is_bad, make_tree, manifest, recorded_inputs, write_png, Model,
-    TINY_MAX_NEW_TOKENS, TREE_DOCUMENTS,
+    docseek, files_under, is_bad, make_tree, manifest, recorded_inputs, write_png, Model, TINY_MAX_NEW_TOKENS,
+    TREE_DOCUMENTS,
 };
 
 /// Runs the tree of [`make_tree`] into raw and JSON outputs and checks the mirrored outputs,
@@ -25,49 +25,24 @@ fn tree_is_mirrored_and_recorded(model: &Model) {
     let out = tmp.path().join("out");
     let (input_arg, out_arg) = (input.to_str().unwrap(), out.to_str().unwrap());
     // A low dpi keeps the unoptimised test build quick.
-    let args = [
-        input_arg, "--out", out_arg, "--format", "raw,json", "--jobs", "2", "--dpi", "36",
-    ];
+    let args = [input_arg, "--out", out_arg, "--format", "raw,json", "--jobs", "2", "--dpi", "36"];
     let run = model.ocr(&args).output().unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(
-        run.status.code(),
-        Some(3),
-        "partial failure exits with 3: {stderr}"
-    );
+    assert_eq!(run.status.code(), Some(3), "partial failure exits with 3: {stderr}");
     assert!(stderr.contains("FAILED 2024/q1/corrupt.pdf"), "{stderr}");
 
-    let mut expected: Vec<String> = [
-        "2024/q1/paper",
-        "2024/q1/scan",
-        "2024/q2/photo.jpg",
-        "cover",
-        "letter",
-    ]
-    .iter()
-    .flat_map(|stem| [format!("{stem}.json"), format!("{stem}.raw.txt")])
-    .collect();
-    expected.push("manifest.jsonl".into());
-    assert_eq!(
-        files_under(&out),
-        expected,
-        "outputs mirror the input tree, nothing else (no temporary files)"
-    );
-    let paper = std::fs::read_to_string(out.join("2024/q1/paper.raw.txt")).unwrap();
-    assert_eq!(
-        paper.matches("<--- Page Split --->").count(),
-        2,
-        "three pages: {paper}"
-    );
-    let paper_json: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("2024/q1/paper.json")).unwrap())
-            .unwrap();
-    let numbers: Vec<u64> = paper_json["pages"]
-        .as_array()
-        .unwrap()
+    let mut expected: Vec<String> = ["2024/q1/paper", "2024/q1/scan", "2024/q2/photo.jpg", "cover", "letter"]
         .iter()
-        .map(|p| p["number"].as_u64().unwrap())
+        .flat_map(|stem| [format!("{stem}.json"), format!("{stem}.raw.txt")])
         .collect();
+    expected.push("manifest.jsonl".into());
+    assert_eq!(files_under(&out), expected, "outputs mirror the input tree, nothing else (no temporary files)");
+    let paper = std::fs::read_to_string(out.join("2024/q1/paper.raw.txt")).unwrap();
+    assert_eq!(paper.matches("<--- Page Split --->").count(), 2, "three pages: {paper}");
+    let paper_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("2024/q1/paper.json")).unwrap()).unwrap();
+    let numbers: Vec<u64> =
+        paper_json["pages"].as_array().unwrap().iter().map(|p| p["number"].as_u64().unwrap()).collect();
     assert_eq!(numbers, [1, 2, 3]);
     assert_eq!(paper_json["pages"][0]["point_size"]["width"], 612.0);
     if model.fake {
@@ -87,12 +62,7 @@ fn tree_is_mirrored_and_recorded(model: &Model) {
         assert_eq!(ok, !is_bad(name), "{r}");
         if name == "2024/q1/paper.pdf" {
             assert_eq!(r["page_count"], 3);
-            let pages: Vec<u64> = r["pages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["page"].as_u64().unwrap())
-                .collect();
+            let pages: Vec<u64> = r["pages"].as_array().unwrap().iter().map(|p| p["page"].as_u64().unwrap()).collect();
             assert_eq!(pages, [1, 2, 3], "one outcome per page");
         }
         if ok {
@@ -103,23 +73,10 @@ fn tree_is_mirrored_and_recorded(model: &Model) {
                     assert_eq!(p["status"], "finished", "{r}");
                     assert!(tokens > 0, "{r}");
                 } else {
-                    assert!(
-                        ["finished", "length", "repetition"]
-                            .contains(&p["status"].as_str().unwrap()),
-                        "{r}"
-                    );
-                    assert!(
-                        tokens as usize <= TINY_MAX_NEW_TOKENS,
-                        "the token budget holds: {r}"
-                    );
-                    assert!(
-                        p["prompt_tokens"].as_u64().unwrap() > 1,
-                        "the prompt holds the image tokens: {r}"
-                    );
-                    assert!(
-                        p["timings"]["encode"].as_f64().unwrap() > 0.0,
-                        "the vision encoder ran: {r}"
-                    );
+                    assert!(["finished", "length", "repetition"].contains(&p["status"].as_str().unwrap()), "{r}");
+                    assert!(tokens as usize <= TINY_MAX_NEW_TOKENS, "the token budget holds: {r}");
+                    assert!(p["prompt_tokens"].as_u64().unwrap() > 1, "the prompt holds the image tokens: {r}");
+                    assert!(p["timings"]["encode"].as_f64().unwrap() > 0.0, "the vision encoder ran: {r}");
                 }
             }
             assert_eq!(r["sha256"].as_str().unwrap().len(), 64);
@@ -146,29 +103,16 @@ fn single_input_to_stdout_lists_and_start_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let img = tmp.path().join("one.png");
     write_png(&img, 33, 44);
-    let run = docseek(&[img.to_str().unwrap(), "--format", "raw", "-q"])
-        .output()
-        .unwrap();
+    let run = docseek(&[img.to_str().unwrap(), "--format", "raw", "-q"]).output().unwrap();
     assert_eq!(run.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&run.stdout).contains("# Page 33x44"));
 
     // A list on stdin, with a missing entry: recorded as failed, the run goes on.
     let out = tmp.path().join("out");
-    let mut child = docseek(&["-", "--out", out.to_str().unwrap(), "--format", "raw", "-q"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let list = format!(
-        "{}\n{}\n",
-        img.display(),
-        tmp.path().join("gone.pdf").display()
-    );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(list.as_bytes())
-        .unwrap();
+    let mut child =
+        docseek(&["-", "--out", out.to_str().unwrap(), "--format", "raw", "-q"]).stdin(Stdio::piped()).spawn().unwrap();
+    let list = format!("{}\n{}\n", img.display(), tmp.path().join("gone.pdf").display());
+    child.stdin.take().unwrap().write_all(list.as_bytes()).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(3));
     let records = manifest(&out);
     assert_eq!(records.len(), 2);
@@ -176,21 +120,9 @@ fn single_input_to_stdout_lists_and_start_errors() {
 
     write_png(&tmp.path().join("two.png"), 5, 5);
     let bad = |args: &[&str]| docseek(args).output().unwrap().status.code();
-    assert_eq!(
-        bad(&[tmp.path().join("missing.png").to_str().unwrap()]),
-        Some(2),
-        "a missing argument"
-    );
-    assert_eq!(
-        bad(&[img.to_str().unwrap(), "--format", "docx"]),
-        Some(2),
-        "an unknown format"
-    );
-    assert_eq!(
-        bad(&[tmp.path().to_str().unwrap(), "--format", "raw"]),
-        Some(2),
-        "several inputs need --out"
-    );
+    assert_eq!(bad(&[tmp.path().join("missing.png").to_str().unwrap()]), Some(2), "a missing argument");
+    assert_eq!(bad(&[img.to_str().unwrap(), "--format", "docx"]), Some(2), "an unknown format");
+    assert_eq!(bad(&[tmp.path().to_str().unwrap(), "--format", "raw"]), Some(2), "several inputs need --out");
     assert_eq!(bad(&[]), Some(2), "no inputs");
 }
 
@@ -204,16 +136,8 @@ fn killed_run_resumes(model: &Model, docs: usize, slow: &[(&str, &str)]) {
         write_png(&input.join(format!("d{i:02}/page.png")), 30 + i as u32, 30);
     }
     let out = tmp.path().join("out");
-    let args = [
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "raw",
-        "--jobs",
-        "1",
-        "--json-progress",
-    ];
+    let args =
+        [input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--format", "raw", "--jobs", "1", "--json-progress"];
     let mut first = model.ocr(&args);
     for (k, v) in slow {
         first.env(k, v);
@@ -233,44 +157,30 @@ fn killed_run_resumes(model: &Model, docs: usize, slow: &[(&str, &str)]) {
     let deadline = Instant::now() + Duration::from_secs(120);
     for _ in 0..2 {
         let left = deadline.saturating_duration_since(Instant::now());
-        rx.recv_timeout(left)
-            .expect("the first documents never finished");
+        rx.recv_timeout(left).expect("the first documents never finished");
     }
     child.kill().unwrap();
     child.wait().unwrap();
     drop(rx);
     reader.join().unwrap();
     let done_before = recorded_inputs(&manifest(&out));
-    assert!(
-        done_before.len() >= 2 && done_before.len() < docs,
-        "killed after the first documents: {done_before:?}"
-    );
+    assert!(done_before.len() >= 2 && done_before.len() < docs, "killed after the first documents: {done_before:?}");
     // A leftover temporary file, as a kill during a write leaves.
     std::fs::write(out.join("d00/.page.raw.txt.docseek-tmp-1-1"), b"half").unwrap();
 
     let rerun = model.ocr(&args).output().unwrap();
     let stderr = String::from_utf8_lossy(&rerun.stderr);
     assert_eq!(rerun.status.code(), Some(0), "{stderr}");
-    let events: Vec<Value> = stderr
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let mut skipped: Vec<String> = events
-        .iter()
-        .filter(|e| e["event"] == "skipped")
-        .map(|e| e["input"].as_str().unwrap().to_string())
-        .collect();
+    let events: Vec<Value> = stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut skipped: Vec<String> =
+        events.iter().filter(|e| e["event"] == "skipped").map(|e| e["input"].as_str().unwrap().to_string()).collect();
     skipped.sort();
     assert_eq!(skipped, done_before, "finished documents are skipped");
     let recorded = events.iter().filter(|e| e["event"] == "recorded").count();
     assert_eq!(recorded, docs - done_before.len(), "the rest complete");
     let mut expected: Vec<String> = (0..docs).map(|i| format!("d{i:02}/page.raw.txt")).collect();
     expected.push("manifest.jsonl".into());
-    assert_eq!(
-        files_under(&out),
-        expected,
-        "all outputs present, no partial or temporary files"
-    );
+    assert_eq!(files_under(&out), expected, "all outputs present, no partial or temporary files");
     // The manifest holds each document once per run that finished it: skipped ones once.
     let records = manifest(&out);
     assert_eq!(records.len(), docs, "{records:?}");
@@ -278,10 +188,7 @@ fn killed_run_resumes(model: &Model, docs: usize, slow: &[(&str, &str)]) {
     if model.fake {
         for i in 0..docs {
             let text = std::fs::read_to_string(out.join(format!("d{i:02}/page.raw.txt"))).unwrap();
-            assert!(
-                text.contains(&format!("# Page {}x30", 30 + i)) && text.ends_with("fake engine.\n"),
-                "{text}"
-            );
+            assert!(text.contains(&format!("# Page {}x30", 30 + i)) && text.ends_with("fake engine.\n"), "{text}");
         }
     }
     let summary = events.iter().find(|e| e["event"] == "summary").unwrap();

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 mod batch_support;
-use batch_support::{files_under, manifest, run_scripted, poppler, sample, squash, write_png};
+use batch_support::{files_under, manifest, poppler, run_scripted, sample, squash, write_png};
 
 /// What the fake engine answers for every page: a heading, English prose, a table, a figure
 /// with its caption, a French paragraph.
@@ -50,41 +50,22 @@ fn every_format_holds_the_recognised_content() {
     let out = run_all_formats(tmp.path());
     let mut expected: Vec<String> = Vec::new();
     for stem in ["paper", "scans/page"] {
-        for suffix in [
-            ".md",
-            ".json",
-            ".html",
-            ".hocr",
-            ".txt",
-            ".ocr.pdf",
-            ".raw.txt",
-            "_figures/page-1-fig-1.png",
-        ] {
+        for suffix in [".md", ".json", ".html", ".hocr", ".txt", ".ocr.pdf", ".raw.txt", "_figures/page-1-fig-1.png"] {
             expected.push(format!("{stem}{suffix}"));
         }
     }
     expected.push("manifest.jsonl".into());
     expected.sort();
-    assert_eq!(
-        files_under(&out),
-        expected,
-        "one file per format, figure crops next to them"
-    );
+    assert_eq!(files_under(&out), expected, "one file per format, figure crops next to them");
 
     let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
     let md = read("scans/page.md");
-    assert!(
-        md.starts_with("# Annual Report of the Village Library\n"),
-        "{md}"
-    );
+    assert!(md.starts_with("# Annual Report of the Village Library\n"), "{md}");
     assert!(
         md.contains("| Month | Loans |") && md.contains("| February | 135 |"),
         "a simple table is GitHub Markdown: {md}"
     );
-    assert!(
-        md.contains("](page_figures/page-1-fig-1.png)"),
-        "the figure is linked next to the Markdown: {md}"
-    );
+    assert!(md.contains("](page_figures/page-1-fig-1.png)"), "the figure is linked next to the Markdown: {md}");
     assert!(md.contains("during the long winter months."), "{md}");
 
     // [100, 520, 500, 800] on the 400 x 500 image: x 40..200, y 260..400 (boxes are 0..999).
@@ -99,70 +80,34 @@ fn every_format_holds_the_recognised_content() {
     assert_eq!(page["pixel_size"]["width"], 400);
     let blocks = page["blocks"].as_array().unwrap();
     let kinds: Vec<&str> = blocks.iter().map(|b| b["kind"].as_str().unwrap()).collect();
-    assert_eq!(
-        kinds,
-        ["title", "text", "table", "image", "image_caption", "text"]
-    );
+    assert_eq!(kinds, ["title", "text", "table", "image", "image_caption", "text"]);
     let table = &blocks[2];
-    assert_eq!(
-        (
-            table["table"]["rows"].as_u64(),
-            table["table"]["columns"].as_u64()
-        ),
-        (Some(3), Some(2))
-    );
+    assert_eq!((table["table"]["rows"].as_u64(), table["table"]["columns"].as_u64()), (Some(3), Some(2)));
     assert_eq!(blocks[3]["figure"], "page_figures/page-1-fig-1.png");
     for b in blocks {
-        assert_eq!(
-            b["boxes"].as_array().unwrap().len(),
-            1,
-            "every block has its box: {b}"
-        );
+        assert_eq!(b["boxes"].as_array().unwrap().len(), 1, "every block has its box: {b}");
     }
-    let lang = |i: usize| {
-        blocks[i]["language"]["tag"]
-            .as_str()
-            .unwrap_or("none")
-            .to_string()
-    };
-    assert_eq!(
-        [lang(0), lang(1), lang(2), lang(3), lang(5)],
-        ["eng", "eng", "eng", "none", "fra"]
-    );
+    let lang = |i: usize| blocks[i]["language"]["tag"].as_str().unwrap_or("none").to_string();
+    assert_eq!([lang(0), lang(1), lang(2), lang(3), lang(5)], ["eng", "eng", "eng", "none", "fra"]);
     assert_eq!(blocks[5]["language"]["script"], "Latn");
     assert_eq!(blocks[5]["language"]["rtl"], false);
     assert_eq!(page["language"]["tag"], "eng");
-    let doc_langs: Vec<&str> = json["languages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["tag"].as_str().unwrap())
-        .collect();
+    let doc_langs: Vec<&str> =
+        json["languages"].as_array().unwrap().iter().map(|l| l["tag"].as_str().unwrap()).collect();
     assert_eq!(doc_langs, ["eng", "fra"]);
 
     let html = read("scans/page.html");
-    assert!(
-        html.contains("<table") && html.contains("<td>January</td>"),
-        "{html}"
-    );
+    assert!(html.contains("<table") && html.contains("<td>January</td>"), "{html}");
     assert!(html.contains("Annual Report of the Village Library"));
     let hocr = read("scans/page.hocr");
-    assert!(
-        hocr.contains("class=\"ocr_page\"") && hocr.contains("bbox 0 0 400 500"),
-        "{hocr}"
-    );
+    assert!(hocr.contains("class=\"ocr_page\"") && hocr.contains("bbox 0 0 400 500"), "{hocr}");
     let txt = read("scans/page.txt");
     assert!(
-        txt.contains("Annual Report of the Village Library")
-            && txt.contains("Figure 1: The reading room in winter."),
+        txt.contains("Annual Report of the Village Library") && txt.contains("Figure 1: The reading room in winter."),
         "{txt}"
     );
     assert!(!txt.contains("<|ref|>"));
-    assert_eq!(
-        read("scans/page.raw.txt"),
-        SCRIPT,
-        "raw is the model text verbatim"
-    );
+    assert_eq!(read("scans/page.raw.txt"), SCRIPT, "raw is the model text verbatim");
 
     // The searchable PDF of the PDF input: its text comes back, at the original page size.
     let pdf = out.join("paper.ocr.pdf");
@@ -175,19 +120,13 @@ fn every_format_holds_the_recognised_content() {
         "reading room in winter",
         "bibliothèque du village",
     ] {
-        assert!(
-            text.contains(needle),
-            "{needle:?} missing from pdftotext: {text}"
-        );
+        assert!(text.contains(needle), "{needle:?} missing from pdftotext: {text}");
     }
     let info = poppler("pdfinfo", &pdf);
     assert!(squash(&info).contains("Page size: 612 x 792 pts"), "{info}");
     let paper: Value = serde_json::from_str(&read("paper.json")).unwrap();
     assert_eq!(paper["pages"][0]["point_size"]["width"], 612.0);
-    assert_eq!(
-        paper["pages"][0]["pixel_size"]["width"], 306,
-        "36 dpi render of a 612 pt page"
-    );
+    assert_eq!(paper["pages"][0]["pixel_size"]["width"], 306, "36 dpi render of a 612 pt page");
 
     for r in manifest(&out) {
         let langs: Vec<(&str, &str)> = r["languages"]

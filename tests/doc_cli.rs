@@ -19,7 +19,14 @@ fn renders_markdown_with_figures_next_to_the_output() {
     let img = dir.path().join("page.png");
     RgbImage::from_pixel(612, 792, Rgb([250, 250, 250])).save(&img).unwrap();
     let out = dir.path().join("site.md");
-    let o = docseek(&["render", &golden("figure.raw.txt"), "--page-image", img.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = docseek(&[
+        "render",
+        &golden("figure.raw.txt"),
+        "--page-image",
+        img.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(&out).unwrap();
     assert!(md.contains("](site_figures/page-1-fig-1.png)"), "{md}");
@@ -54,7 +61,16 @@ fn writes_a_searchable_pdf_and_explains_missing_inputs() {
     let img = dir.path().join("page.png");
     RgbImage::from_pixel(300, 400, Rgb([255, 255, 255])).save(&img).unwrap();
     let out = dir.path().join("out.pdf");
-    let o = docseek(&["render", &golden("multicolumn.raw.txt"), "--page-image", img.to_str().unwrap(), "-f", "pdf", "-o", out.to_str().unwrap()]);
+    let o = docseek(&[
+        "render",
+        &golden("multicolumn.raw.txt"),
+        "--page-image",
+        img.to_str().unwrap(),
+        "-f",
+        "pdf",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::read(&out).unwrap().starts_with(b"%PDF-"));
 
@@ -73,7 +89,8 @@ fn poppler(tool: &str, path: &Path) -> String {
     if tool == "pdftotext" {
         cmd.arg("-");
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("`{tool}` is missing ({e}): run scripts/test-deps.sh (poppler-utils)"));
+    let out =
+        cmd.output().unwrap_or_else(|e| panic!("`{tool}` is missing ({e}): run scripts/test-deps.sh (poppler-utils)"));
     assert!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -87,7 +104,16 @@ fn renders_a_searchable_pdf_over_a_page_of_the_original() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p2.pdf");
     // Page 2 of a 3-page US-letter PDF, rendered from the original at 36 dpi (306 x 396 px).
-    let args = ["render", &golden("multicolumn.raw.txt"), "--pdf", &sample("en_tracemonkey_p1-3.pdf"), "--page", "2", "--dpi", "36"];
+    let args = [
+        "render",
+        &golden("multicolumn.raw.txt"),
+        "--pdf",
+        &sample("en_tracemonkey_p1-3.pdf"),
+        "--page",
+        "2",
+        "--dpi",
+        "36",
+    ];
     let o = docseek(&[&args[..], &["-f", "pdf", "-o", out.to_str().unwrap()]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let info = poppler("pdfinfo", &out);
@@ -101,7 +127,10 @@ fn renders_a_searchable_pdf_over_a_page_of_the_original() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let page = &v["pages"][0];
     assert_eq!(page["number"], 2);
-    assert_eq!((page["point_size"]["width"].as_f64(), page["point_size"]["height"].as_f64()), (Some(612.0), Some(792.0)));
+    assert_eq!(
+        (page["point_size"]["width"].as_f64(), page["point_size"]["height"].as_f64()),
+        (Some(612.0), Some(792.0))
+    );
     assert_eq!((page["pixel_size"]["width"].as_u64(), page["pixel_size"]["height"].as_u64()), (Some(306), Some(396)));
     // [118, 62, 880, 104] on 612 x 792 pt: x 72.3..539.1 (118 / 999 * 612 ...).
     let pt = &page["blocks"][0]["boxes"][0]["points"];
@@ -110,9 +139,14 @@ fn renders_a_searchable_pdf_over_a_page_of_the_original() {
     assert_eq!(page["blocks"][0]["language"]["tag"], "eng");
 
     // A page the original does not have, and a bad original, are clear errors.
-    let o = docseek(&["render", &golden("multicolumn.raw.txt"), "--pdf", &sample("en_tracemonkey_p1.pdf"), "--page", "2"]);
+    let o =
+        docseek(&["render", &golden("multicolumn.raw.txt"), "--pdf", &sample("en_tracemonkey_p1.pdf"), "--page", "2"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("picks no page of this 1-page document"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("picks no page of this 1-page document"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let bad = dir.path().join("bad.pdf");
     std::fs::write(&bad, b"%PDF-1.7\nnot really").unwrap();
     let o = docseek(&["render", &golden("multicolumn.raw.txt"), "--pdf", bad.to_str().unwrap()]);

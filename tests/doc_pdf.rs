@@ -32,7 +32,11 @@ fn squash(s: &str) -> String {
 
 fn page_image() -> Arc<RgbImage> {
     Arc::new(RgbImage::from_fn(PIXELS.width, PIXELS.height, |x, y| {
-        if (x / 40 + y / 40) % 7 == 0 { Rgb([200, 200, 200]) } else { Rgb([255, 255, 255]) }
+        if (x / 40 + y / 40) % 7 == 0 {
+            Rgb([200, 200, 200])
+        } else {
+            Rgb([255, 255, 255])
+        }
     }))
 }
 
@@ -95,7 +99,17 @@ fn pdftotext_raw_follows_the_content_stream_order() {
     let (text, _) = poppler("pdftotext", &["-raw"], &path);
     assert_in_order(
         &text,
-        &["Quarterly Field Report", "The left column opens", "A second paragraph", "The right column", "Café déjà vu", "Site", "Samples", "North", "42"],
+        &[
+            "Quarterly Field Report",
+            "The left column opens",
+            "A second paragraph",
+            "The right column",
+            "Café déjà vu",
+            "Site",
+            "Samples",
+            "North",
+            "42",
+        ],
     );
 }
 

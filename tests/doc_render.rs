@@ -19,7 +19,8 @@ fn image() -> Arc<RgbImage> {
 
 #[test]
 fn html_inlines_katex_only_when_there_is_math() {
-    let with_math = Document::new(None, [page(1, "<|ref|>text<|/ref|><|det|>[[0,0,999,99]]<|/det|>\nLet \\(x^2\\) be.")]);
+    let with_math =
+        Document::new(None, [page(1, "<|ref|>text<|/ref|><|det|>[[0,0,999,99]]<|/det|>\nLet \\(x^2\\) be.")]);
     let html = render(&with_math, Format::Html, &RenderOptions::default()).unwrap().text();
     assert!(html.contains("katex"), "no KaTeX");
     assert!(html.contains("data:font/woff2;base64,"), "fonts not inlined");
@@ -57,9 +58,16 @@ fn figures_go_inline_in_html_and_by_path_in_json() {
 fn pages_separators_and_dollar_math() {
     let doc = Document::new(
         None,
-        [page(2, "<|ref|>text<|/ref|><|det|>[[0,0,9,9]]<|/det|>\nTwo \\(a\\)"), page(1, "<|ref|>equation<|/ref|><|det|>[[0,0,9,9]]<|/det|>\n\\[ b \\]")],
+        [
+            page(2, "<|ref|>text<|/ref|><|det|>[[0,0,9,9]]<|/det|>\nTwo \\(a\\)"),
+            page(1, "<|ref|>equation<|/ref|><|det|>[[0,0,9,9]]<|/det|>\n\\[ b \\]"),
+        ],
     );
-    let opts = RenderOptions { page_separator: "\n\n---\n<!-- page {page} -->\n\n".into(), math: MathDelimiters::Dollar, ..Default::default() };
+    let opts = RenderOptions {
+        page_separator: "\n\n---\n<!-- page {page} -->\n\n".into(),
+        math: MathDelimiters::Dollar,
+        ..Default::default()
+    };
     let md = render(&doc, Format::Markdown, &opts).unwrap().text();
     assert_eq!(md, "$$b$$\n\n---\n<!-- page 2 -->\n\nTwo $a$\n");
     let txt = render(&doc, Format::Text, &RenderOptions::default()).unwrap().text();
@@ -88,7 +96,8 @@ fn headers_footers_and_merged_tables_render_reversibly() {
     assert!(merged.contains("| Item | Qty |\n| --- | --- |\n| bolts | 4 |\n| nuts | 9 |"), "{merged}");
     assert_eq!(merged.matches("| Item | Qty |").count(), 1, "{merged}");
     // The JSON keeps every block and says what was done.
-    let v: serde_json::Value = serde_json::from_slice(&render(&doc, Format::Json, &RenderOptions::default()).unwrap().content).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&render(&doc, Format::Json, &RenderOptions::default()).unwrap().content).unwrap();
     assert_eq!(v["pages"][1]["blocks"][1]["flags"]["continues"]["page"], 1);
     assert_eq!(v["pages"][0]["blocks"][0]["flags"]["running"], "header");
     doc.restore_headers_footers();

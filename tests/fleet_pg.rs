@@ -109,12 +109,17 @@ fn two_api_nodes_and_three_workers_complete_200_pages_exactly_once() {
 
     // 20 ten-page documents, alternately through each API node.
     let doc = tiff(10, 64, 48);
-    let ids: Vec<(usize, String)> = (0..20).map(|i| (i % 2, submit(&apis[i % 2].addr, &doc, "max_new_tokens=8"))).collect();
+    let ids: Vec<(usize, String)> =
+        (0..20).map(|i| (i % 2, submit(&apis[i % 2].addr, &doc, "max_new_tokens=8"))).collect();
     for (node, id) in &ids {
         // Followed and fetched through the node that did not take it.
         let other = &apis[1 - node].addr;
         let v = wait_final(other, id, Duration::from_secs(300));
-        assert_eq!((v["state"].as_str(), v["page_count"].as_u64(), v["pages_done"].as_u64()), (Some("done"), Some(10), Some(10)), "{v}");
+        assert_eq!(
+            (v["state"].as_str(), v["page_count"].as_u64(), v["pages_done"].as_u64()),
+            (Some("done"), Some(10), Some(10)),
+            "{v}"
+        );
         assert_eq!(result_pages(other, id), (1..=10).collect::<Vec<_>>());
     }
 
@@ -124,11 +129,15 @@ fn two_api_nodes_and_three_workers_complete_200_pages_exactly_once() {
         let row = db.query_one("SELECT count(*), count(DISTINCT (job_id, idx)) FROM pages", &[]).await.unwrap();
         assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (200, 200));
         let row = db
-            .query_one("SELECT count(*), coalesce(sum(attempts), 0)::bigint FROM work_items WHERE idx >= 0 AND state = 'done'", &[])
+            .query_one(
+                "SELECT count(*), coalesce(sum(attempts), 0)::bigint FROM work_items WHERE idx >= 0 AND state = 'done'",
+                &[],
+            )
             .await
             .unwrap();
         assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (200, 200), "a page was leased more than once");
-        let open: i64 = db.query_one("SELECT count(*) FROM work_items WHERE state <> 'done'", &[]).await.unwrap().get(0);
+        let open: i64 =
+            db.query_one("SELECT count(*) FROM work_items WHERE state <> 'done'", &[]).await.unwrap().get(0);
         assert_eq!(open, 0);
     });
     let per_worker = worker_pages(&apis[0].addr);
@@ -143,7 +152,10 @@ fn two_api_nodes_and_three_workers_complete_200_pages_exactly_once() {
     assert!(!md.is_empty());
     let (status, health) = http_json(&apis[1].addr, "GET", "/health", &[], b"");
     assert_eq!(status, 200, "{health}");
-    assert_eq!((health["store"]["backend"].as_str(), health["blobs"]["status"].as_str()), (Some("postgres"), Some("ok")));
+    assert_eq!(
+        (health["store"]["backend"].as_str(), health["blobs"]["status"].as_str()),
+        (Some("postgres"), Some("ok"))
+    );
 }
 
 #[test]
@@ -228,7 +240,8 @@ fn the_jobs_of_a_killed_api_node_are_served_by_the_other() {
     let survivor_env: Vec<(String, String)> = env.iter().cloned().chain(full).collect();
     let doomed = api_node(&fleet, &d1, &env);
     let survivor = serve_node(&fleet, &d2, &survivor_env, &["--model", "fake", "--max-batch", "2"]);
-    let _workers = [fake_worker(&fleet, &env, 20, &["--max-batch", "2"]), fake_worker(&fleet, &env, 20, &["--max-batch", "2"])];
+    let _workers =
+        [fake_worker(&fleet, &env, 20, &["--max-batch", "2"]), fake_worker(&fleet, &env, 20, &["--max-batch", "2"])];
     let doc = tiff(6, 64, 48);
     let ids: Vec<String> = (0..3).map(|_| submit(&doomed.addr, &doc, "")).collect();
     // Live events of the first job, streamed by the other node.
@@ -265,7 +278,10 @@ fn the_jobs_of_a_killed_api_node_are_served_by_the_other() {
     assert_eq!(wait_final(&survivor.addr, &id, Duration::from_secs(120))["state"], "done");
     let (_, _, body) = http(&survivor.addr, "GET", "/metrics", &[], b"");
     let roles = metric_series(&String::from_utf8(body).unwrap(), "docseek_worker_pages_total");
-    assert!(roles.iter().any(|(s, n)| s.contains("role=\"serve\"") && *n > 0.0), "the full node pulled no page: {roles:?}");
+    assert!(
+        roles.iter().any(|(s, n)| s.contains("role=\"serve\"") && *n > 0.0),
+        "the full node pulled no page: {roles:?}"
+    );
 }
 
 #[test]
@@ -282,7 +298,8 @@ fn fleet_throughput() {
         let fleet = fleet_args(&pg, &s3, &format!("throughput-{n}"));
         let data = tempfile::tempdir().unwrap();
         let api = api_node(&fleet, &data, &env);
-        let workers: Vec<WorkerProcess> = (0..n).map(|_| fake_worker(&fleet, &env, delay, &["--max-batch", "4"])).collect();
+        let workers: Vec<WorkerProcess> =
+            (0..n).map(|_| fake_worker(&fleet, &env, delay, &["--max-batch", "4"])).collect();
         let started = Instant::now();
         let ids: Vec<String> = (0..docs).map(|_| submit(&api.addr, &doc, "")).collect();
         for id in &ids {
@@ -315,7 +332,10 @@ fn a_stopped_worker_hands_its_pages_back_at_once() {
     let started = Instant::now();
     let idx: i32 = loop {
         let row = db_rt
-            .block_on(db.query_opt("SELECT idx FROM work_items WHERE job_id = $1 AND idx >= 0 AND worker = $2", &[&id, &slow.id]))
+            .block_on(db.query_opt(
+                "SELECT idx FROM work_items WHERE job_id = $1 AND idx >= 0 AND worker = $2",
+                &[&id, &slow.id],
+            ))
             .unwrap();
         if let Some(row) = row {
             break row.get(0);
@@ -326,7 +346,9 @@ fn a_stopped_worker_hands_its_pages_back_at_once() {
     let slow_id = slow.id.clone();
     assert!(slow.terminate().success());
     let row = db_rt
-        .block_on(db.query_one("SELECT state, attempts, worker FROM work_items WHERE job_id = $1 AND idx = $2", &[&id, &idx]))
+        .block_on(
+            db.query_one("SELECT state, attempts, worker FROM work_items WHERE job_id = $1 AND idx = $2", &[&id, &idx]),
+        )
         .unwrap();
     assert_eq!((row.get::<_, &str>(0), row.get::<_, i32>(1), row.get::<_, Option<&str>>(2)), ("ready", 0, None));
     let _fast = fake_worker(&fleet, &env, 1, &[]);

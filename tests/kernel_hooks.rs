@@ -37,23 +37,13 @@ fn prompt(vocab: usize) -> Vec<u32> {
 
 fn all_logits(dec: &DeepseekDecoder, ids: &[u32]) -> Vec<f32> {
     let mut cache = dec.new_cache(ids.len()).unwrap();
-    let l = dec
-        .forward(&dec.embed(ids).unwrap(), &mut cache, LogitsFor::All)
-        .unwrap();
+    let l = dec.forward(&dec.embed(ids).unwrap(), &mut cache, LogitsFor::All).unwrap();
     l.flatten_all().unwrap().to_vec1().unwrap()
 }
 
 fn greedy(dec: &DeepseekDecoder, ids: &[u32], n: usize) -> Vec<u32> {
-    let cfg = GenerationConfig {
-        max_new_tokens: n,
-        ngram: NgramGuard::Off,
-        loop_guard: None,
-        ..Default::default()
-    };
-    generate(dec, &dec.embed(ids).unwrap(), ids, None, &cfg, &mut Silent)
-        .unwrap()
-        .unwrap()
-        .ids
+    let cfg = GenerationConfig { max_new_tokens: n, ngram: NgramGuard::Off, loop_guard: None, ..Default::default() };
+    generate(dec, &dec.embed(ids).unwrap(), ids, None, &cfg, &mut Silent).unwrap().unwrap().ids
 }
 
 /// `max |a - b| / max |b|`.
@@ -120,11 +110,7 @@ fn fp8_experts_accuracy_delta_against_bf16() {
 /// A one-layer MoE checkpoint's tensors: gate (+ bias), experts, shared experts.
 fn moe_tensors(cfg: &DeepseekV2Config, seed: u64) -> HashMap<String, Tensor> {
     let dev = Device::Cpu;
-    let (e, h, i) = (
-        cfg.n_routed_experts.unwrap(),
-        cfg.hidden_size,
-        cfg.moe_intermediate_size,
-    );
+    let (e, h, i) = (cfg.n_routed_experts.unwrap(), cfg.hidden_size, cfg.moe_intermediate_size);
     let mut m = HashMap::new();
     let mut s = seed;
     let mut rnd = |shape: &[usize], std: f64| {
@@ -176,24 +162,14 @@ fn device_gate_and_fused_moe_agree_with_the_host_moe_for_every_rule() {
         force_kernels(Some(false));
         let host_moe = Moe::load(vb.clone(), &cfg).unwrap();
         force_kernels(None);
-        let x: Vec<f32> = (0..37 * 48)
-            .map(|j| ((j * 7919 % 613) as f32 / 613.0 - 0.5) * 2.0)
-            .collect();
+        let x: Vec<f32> = (0..37 * 48).map(|j| ((j * 7919 % 613) as f32 / 613.0 - 0.5) * 2.0).collect();
         let x = Tensor::from_vec(x, (37, 48), &Device::Cpu).unwrap();
         let want = host_gate.route(&x).unwrap();
         let (ids, w) = fused.route(&x).unwrap();
-        assert_eq!(
-            ids.flatten_all().unwrap().to_vec1::<u32>().unwrap(),
-            want.experts,
-            "config {n}: expert ids"
-        );
+        assert_eq!(ids.flatten_all().unwrap().to_vec1::<u32>().unwrap(), want.experts, "config {n}: expert ids");
         let w: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
         // Scores are summed in another order than candle's softmax: equal up to f32 rounding.
-        assert!(
-            rel_err(&w, &want.weights) < 1e-6,
-            "config {n}: routing weights {w:?} vs {:?}",
-            want.weights
-        );
+        assert!(rel_err(&w, &want.weights) < 1e-6, "config {n}: routing weights {w:?} vs {:?}", want.weights);
         let a: Vec<f32> = fused_moe.forward(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let b: Vec<f32> = host_moe.forward(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let err = rel_err(&a, &b);

@@ -2,9 +2,9 @@
 //! decode equal to a full recompute, sparse expert dispatch, generation stops (budget, EOS).
 
 use candle_core::{DType, Device};
+use docseek::model::cache::LayerCache;
 use docseek::model::generation::{generate, GenerationConfig, Silent};
 use docseek::model::loader::open_weights;
-use docseek::model::cache::LayerCache;
 use docseek::model::synth::{decoder_tensor_specs, write_weights, SynthDtype};
 use docseek::model::{DeepseekDecoder, DeepseekV2Config, LogitsFor, NgramGuard, PageOutcome};
 
@@ -27,7 +27,8 @@ const MHA_CONFIG: &str = r#"{"vocab_size": 300, "hidden_size": 64, "intermediate
 fn build(config: &str, seed: u64) -> (tempfile::TempDir, DeepseekDecoder) {
     let cfg = DeepseekV2Config::from_json(config).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_weights(&dir.path().join("model.safetensors"), &decoder_tensor_specs(&cfg), SynthDtype::F32, seed, None).unwrap();
+    write_weights(&dir.path().join("model.safetensors"), &decoder_tensor_specs(&cfg), SynthDtype::F32, seed, None)
+        .unwrap();
     let vb = open_weights(dir.path(), DType::F32, &Device::Cpu).unwrap();
     let dec = DeepseekDecoder::load(&cfg, vb).unwrap();
     (dir, dec)
@@ -117,10 +118,17 @@ fn generation_stops_on_budget_and_eos() {
     assert_eq!(out.ids.len(), 7);
     assert_eq!(out.outcome, PageOutcome::Length);
     // EOS stops generation without emitting it.
-    let first = generate(&dec, &emb, &prompt, None, &GenerationConfig { max_new_tokens: 1, loop_guard: None, ngram: NgramGuard::Off, ..Default::default() }, &mut Silent)
-        .unwrap()
-        .unwrap()
-        .ids[0];
+    let first = generate(
+        &dec,
+        &emb,
+        &prompt,
+        None,
+        &GenerationConfig { max_new_tokens: 1, loop_guard: None, ngram: NgramGuard::Off, ..Default::default() },
+        &mut Silent,
+    )
+    .unwrap()
+    .unwrap()
+    .ids[0];
     let out = generate(&dec, &emb, &prompt, Some(first), &cfg, &mut Silent).unwrap().unwrap();
     assert!(out.ids.is_empty());
     assert_eq!(out.outcome, PageOutcome::Finished);

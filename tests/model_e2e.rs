@@ -48,7 +48,9 @@ fn ocr(model: &Path, pdf: &Path, mode: &str, out: &Path) -> (Value, String) {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&*stem) && p.extension().is_some_and(|e| e != "jsonl"))
+        .find(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with(&*stem) && p.extension().is_some_and(|e| e != "jsonl")
+        })
         .unwrap_or_else(|| panic!("no raw output for {stem} in {}", out.display()));
     (line, std::fs::read_to_string(raw_path).unwrap())
 }

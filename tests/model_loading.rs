@@ -76,7 +76,8 @@ fn offline_hub_id_without_cache_is_one_clear_error() {
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs").join("main"), "0123abcd").unwrap();
     write_config_and_tokenizer(&snap, &config_json(Architecture::Ocr1, false)).unwrap();
-    write_weights(&snap.join("model.safetensors"), &decoder_tensor_specs(&decoder_cfg()), SynthDtype::Bf16, 1, None).unwrap();
+    write_weights(&snap.join("model.safetensors"), &decoder_tensor_specs(&decoder_cfg()), SynthDtype::Bf16, 1, None)
+        .unwrap();
     std::env::set_var("HF_HUB_OFFLINE", "1");
     let dir = resolve_model_dir("acme/tiny-ocr", "main");
     std::env::remove_var("HF_HUB_OFFLINE");

@@ -25,7 +25,8 @@ fn a_folder_is_submitted_and_its_results_written_in_place() {
     assert!(status.success());
     let md = std::fs::read_to_string(out.path().join("a.md")).unwrap();
     assert!(md.starts_with("# Page 64x32"), "{md}");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("sub/b.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("sub/b.json")).unwrap()).unwrap();
     assert_eq!(json["pages"][0]["pixel_size"]["width"], 48, "{json}");
     // The raw model text is not served: refused before anything is sent.
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_docseek"))

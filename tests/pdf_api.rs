@@ -6,9 +6,7 @@ use std::io::Cursor;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use docseek::pdf::{
-    DocumentKind, DocumentSource, Limits, PdfError, Rasterizer, RasterizerConfig, RenderOptions,
-};
+use docseek::pdf::{DocumentKind, DocumentSource, Limits, PdfError, Rasterizer, RasterizerConfig, RenderOptions};
 use image::{ImageEncoder, Rgb, RgbImage};
 
 const BIN: &str = env!("CARGO_BIN_EXE_docseek");
@@ -125,7 +123,11 @@ fn every_image_format_decodes_to_rgb() {
         (image::ImageFormat::Tiff, DocumentKind::Tiff),
     ] {
         let mut bytes = Cursor::new(Vec::new());
-        let src = if format == image::ImageFormat::Gif { image::DynamicImage::ImageRgba8(img.to_rgba8()) } else { img.clone() };
+        let src = if format == image::ImageFormat::Gif {
+            image::DynamicImage::ImageRgba8(img.to_rgba8())
+        } else {
+            img.clone()
+        };
         src.write_to(&mut bytes, format).unwrap();
         let mut doc = r.open(&DocumentSource::bytes(bytes.into_inner()), &RenderOptions::default()).unwrap();
         assert_eq!(doc.info().kind, kind);
@@ -197,7 +199,11 @@ fn dropping_a_document_early_frees_the_worker() {
     let mut seen = Vec::new();
     r.render(&tm3, &low_dpi(), |p| {
         seen.push(p.index);
-        if p.index == 1 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if p.index == 1 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     })
     .unwrap();
     assert_eq!(seen, [0, 1]);
@@ -208,13 +214,20 @@ fn dropping_a_document_early_frees_the_worker() {
 #[test]
 fn several_workers_serve_threads_in_parallel() {
     let r = raster_with(Limits::default(), 2);
-    let names = ["en_tracemonkey_p1-3.pdf", "en_code_and_formula.pdf", "ru_helsinki_brochure.pdf", "ko_card_benefits_tables.pdf"];
+    let names = [
+        "en_tracemonkey_p1-3.pdf",
+        "en_code_and_formula.pdf",
+        "ru_helsinki_brochure.pdf",
+        "ko_card_benefits_tables.pdf",
+    ];
     let handles: Vec<_> = names
         .iter()
         .map(|n| {
             let r = r.clone();
             let src = DocumentSource::path(sample(n));
-            std::thread::spawn(move || r.open(&src, &low_dpi()).unwrap().inspect(|p| assert!(p.is_ok(), "{p:?}")).count())
+            std::thread::spawn(move || {
+                r.open(&src, &low_dpi()).unwrap().inspect(|p| assert!(p.is_ok(), "{p:?}")).count()
+            })
         })
         .collect();
     let counts: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();

@@ -72,7 +72,9 @@ fn zero_page_pdf() -> Vec<u8> {
     for o in offs {
         out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
     }
-    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes(),
+    );
     out
 }
 
@@ -106,8 +108,18 @@ fn bad_inputs_fail_one_by_one_and_the_batch_goes_on() {
 
     let out_dir = t.join("out");
     let inputs: Vec<&Path> = vec![
-        &truncated, &good_pdf, &text_as_pdf, &empty_pdf, &empty_png, &bomb, &corrupt_png, &zero, &missing, &folder,
-        &encrypted, &good_png,
+        &truncated,
+        &good_pdf,
+        &text_as_pdf,
+        &empty_pdf,
+        &empty_png,
+        &bomb,
+        &corrupt_png,
+        &zero,
+        &missing,
+        &folder,
+        &encrypted,
+        &good_png,
     ];
     let out = pages(&inputs, &["--out", out_dir.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -177,7 +189,11 @@ fn text_layer_json_has_char_boxes_in_points() {
     let chars = json["chars"].as_array().unwrap();
     let s = chars.iter().find(|c| c["c"] == "S").expect("an 'S'");
     // The text starts at x = 40 pt, baseline y = 100 pt, 24 pt Helvetica.
-    let (l, b, t) = (s["bbox"]["left"].as_f64().unwrap(), s["bbox"]["bottom"].as_f64().unwrap(), s["bbox"]["top"].as_f64().unwrap());
+    let (l, b, t) = (
+        s["bbox"]["left"].as_f64().unwrap(),
+        s["bbox"]["bottom"].as_f64().unwrap(),
+        s["bbox"]["top"].as_f64().unwrap(),
+    );
     assert!((39.0..43.0).contains(&l), "left {l}");
     assert!((98.0..102.0).contains(&b), "bottom {b}");
     assert!((112.0..120.0).contains(&t), "top {t}");

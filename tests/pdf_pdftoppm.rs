@@ -38,7 +38,9 @@ fn page_count_and_sizes_match_pdftoppm() {
             .arg(&pdf)
             .arg(theirs.join("p"))
             .status()
-            .unwrap_or_else(|e| panic!("pdftoppm could not run ({e}): install poppler-utils with scripts/test-deps.sh"));
+            .unwrap_or_else(|e| {
+                panic!("pdftoppm could not run ({e}): install poppler-utils with scripts/test-deps.sh")
+            });
         assert!(poppler.success(), "pdftoppm failed on {name}");
 
         let stem = pdf.file_stem().unwrap();
@@ -72,7 +74,9 @@ fn red_blue_pdf() -> Vec<u8> {
     for o in offs {
         out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
     }
-    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes(),
+    );
     out
 }
 
@@ -82,7 +86,8 @@ fn colours_match_pdftoppm() {
     let tmp = tempfile::tempdir().unwrap();
     let pdf = tmp.path().join("red_blue.pdf");
     std::fs::write(&pdf, red_blue_pdf()).unwrap();
-    let out = Command::new(BIN).arg("pages").arg(&pdf).arg("--out").arg(tmp.path()).args(["--dpi", "72"]).output().unwrap();
+    let out =
+        Command::new(BIN).arg("pages").arg(&pdf).arg("--out").arg(tmp.path()).args(["--dpi", "72"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let status = Command::new("pdftoppm")
         .args(["-r", "72", "-png", "-singlefile"])

@@ -53,13 +53,8 @@ fn batch_cli_reports_the_crash_and_goes_on() {
     crash_after_one_page();
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (sample("en_tracemonkey_p1-3.pdf"), sample("he_indictb1h_14_table.pdf"));
-    let out = Command::new(BIN)
-        .args(["pages", "--dpi", "36", "--out"])
-        .arg(tmp.path())
-        .arg(&a)
-        .arg(&b)
-        .output()
-        .unwrap();
+    let out =
+        Command::new(BIN).args(["pages", "--dpi", "36", "--out"]).arg(tmp.path()).arg(&a).arg(&b).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}");

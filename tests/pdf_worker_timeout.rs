@@ -22,7 +22,8 @@ fn hung_worker_is_killed_and_replaced() {
     })
     .unwrap();
     let opts = RenderOptions { dpi: 36.0, ..Default::default() };
-    let results: Vec<_> = raster.open(&DocumentSource::path(sample("en_tracemonkey_p1-3.pdf")), &opts).unwrap().collect();
+    let results: Vec<_> =
+        raster.open(&DocumentSource::path(sample("en_tracemonkey_p1-3.pdf")), &opts).unwrap().collect();
     assert_eq!(results.len(), 2, "page 1, then the timeout, then nothing");
     assert!(results[0].is_ok());
     let err = results[1].as_ref().unwrap_err();

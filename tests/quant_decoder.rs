@@ -24,7 +24,8 @@ const CONFIG: &str = r#"{"vocab_size": 300, "hidden_size": 128, "intermediate_si
 fn checkpoint() -> (tempfile::TempDir, DeepseekV2Config) {
     let cfg = DeepseekV2Config::from_json(CONFIG).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_weights(&dir.path().join("model.safetensors"), &decoder_tensor_specs(&cfg), SynthDtype::Bf16, 7, None).unwrap();
+    write_weights(&dir.path().join("model.safetensors"), &decoder_tensor_specs(&cfg), SynthDtype::Bf16, 7, None)
+        .unwrap();
     (dir, cfg)
 }
 
@@ -98,7 +99,8 @@ fn greedy_prefixes(opts: &ParityOptions) -> Vec<(String, usize, usize)> {
         .iter()
         .filter(|c| c.name.ends_with("/greedy") || c.name.ends_with("greedy.ids"))
         .map(|c| {
-            let same = c.detail.split("first mismatch at ").nth(1).and_then(|r| r.split(':').next()?.trim().parse().ok());
+            let same =
+                c.detail.split("first mismatch at ").nth(1).and_then(|r| r.split(':').next()?.trim().parse().ok());
             let total = c.detail.split(" ids identical").next().and_then(|n| n.trim().parse().ok()).unwrap_or(32);
             (c.name.clone(), same.unwrap_or(total), total)
         })

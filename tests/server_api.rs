@@ -278,12 +278,31 @@ async fn metrics_openapi_info_and_errors() {
     assert_eq!(status, 200);
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = String::from_utf8(body).unwrap();
-    for needle in ["docseek_queue_depth ", "docseek_pages_total ", "docseek_tokens_per_second ", "docseek_page_latency_seconds_bucket{le=\"0.5\"}", "docseek_batch_size_pages_count"] {
+    for needle in [
+        "docseek_queue_depth ",
+        "docseek_pages_total ",
+        "docseek_tokens_per_second ",
+        "docseek_page_latency_seconds_bucket{le=\"0.5\"}",
+        "docseek_batch_size_pages_count",
+    ] {
         assert!(text.contains(needle), "missing {needle}");
     }
     let (_, api) = call_json(&s.app, get("/openapi.json")).await;
     assert_eq!(api["openapi"], "3.1.0");
-    for path in ["/v1/ocr", "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/events", "/v1/jobs/{id}/result", "/v1/jobs/{id}/pages/{index}/image", "/v1/chat/completions", "/v1/models", "/v1/info", "/health", "/ready", "/metrics"] {
+    for path in [
+        "/v1/ocr",
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/events",
+        "/v1/jobs/{id}/result",
+        "/v1/jobs/{id}/pages/{index}/image",
+        "/v1/chat/completions",
+        "/v1/models",
+        "/v1/info",
+        "/health",
+        "/ready",
+        "/metrics",
+    ] {
         assert!(api["paths"][path].is_object(), "{path} undocumented");
     }
     let (status, v) = call_json(&s.app, get("/v1/nope")).await;
@@ -312,13 +331,17 @@ fn chat_request(stream: bool, prompt: &str) -> Request<Body> {
             { "type": "text", "text": prompt }
         ]}]
     });
-    Request::post("/v1/chat/completions").header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
+    Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_chat_completions_plain_and_streamed() {
     let s = start(FakeEngine::new(), |_| {});
-    let (status, v) = call_json(&s.app, chat_request(false, "<image>\n<|grounding|>Convert the document to markdown.")).await;
+    let (status, v) =
+        call_json(&s.app, chat_request(false, "<image>\n<|grounding|>Convert the document to markdown.")).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["object"], "chat.completion");
     let content = v["choices"][0]["message"]["content"].as_str().unwrap();
@@ -381,7 +404,8 @@ async fn multi_page_pdf_job_with_page_selection_and_progress() {
     let id = v["id"].as_str().unwrap().to_string();
     let (_, _, body) = call(&s.app, get(&format!("/v1/jobs/{id}/events"))).await;
     let events = sse_events(&String::from_utf8(body).unwrap());
-    let pages: Vec<Value> = events.iter().filter(|(e, _)| e == "page").map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
+    let pages: Vec<Value> =
+        events.iter().filter(|(e, _)| e == "page").map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
     assert_eq!(pages.len(), 2);
     let mut numbers: Vec<u64> = pages.iter().map(|p| p["page"]["number"].as_u64().unwrap()).collect();
     numbers.sort();
@@ -414,12 +438,18 @@ async fn webhook_is_called_on_completion_for_allowed_hosts_only() {
     let hook_addr = hook.local_addr().unwrap().to_string();
     let allowed = hook_addr.clone();
     let s = start(FakeEngine::new(), move |c| c.webhook_hosts = vec![allowed]);
-    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &png(20, 20), &[("webhook", "http://evil.example/hook")])).await;
+    let (status, v) =
+        call_json(&s.app, post_multipart("/v1/jobs", &png(20, 20), &[("webhook", "http://evil.example/hook")])).await;
     assert_error(status, &v, 400, "bad_request");
-    let (status, v) = call_json(&s.app, post_multipart("/v1/jobs", &png(20, 20), &[("webhook", &format!("http://{hook_addr}/done?x=1"))])).await;
+    let (status, v) = call_json(
+        &s.app,
+        post_multipart("/v1/jobs", &png(20, 20), &[("webhook", &format!("http://{hook_addr}/done?x=1"))]),
+    )
+    .await;
     assert_eq!(status, 202, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
-    let (mut conn, _) = tokio::time::timeout(Duration::from_secs(20), hook.accept()).await.expect("webhook never called").unwrap();
+    let (mut conn, _) =
+        tokio::time::timeout(Duration::from_secs(20), hook.accept()).await.expect("webhook never called").unwrap();
     let mut buf = vec![0u8; 8192];
     let mut got = Vec::new();
     while !String::from_utf8_lossy(&got).contains("\"state\"") {

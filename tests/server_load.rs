@@ -18,7 +18,9 @@ const MAX_RSS_MIB: u64 = 1024;
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -33,7 +35,20 @@ fn concurrent_uploads_stay_correct_and_bounded() {
     let per_client = env_or("LOAD_REQUESTS", 8);
     let data = tempfile::tempdir().unwrap();
     let server = ServeProcess::start(
-        &["--model", "fake", "--data-dir", data.path().to_str().unwrap(), "--mode", "tiny", "--concurrency", "4", "--max-queue", "8", "--max-batch", "8"],
+        &[
+            "--model",
+            "fake",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--mode",
+            "tiny",
+            "--concurrency",
+            "4",
+            "--max-queue",
+            "8",
+            "--max-batch",
+            "8",
+        ],
         &[("DOCSEEK_FAKE_TOKEN_DELAY_MS", "1")],
     );
     let pid = server.child.id();
@@ -89,7 +104,10 @@ fn concurrent_uploads_stay_correct_and_bounded() {
                         // Async job, followed to completion over SSE.
                         let (s, h, b) = http(&addr, "POST", "/v1/jobs", &[], &image);
                         if s == 202 {
-                            let id = serde_json::from_slice::<serde_json::Value>(&b).unwrap()["id"].as_str().unwrap().to_string();
+                            let id = serde_json::from_slice::<serde_json::Value>(&b).unwrap()["id"]
+                                .as_str()
+                                .unwrap()
+                                .to_string();
                             let (s2, _, events) = http(&addr, "GET", &format!("/v1/jobs/{id}/events"), &[], b"");
                             assert_eq!(s2, 200);
                             assert!(String::from_utf8_lossy(&events).contains("\"state\":\"done\""));
@@ -106,7 +124,11 @@ fn concurrent_uploads_stay_correct_and_bounded() {
                             done += 1;
                         }
                         429 => {
-                            let wait = headers.iter().find(|(k, _)| k == "retry-after").and_then(|(_, v)| v.parse::<u64>().ok()).unwrap_or(1);
+                            let wait = headers
+                                .iter()
+                                .find(|(k, _)| k == "retry-after")
+                                .and_then(|(_, v)| v.parse::<u64>().ok())
+                                .unwrap_or(1);
                             assert!(wait >= 1);
                             // Back off (shortened: the fake engine is fast), then retry.
                             std::thread::sleep(Duration::from_millis(100 * wait.min(5)));
@@ -130,12 +152,23 @@ fn concurrent_uploads_stay_correct_and_bounded() {
     let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
     let total = clients * per_client;
     let peak_mib = *peak.lock().unwrap() / 1024;
-    println!("load: {clients} clients x {per_client} requests = {total} pages in {:.2} s -> {:.1} pages/s", elapsed.as_secs_f64(), total as f64 / elapsed.as_secs_f64());
-    println!("engine alone (same build, same page): {floor:.1} pages/s -> server reaches {:.0}% of it", 100.0 * total as f64 / elapsed.as_secs_f64() / floor);
+    println!(
+        "load: {clients} clients x {per_client} requests = {total} pages in {:.2} s -> {:.1} pages/s",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "engine alone (same build, same page): {floor:.1} pages/s -> server reaches {:.0}% of it",
+        100.0 * total as f64 / elapsed.as_secs_f64() / floor
+    );
     println!("latency ms: p50 {:.0}, p90 {:.0}, p99 {:.0}, max {:.0}", pct(0.5), pct(0.9), pct(0.99), pct(1.0));
     println!("statuses: {:?}", statuses.lock().unwrap());
     println!("server RSS: idle {} MiB, peak {} MiB", idle_rss / 1024, peak_mib);
-    for line in metrics.lines().filter(|l| l.starts_with("docseek_batch_size_pages_") || l.starts_with("docseek_pages_total") || l.starts_with("docseek_errors_total{")) {
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("docseek_batch_size_pages_")
+            || l.starts_with("docseek_pages_total")
+            || l.starts_with("docseek_errors_total{")
+    }) {
         println!("  {line}");
     }
     assert_eq!(lat.len(), total);

@@ -85,7 +85,11 @@ async fn job_with_events_through_to_every_format_with_a_tiny_checkpoint() {
     assert!(events.iter().any(|(e, d)| e == "pages" && d.contains("\"count\":2")), "{events:?}");
     let done: Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
     assert_eq!((names.last(), done["state"].as_str()), (Some(&"done"), Some("done")), "{events:?}");
-    let mut live: Vec<Value> = events.iter().filter(|(e, _)| e == "page").map(|(_, d)| serde_json::from_str::<Value>(d).unwrap()["page"].clone()).collect();
+    let mut live: Vec<Value> = events
+        .iter()
+        .filter(|(e, _)| e == "page")
+        .map(|(_, d)| serde_json::from_str::<Value>(d).unwrap()["page"].clone())
+        .collect();
     live.sort_by_key(|p| p["index"].as_u64());
     assert_eq!(live.len(), 2, "{names:?}");
 
@@ -120,7 +124,10 @@ async fn job_with_events_through_to_every_format_with_a_tiny_checkpoint() {
     let (ct, body) = fetch("html").await;
     assert!(ct.starts_with("text/html"));
     let html = String::from_utf8(body).unwrap();
-    assert!(html.contains("id=\"page-1\"") && html.contains("id=\"page-3\"") && !html.contains("id=\"page-2\""), "{html}");
+    assert!(
+        html.contains("id=\"page-1\"") && html.contains("id=\"page-3\"") && !html.contains("id=\"page-2\""),
+        "{html}"
+    );
     let (ct, body) = fetch("hocr").await;
     assert!(ct.starts_with("text/vnd.hocr+html"));
     let hocr = String::from_utf8(body).unwrap();
@@ -149,7 +156,10 @@ async fn openai_chat_completions_over_a_tiny_checkpoint() {
                 { "type": "text", "text": "<image>\nFree OCR." }
             ]}]
         });
-        axum::http::Request::post("/v1/chat/completions").header("content-type", "application/json").body(axum::body::Body::from(body.to_string())).unwrap()
+        axum::http::Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap()
     };
     let (status, v) = call_json(&s.app, request(false)).await;
     assert_eq!(status, 200, "{v}");
@@ -165,7 +175,8 @@ async fn openai_chat_completions_over_a_tiny_checkpoint() {
     let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
     let streamed: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(streamed, content);
-    let pieces = chunks.iter().filter(|c| c["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty())).count();
+    let pieces =
+        chunks.iter().filter(|c| c["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty())).count();
     assert!(pieces >= 2, "not streamed token by token: {chunks:?}");
     assert!(chunks.last().unwrap()["choices"][0]["finish_reason"].is_string());
 }
@@ -174,7 +185,16 @@ async fn openai_chat_completions_over_a_tiny_checkpoint() {
 fn the_binary_serves_a_tiny_checkpoint_over_a_socket() {
     let data = tempfile::tempdir().unwrap();
     let model = tiny_checkpoint().to_str().unwrap().to_string();
-    let args = ["--model", &model, "--mode", "tiny", "--max-new-tokens", TINY_MAX_NEW_TOKENS, "--data-dir", data.path().to_str().unwrap()];
+    let args = [
+        "--model",
+        &model,
+        "--mode",
+        "tiny",
+        "--max-new-tokens",
+        TINY_MAX_NEW_TOKENS,
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ];
     let server = ServeProcess::start(&args, &[]);
     let (status, info) = http_json(&server.addr, "GET", "/v1/info", &[], b"");
     assert_eq!((status, info["model"].as_str()), (200, Some(model.as_str())));

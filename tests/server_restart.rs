@@ -11,7 +11,11 @@ const SAMPLE_PDF_3_PAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/e
 fn metric(addr: &str, name: &str) -> f64 {
     let (_, _, body) = http(addr, "GET", "/metrics", &[], b"");
     let text = String::from_utf8(body).unwrap();
-    text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}")).parse().unwrap()
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name}"))
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -39,14 +43,21 @@ fn jobs_resume_after_kill_9() {
 
     let server = ServeProcess::start(&args, &[("DOCSEEK_FAKE_TOKEN_DELAY_MS", "1")]);
     for id in [&first, &second] {
-        let v = poll_job(&server.addr, id, "final", |v| ["done", "failed", "cancelled"].contains(&v["state"].as_str().unwrap_or("")));
+        let v = poll_job(&server.addr, id, "final", |v| {
+            ["done", "failed", "cancelled"].contains(&v["state"].as_str().unwrap_or(""))
+        });
         assert_eq!(v["state"], "done", "{v}");
         assert_eq!(v["pages_done"], 3, "{v}");
         let (status, result) = http_json(&server.addr, "GET", &format!("/v1/jobs/{id}/result"), &[], b"");
         assert_eq!(status, 200);
-        let numbers: Vec<u64> = result["pages"].as_array().unwrap().iter().map(|p| p["number"].as_u64().unwrap()).collect();
+        let numbers: Vec<u64> =
+            result["pages"].as_array().unwrap().iter().map(|p| p["number"].as_u64().unwrap()).collect();
         assert_eq!(numbers, vec![1, 2, 3]);
-        assert!(result["pages"].as_array().unwrap().iter().all(|p| p["blocks"][0]["text"].as_str().unwrap().starts_with("Page ")));
+        assert!(result["pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["blocks"][0]["text"].as_str().unwrap().starts_with("Page ")));
     }
     // The restarted process recognised only what was missing.
     assert_eq!(metric(&server.addr, "docseek_pages_total"), (6 - done_before) as f64);

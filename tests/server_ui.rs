@@ -25,8 +25,14 @@ async fn upload_view_and_no_script_execution_in_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&chromium).exists(), "chromium not found at {chromium}: run scripts/test-deps.sh");
-    assert!(Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success()), "node not found: run scripts/test-deps.sh");
-    assert!(root.join("tests/web/node_modules/playwright-core").is_dir(), "tests/web/node_modules missing: run scripts/test-deps.sh");
+    assert!(
+        Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success()),
+        "node not found: run scripts/test-deps.sh"
+    );
+    assert!(
+        root.join("tests/web/node_modules/playwright-core").is_dir(),
+        "tests/web/node_modules missing: run scripts/test-deps.sh"
+    );
 
     let s = start(FakeEngine { token_delay: std::time::Duration::ZERO, script: Some(HOSTILE_OUTPUT.into()) }, |_| {});
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -8,11 +8,7 @@ use docseek_vision::{slot_count, tensor_specs, Architecture, Mode, VisionConfig,
 use image::{Rgb, RgbImage};
 
 fn params(cfg: &VisionConfig, prefix: &str) -> usize {
-    tensor_specs(cfg)
-        .iter()
-        .filter(|(n, _)| n.starts_with(prefix))
-        .map(|(_, s)| s.iter().product::<usize>())
-        .sum()
+    tensor_specs(cfg).iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, s)| s.iter().product::<usize>()).sum()
 }
 
 #[test]
@@ -73,7 +69,11 @@ fn checkpoint_from_env(var: &str, arch: &str) -> PathBuf {
     let dir = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
         panic!("set {var} to a folder written by `docseek dev random-checkpoint DIR --arch {arch}`")
     });
-    assert!(dir.join("config.json").is_file() && dir.join("model.safetensors").is_file(), "{var}={} holds no checkpoint", dir.display());
+    assert!(
+        dir.join("config.json").is_file() && dir.join("model.safetensors").is_file(),
+        "{var}={} holds no checkpoint",
+        dir.display()
+    );
     dir
 }
 

@@ -54,7 +54,12 @@ fn main() {
         }
         let s = t.elapsed().as_secs_f64();
         let bytes = (mats * n * k * 2) as f64;
-        println!("bf16 gemv round {round}: {:.1} GB/s ({} calls, {:.1} us/call)", bytes / s / 1e9, mats, s / mats as f64 * 1e6);
+        println!(
+            "bf16 gemv round {round}: {:.1} GB/s ({} calls, {:.1} us/call)",
+            bytes / s / 1e9,
+            mats,
+            s / mats as f64 * 1e6
+        );
     }
     drop(ws);
     for format in [QFormat::Q8, QFormat::Q4] {
@@ -97,7 +102,12 @@ fn main() {
             matmul(isa, &w, Acts::Bf16(&x), 1, &mut o);
         }
         let s = t.elapsed().as_secs_f64();
-        println!("{} hot gemv: {:.1} GB/s of weights, {:.2} us/call", format.name(), (reps * (qs.len() + sc.len() * 2)) as f64 / s / 1e9, s / reps as f64 * 1e6);
+        println!(
+            "{} hot gemv: {:.1} GB/s of weights, {:.2} us/call",
+            format.name(),
+            (reps * (qs.len() + sc.len() * 2)) as f64 / s / 1e9,
+            s / reps as f64 * 1e6
+        );
     }
     if !want("gemm") {
         return;
@@ -116,10 +126,19 @@ fn main() {
     for round in 0..2 {
         let t = Instant::now();
         for _ in 0..20 {
-            matmul(isa, &WeightRef::Bf16 { data: &w[..n2 * k], rows: n2, cols: k }, Acts::Bf16(&a[..m2 * k]), m2, &mut out);
+            matmul(
+                isa,
+                &WeightRef::Bf16 { data: &w[..n2 * k], rows: n2, cols: k },
+                Acts::Bf16(&a[..m2 * k]),
+                m2,
+                &mut out,
+            );
         }
         let s = t.elapsed().as_secs_f64();
-        println!("bf16 gemm {m2}x{k}x{n2} (expert) round {round}: {:.0} GFLOP/s", 20.0 * 2.0 * (m2 * k * n2) as f64 / s / 1e9);
+        println!(
+            "bf16 gemm {m2}x{k}x{n2} (expert) round {round}: {:.0} GFLOP/s",
+            20.0 * 2.0 * (m2 * k * n2) as f64 / s / 1e9
+        );
     }
     for format in [QFormat::Q8, QFormat::Q4] {
         let rb = format.row_bytes(k);

@@ -117,10 +117,19 @@ pub fn sdpa_bf16(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<AttnBias>, sca
                                 }
                                 Bias::Decomposed { h, w, kh, kw } => {
                                     let row = b * lq + r0 + r;
-                                    RowBias::Decomposed { h: &h[row * kh..(row + 1) * kh], w: &w[row * kw..(row + 1) * kw] }
+                                    RowBias::Decomposed {
+                                        h: &h[row * kh..(row + 1) * kh],
+                                        w: &w[row * kw..(row + 1) * kw],
+                                    }
                                 }
                             };
-                            softmax_row_bf16(isa, &mut scores[r * lk..(r + 1) * lk], scale, row_bias, &mut probs[r * lk..(r + 1) * lk]);
+                            softmax_row_bf16(
+                                isa,
+                                &mut scores[r * lk..(r + 1) * lk],
+                                scale,
+                                row_bias,
+                                &mut probs[r * lk..(r + 1) * lk],
+                            );
                         }
                         let pa = prepared(isa, &probs[..rl * lk]);
                         gemm_packed(isa, &vp, &pa, rl, &mut ctx, d);

@@ -173,7 +173,9 @@ impl LinearWeight {
     pub fn kernel_ref(&self) -> Option<WeightRef<'_>> {
         match self {
             LinearWeight::Dense(_) => None,
-            LinearWeight::Bf16 { data, rows, cols } => Some(WeightRef::Bf16 { data: data.as_slice(), rows: *rows, cols: *cols }),
+            LinearWeight::Bf16 { data, rows, cols } => {
+                Some(WeightRef::Bf16 { data: data.as_slice(), rows: *rows, cols: *cols })
+            }
             LinearWeight::Quant { format, qs, scales, rows, cols } => Some(WeightRef::Quant(QMatRef {
                 format: *format,
                 qs: qs.as_slice(),
@@ -254,7 +256,9 @@ impl Linear {
     fn forward_dense(w: &Tensor, bias: Option<&Tensor>, x: &Tensor) -> Result<Tensor> {
         // The same sequence of ops as candle_nn::Linear, so f32 results stay bit-identical.
         let y = match *x.dims() {
-            [b1, b2, m, k] if x.is_contiguous() => x.reshape((b1 * b2 * m, k))?.matmul(&w.t()?)?.reshape((b1, b2, m, ()))?,
+            [b1, b2, m, k] if x.is_contiguous() => {
+                x.reshape((b1 * b2 * m, k))?.matmul(&w.t()?)?.reshape((b1, b2, m, ()))?
+            }
             [b1, b2, _, _] => x.matmul(&w.broadcast_left((b1, b2))?.t()?)?,
             [b, m, k] if x.is_contiguous() => x.reshape((b * m, k))?.matmul(&w.t()?)?.reshape((b, m, ()))?,
             [b, _, _] => x.matmul(&w.broadcast_left(b)?.t()?)?,

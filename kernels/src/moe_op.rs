@@ -26,7 +26,9 @@ impl<'a> SwiGlu<'a> {
     }
 
     fn refs(&self) -> Result<ExpertRef<'a>> {
-        let r = |l: &'a Linear| l.weight().kernel_ref().ok_or_else(|| candle_core::Error::Msg("dense expert weight".into()));
+        let r = |l: &'a Linear| {
+            l.weight().kernel_ref().ok_or_else(|| candle_core::Error::Msg("dense expert weight".into()))
+        };
         Ok(ExpertRef { gate: r(self.gate)?, up: r(self.up)?, down: r(self.down)? })
     }
 }
@@ -60,7 +62,14 @@ impl candle_core::CustomOp1 for MoeOp<'_> {
 
 /// `Σ_j weights[t, j] · experts[ids[t, j]](x_t) + shared(x_t)` for `x` `[t, hidden]` (f32 or
 /// bf16, CPU), in f32, returned in `x`'s dtype. `ids` / `weights` are token-major `[t * k]`.
-pub fn moe(x: &Tensor, experts: &[SwiGlu], shared: Option<&SwiGlu>, ids: &[u32], weights: &[f32], k: usize) -> Result<Tensor> {
+pub fn moe(
+    x: &Tensor,
+    experts: &[SwiGlu],
+    shared: Option<&SwiGlu>,
+    ids: &[u32],
+    weights: &[f32],
+    k: usize,
+) -> Result<Tensor> {
     if !x.device().is_cpu() || !matches!(x.dtype(), DType::F32 | DType::BF16) {
         candle_core::bail!("the fused MoE runs on f32/bf16 CPU tensors");
     }

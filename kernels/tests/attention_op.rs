@@ -26,7 +26,8 @@ fn fused_attention_matches_the_reference() {
     let (n, lq, kh, kw, d) = (3, ROWS + 7, 5, 7, 24);
     let lk = kh * kw;
     let dev = Device::Cpu;
-    let (q, k, v) = (bf16_round(&rand(n * lq * d, 1)), bf16_round(&rand(n * lk * d, 2)), bf16_round(&rand(n * lk * d, 3)));
+    let (q, k, v) =
+        (bf16_round(&rand(n * lq * d, 1)), bf16_round(&rand(n * lk * d, 2)), bf16_round(&rand(n * lk * d, 3)));
     let t = |x: &[f32], l: usize| Tensor::from_vec(x.to_vec(), (n, l, d), &dev).unwrap().to_dtype(DType::BF16).unwrap();
     let (qt, kt, vt) = (t(&q, lq), t(&k, lk), t(&v, lk));
     let full = rand(lq * lk, 4);
@@ -45,7 +46,14 @@ fn fused_attention_matches_the_reference() {
     ];
     for (bias, f) in cases {
         let want = sdpa(&q, &k, &v, n, lq, lk, d, scale, f);
-        let got: Vec<f32> = sdpa_bf16(&qt, &kt, &vt, bias, scale).unwrap().to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let got: Vec<f32> = sdpa_bf16(&qt, &kt, &vt, bias, scale)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let m = want.iter().fold(0f32, |a, x| a.max(x.abs()));
         let e = got.iter().zip(&want).fold(0f32, |a, (x, y)| a.max((x - y).abs())) / m;
         assert!(e < 2e-2, "{}: rel err {e}", if bias.is_some() { "bias" } else { "no bias" });

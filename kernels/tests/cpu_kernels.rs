@@ -126,7 +126,9 @@ struct Expert {
 }
 
 fn expert(hidden: usize, inter: usize, seed: u64, format: QFormat) -> Expert {
-    let mk = |n: usize, k: usize, s: u64| -> Vec<bf16> { values(n * k, s).iter().map(|&v| bf16::from_f32(v * 0.2)).collect() };
+    let mk = |n: usize, k: usize, s: u64| -> Vec<bf16> {
+        values(n * k, s).iter().map(|&v| bf16::from_f32(v * 0.2)).collect()
+    };
     let gate = mk(inter, hidden, seed);
     let up = mk(inter, hidden, seed + 1);
     let down = mk(hidden, inter, seed + 2);
@@ -138,7 +140,9 @@ fn expert(hidden: usize, inter: usize, seed: u64, format: QFormat) -> Expert {
 fn dense(e: &Expert, quant: Option<QFormat>, hidden: usize) -> reference::moe::DenseExpert {
     let to32 = |w: &[bf16]| w.iter().map(|v| v.to_f32()).collect::<Vec<f32>>();
     match quant {
-        None => reference::moe::DenseExpert { gate: to32(&e.gate), up: to32(&e.up), down: to32(&e.down), inter: e.inter },
+        None => {
+            reference::moe::DenseExpert { gate: to32(&e.gate), up: to32(&e.up), down: to32(&e.down), inter: e.inter }
+        }
         Some(f) => reference::moe::DenseExpert {
             gate: reference::matmul::dequantize(f, &e.q[0].0, &e.q[0].1, e.inter, hidden),
             up: reference::matmul::dequantize(f, &e.q[1].0, &e.q[1].1, e.inter, hidden),

@@ -45,10 +45,7 @@ fn rms_norm_and_residual_match_reference() {
         for (rows, dim) in [(1, 1280), (37, 1283), (5, 64), (300, 4096)] {
             let x = rng.tensor(&[rows, dim], 1.0, dtype);
             let r = rng.tensor(&[rows, dim], 1.0, dtype);
-            let w = (rng.tensor(&[dim], 0.1, DType::F32) + 1.0)
-                .unwrap()
-                .to_dtype(dtype)
-                .unwrap();
+            let w = (rng.tensor(&[dim], 0.1, DType::F32) + 1.0).unwrap().to_dtype(dtype).unwrap();
             let want = rms_norm(&x, &w, 1e-6).unwrap();
             let got = rms_norm(&to_gpu(&x), &to_gpu(&w), 1e-6).unwrap();
             assert_close(&format!("rms_norm {dtype:?} {rows}x{dim}"), &got, &want, tol(dtype));
@@ -85,24 +82,18 @@ fn rope_matches_reference_in_both_layouts() {
             let pos: Vec<u32> = (0..tokens).map(|_| rng.below(rows) as u32).collect();
             let pos = Tensor::new(pos.as_slice(), &Device::Cpu).unwrap();
             let angles: Vec<f32> = (0..rows * dim / 2).map(|_| rng.unit() * 6.3).collect();
-            let cos = Tensor::new(
-                angles.iter().map(|a| a.cos()).collect::<Vec<_>>().as_slice(),
-                &Device::Cpu,
-            )
-            .unwrap()
-            .reshape((rows, dim / 2))
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap();
-            let sin = Tensor::new(
-                angles.iter().map(|a| a.sin()).collect::<Vec<_>>().as_slice(),
-                &Device::Cpu,
-            )
-            .unwrap()
-            .reshape((rows, dim / 2))
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap();
+            let cos = Tensor::new(angles.iter().map(|a| a.cos()).collect::<Vec<_>>().as_slice(), &Device::Cpu)
+                .unwrap()
+                .reshape((rows, dim / 2))
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let sin = Tensor::new(angles.iter().map(|a| a.sin()).collect::<Vec<_>>().as_slice(), &Device::Cpu)
+                .unwrap()
+                .reshape((rows, dim / 2))
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
             let want = rope(&x, &pos, &cos, &sin, style).unwrap();
             let got = rope(&to_gpu(&x), &to_gpu(&pos), &to_gpu(&cos), &to_gpu(&sin), style).unwrap();
             assert_close(&format!("rope {dtype:?} {style:?}"), &got, &want, tol(dtype));
@@ -113,10 +104,8 @@ fn rope_matches_reference_in_both_layouts() {
 /// Routing must agree exactly, except where the reference's choice is a near-tie (two scores
 /// within f32 noise), where either order is right.
 fn assert_same_routing(what: &str, logits: &Tensor, got: (&Tensor, &Tensor), want: (&Tensor, &Tensor), experts: usize) {
-    let (gi, wi): (Vec<u32>, Vec<u32>) = (
-        got.0.flatten_all().unwrap().to_vec1().unwrap(),
-        want.0.flatten_all().unwrap().to_vec1().unwrap(),
-    );
+    let (gi, wi): (Vec<u32>, Vec<u32>) =
+        (got.0.flatten_all().unwrap().to_vec1().unwrap(), want.0.flatten_all().unwrap().to_vec1().unwrap());
     let (gw, ww) = (values(got.1), values(want.1));
     let l = values(logits);
     let k = got.0.dim(1).unwrap();
@@ -129,12 +118,7 @@ fn assert_same_routing(what: &str, logits: &Tensor, got: (&Tensor, &Tensor), wan
             ties += 1;
             continue;
         }
-        assert!(
-            (gw[p] - ww[p]).abs() <= 1e-5 * ww[p].abs().max(1e-3),
-            "{what}: weight {p}: {} vs {}",
-            gw[p],
-            ww[p]
-        );
+        assert!((gw[p] - ww[p]).abs() <= 1e-5 * ww[p].abs().max(1e-3), "{what}: weight {p}: {} vs {}", gw[p], ww[p]);
     }
     eprintln!("{what}: {} pairs, {ties} near-ties", gi.len());
     assert!(ties * 100 <= gi.len().max(100), "{what}: too many near-ties ({ties})");
@@ -152,15 +136,7 @@ fn moe_gate_matches_reference_for_every_method() {
         (Scoring::Softmax, TopkMethod::Greedy, 7, 1, 1, 1, false),
     ];
     for (scoring, method, experts, top_k, n_group, topk_group, norm) in cases {
-        let p = GateParams {
-            scoring,
-            method,
-            top_k,
-            n_group,
-            topk_group,
-            norm_topk_prob: norm,
-            scaling: 2.5,
-        };
+        let p = GateParams { scoring, method, top_k, n_group, topk_group, norm_topk_prob: norm, scaling: 2.5 };
         let tokens = 333;
         let logits = rng.tensor(&[tokens, experts], 2.0, DType::F32);
         let bias = (method == TopkMethod::NoauxTc).then(|| rng.tensor(&[experts], 0.5, DType::F32));
@@ -276,12 +252,7 @@ fn grouped_gemm_matches_reference() {
                 &weights_on(&dn, &gpu()),
                 experts,
             );
-            assert_close(
-                &format!("moe chain {dtype:?} {tokens}x{hidden} e{experts}"),
-                &got,
-                &want,
-                tol(dtype) * 2.0,
-            );
+            assert_close(&format!("moe chain {dtype:?} {tokens}x{hidden} e{experts}"), &got, &want, tol(dtype) * 2.0);
         }
     }
 }
@@ -293,20 +264,9 @@ fn fp8_quantisation_and_gemm_match_reference() {
         let w = rng.tensor(&[experts, n, kdim], 0.05, DType::BF16);
         let q_cpu = Fp8Matrix::quantize(&w).unwrap();
         let q_gpu = Fp8Matrix::quantize(&to_gpu(&w)).unwrap();
-        assert_eq!(
-            values(&q_gpu.scales),
-            values(&q_cpu.scales),
-            "scales {experts}x{n}x{kdim}"
-        );
+        assert_eq!(values(&q_gpu.scales), values(&q_cpu.scales), "scales {experts}x{n}x{kdim}");
         let (gc, cc): (Vec<u8>, Vec<u8>) = (
-            q_gpu
-                .codes
-                .to_device(&Device::Cpu)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap(),
+            q_gpu.codes.to_device(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap(),
             q_cpu.codes.flatten_all().unwrap().to_vec1().unwrap(),
         );
         let differ = gc.iter().zip(&cc).filter(|(a, b)| a != b).count();
@@ -326,14 +286,8 @@ fn fp8_quantisation_and_gemm_match_reference() {
             let d = moe_permute(&ids, experts).unwrap();
             let dg = moe_permute(&to_gpu(&ids), experts).unwrap();
             let want = grouped_gemm(&x, &d, Gather::Tokens, &ExpertWeights::Fp8(q_cpu.clone()), DType::F32).unwrap();
-            let got = grouped_gemm(
-                &to_gpu(&x),
-                &dg,
-                Gather::Tokens,
-                &ExpertWeights::Fp8(q_gpu.clone()),
-                DType::F32,
-            )
-            .unwrap();
+            let got =
+                grouped_gemm(&to_gpu(&x), &dg, Gather::Tokens, &ExpertWeights::Fp8(q_gpu.clone()), DType::F32).unwrap();
             let want = want.index_select(&d.inv, 0).unwrap();
             let got = got.index_select(&dg.inv, 0).unwrap();
             assert_close(&format!("fp8 grouped {experts}x{n}x{kdim}"), &got, &want, 2e-3);
@@ -371,12 +325,8 @@ fn paged_mha_and_writes_match_reference() {
             let v_pool = rng.tensor(&[num_blocks, kvh, BLOCK_TOKENS, dim], 1.0, dtype);
             let q = rng.tensor(&[lens.len(), heads, dim], 1.0, dtype);
             let tab_t = Tensor::from_vec(tab.clone(), (lens.len(), max_blocks), &Device::Cpu).unwrap();
-            let lens_t = Tensor::from_vec(
-                lens.iter().map(|&l| l as u32).collect::<Vec<_>>(),
-                lens.len(),
-                &Device::Cpu,
-            )
-            .unwrap();
+            let lens_t =
+                Tensor::from_vec(lens.iter().map(|&l| l as u32).collect::<Vec<_>>(), lens.len(), &Device::Cpu).unwrap();
             let scale = 1.0 / (dim as f32).sqrt();
             // Write each sequence's last token through the kernel on both devices.
             let new_k = rng.tensor(&[lens.len(), kvh, dim], 1.0, dtype);
@@ -393,21 +343,9 @@ fn paged_mha_and_writes_match_reference() {
             write_paged(&kg, &to_gpu(&new_k), &to_gpu(&slots)).unwrap();
             assert_eq!(values(&kg), values(&kc), "write_paged {dtype:?}");
             let want = paged_attention_mha(&q, &kc, &v_pool, &tab_t, &lens_t, scale).unwrap();
-            let got = paged_attention_mha(
-                &to_gpu(&q),
-                &kg,
-                &to_gpu(&v_pool),
-                &to_gpu(&tab_t),
-                &to_gpu(&lens_t),
-                scale,
-            )
-            .unwrap();
-            assert_close(
-                &format!("paged_mha {dtype:?} h{heads}/{kvh} d{dim}"),
-                &got,
-                &want,
-                tol(dtype),
-            );
+            let got = paged_attention_mha(&to_gpu(&q), &kg, &to_gpu(&v_pool), &to_gpu(&tab_t), &to_gpu(&lens_t), scale)
+                .unwrap();
+            assert_close(&format!("paged_mha {dtype:?} h{heads}/{kvh} d{dim}"), &got, &want, tol(dtype));
         }
     }
 }
@@ -425,12 +363,8 @@ fn paged_mla_matches_reference() {
             let qa = rng.tensor(&[lens.len(), heads, rank], 0.2, dtype);
             let qp = rng.tensor(&[lens.len(), heads, rope_dim], 0.5, dtype);
             let tab_t = Tensor::from_vec(tab, (lens.len(), max_blocks), &Device::Cpu).unwrap();
-            let lens_t = Tensor::from_vec(
-                lens.iter().map(|&l| l as u32).collect::<Vec<_>>(),
-                lens.len(),
-                &Device::Cpu,
-            )
-            .unwrap();
+            let lens_t =
+                Tensor::from_vec(lens.iter().map(|&l| l as u32).collect::<Vec<_>>(), lens.len(), &Device::Cpu).unwrap();
             let scale = 0.07;
             let new = rng.tensor(&[3, rank], 1.0, dtype);
             let slots = Tensor::new(&[0u32, 17, (num_blocks * BLOCK_TOKENS - 1) as u32], &Device::Cpu).unwrap();
@@ -449,12 +383,7 @@ fn paged_mla_matches_reference() {
                 scale,
             )
             .unwrap();
-            assert_close(
-                &format!("paged_mla {dtype:?} h{heads} r{rank}"),
-                &got,
-                &want,
-                tol(dtype),
-            );
+            assert_close(&format!("paged_mla {dtype:?} h{heads} r{rank}"), &got, &want, tol(dtype));
         }
     }
 }

@@ -63,11 +63,10 @@ fn f32_weights_without_quantization_stay_dense_and_exact() {
 fn fused_moe_and_mlp_match_per_expert_candle_ops() {
     let (h, i, n_exp, k, t) = (64, 40, 4, 2, 5);
     let mk = |rows, cols, seed| rand(&[rows, cols], seed).to_dtype(DType::BF16).unwrap();
-    let layers: Vec<[Tensor; 3]> = (0..=n_exp).map(|e| [mk(i, h, 10 + e as u64), mk(i, h, 20 + e as u64), mk(h, i, 30 + e as u64)]).collect();
-    let lin: Vec<[Linear; 3]> = layers
-        .iter()
-        .map(|ws| ws.clone().map(|w| Linear::from_tensor(w, None, Quant::None).unwrap()))
-        .collect();
+    let layers: Vec<[Tensor; 3]> =
+        (0..=n_exp).map(|e| [mk(i, h, 10 + e as u64), mk(i, h, 20 + e as u64), mk(h, i, 30 + e as u64)]).collect();
+    let lin: Vec<[Linear; 3]> =
+        layers.iter().map(|ws| ws.clone().map(|w| Linear::from_tensor(w, None, Quant::None).unwrap())).collect();
     let sw: Vec<SwiGlu> = lin.iter().map(|l| SwiGlu { gate: &l[0], up: &l[1], down: &l[2] }).collect();
     let expert_f32 = |e: usize, x: &Tensor| -> Tensor {
         let [g, u, d] = &layers[e];
@@ -82,7 +81,10 @@ fn fused_moe_and_mlp_match_per_expert_candle_ops() {
     for p in 0..t * k {
         let row = x.narrow(0, p / k, 1).unwrap();
         let y = (expert_f32(ids[p] as usize, &row) * wts[p] as f64).unwrap();
-        let pad = Tensor::zeros((t, h), DType::F32, &Device::Cpu).unwrap().slice_assign(&[p / k..p / k + 1, 0..h], &y).unwrap();
+        let pad = Tensor::zeros((t, h), DType::F32, &Device::Cpu)
+            .unwrap()
+            .slice_assign(&[p / k..p / k + 1, 0..h], &y)
+            .unwrap();
         want = (want + pad).unwrap();
     }
     let got = moe(&x.to_dtype(DType::BF16).unwrap(), &sw[..n_exp], Some(&sw[n_exp]), &ids, &wts, k).unwrap();
@@ -95,5 +97,9 @@ fn fused_moe_and_mlp_match_per_expert_candle_ops() {
 }
 
 fn candle_nn_silu(x: &Tensor) -> Tensor {
-    (x * candle_core::Tensor::ones_like(x).unwrap().broadcast_div(&(x.neg().unwrap().exp().unwrap() + 1.0).unwrap()).unwrap()).unwrap()
+    (x * candle_core::Tensor::ones_like(x)
+        .unwrap()
+        .broadcast_div(&(x.neg().unwrap().exp().unwrap() + 1.0).unwrap())
+        .unwrap())
+    .unwrap()
 }

@@ -21,12 +21,7 @@ fn rms_norm_matches_candle() {
     let r = rng.tensor(&[7, 96], 1.0, DType::F32);
     let (h, y) = add_rms_norm(&x, &r, &w, 1e-6).unwrap();
     assert_close("residual", &h, &(&x + &r).unwrap(), 0.0);
-    assert_close(
-        "add_rms_norm",
-        &y,
-        &candle_nn::ops::rms_norm(&h, &w, 1e-6).unwrap(),
-        1e-6,
-    );
+    assert_close("add_rms_norm", &y, &candle_nn::ops::rms_norm(&h, &w, 1e-6).unwrap(), 1e-6);
 }
 
 #[test]
@@ -51,24 +46,13 @@ fn rope_layouts_match_candle_rope_and_rope_i() {
     let pos = Tensor::new(pos.as_slice(), &Device::Cpu).unwrap();
     // candle's layout: [batch, heads, tokens, dim] with tables of the positions in use.
     let x4 = x.transpose(0, 1).unwrap().unsqueeze(0).unwrap().contiguous().unwrap();
-    let (c, s) = (
-        cos.narrow(0, start, tokens).unwrap(),
-        sin.narrow(0, start, tokens).unwrap(),
-    );
+    let (c, s) = (cos.narrow(0, start, tokens).unwrap(), sin.narrow(0, start, tokens).unwrap());
     for (style, want) in [
         (RopeStyle::Neox, candle_nn::rotary_emb::rope(&x4, &c, &s).unwrap()),
-        (
-            RopeStyle::Interleaved,
-            candle_nn::rotary_emb::rope_i(&x4, &c, &s).unwrap(),
-        ),
+        (RopeStyle::Interleaved, candle_nn::rotary_emb::rope_i(&x4, &c, &s).unwrap()),
     ] {
         let want = want.squeeze(0).unwrap().transpose(0, 1).unwrap();
-        assert_close(
-            &format!("rope {style:?}"),
-            &rope(&x, &pos, &cos, &sin, style).unwrap(),
-            &want,
-            1e-6,
-        );
+        assert_close(&format!("rope {style:?}"), &rope(&x, &pos, &cos, &sin, style).unwrap(), &want, 1e-6);
     }
 }
 
@@ -84,16 +68,13 @@ fn paged_mha_equals_dense_attention_over_the_same_tokens() {
     let (heads, kvh, dim, len) = (4usize, 2usize, 8usize, 37usize);
     let blocks = len.div_ceil(BLOCK_TOKENS) + 2;
     // Sequence blocks in a scrambled order inside the pool.
-    let table: Vec<u32> = (0..len.div_ceil(BLOCK_TOKENS) as u32)
-        .map(|b| (b * 2 + 1) % blocks as u32)
-        .collect();
+    let table: Vec<u32> = (0..len.div_ceil(BLOCK_TOKENS) as u32).map(|b| (b * 2 + 1) % blocks as u32).collect();
     let k = rng.tensor(&[len, kvh, dim], 1.0, DType::F32);
     let v = rng.tensor(&[len, kvh, dim], 1.0, DType::F32);
     let k_pool = Tensor::zeros((blocks, kvh, BLOCK_TOKENS, dim), DType::F32, &Device::Cpu).unwrap();
     let v_pool = k_pool.zeros_like().unwrap();
-    let slots: Vec<u32> = (0..len)
-        .map(|t| table[t / BLOCK_TOKENS] * BLOCK_TOKENS as u32 + (t % BLOCK_TOKENS) as u32)
-        .collect();
+    let slots: Vec<u32> =
+        (0..len).map(|t| table[t / BLOCK_TOKENS] * BLOCK_TOKENS as u32 + (t % BLOCK_TOKENS) as u32).collect();
     let slots = Tensor::new(slots.as_slice(), &Device::Cpu).unwrap();
     write_paged(&k_pool, &k, &slots).unwrap();
     write_paged(&v_pool, &v, &slots).unwrap();
@@ -108,12 +89,7 @@ fn paged_mha_equals_dense_attention_over_the_same_tokens() {
         let kg = k.narrow(1, g, 1).unwrap().squeeze(1).unwrap();
         let vg = v.narrow(1, g, 1).unwrap().squeeze(1).unwrap();
         let want = dense_attention(&qh, &kg, &vg, scale);
-        assert_close(
-            &format!("paged_mha head {h}"),
-            &got.narrow(1, h, 1).unwrap().squeeze(0).unwrap(),
-            &want,
-            1e-5,
-        );
+        assert_close(&format!("paged_mha head {h}"), &got.narrow(1, h, 1).unwrap().squeeze(0).unwrap(), &want, 1e-5);
     }
 }
 
@@ -127,9 +103,8 @@ fn paged_mla_equals_dense_latent_attention() {
     let kpe = rng.tensor(&[len, rope_dim], 1.0, DType::F32);
     let lat_pool = Tensor::zeros((blocks, BLOCK_TOKENS, rank), DType::F32, &Device::Cpu).unwrap();
     let kpe_pool = Tensor::zeros((blocks, BLOCK_TOKENS, rope_dim), DType::F32, &Device::Cpu).unwrap();
-    let slots: Vec<u32> = (0..len)
-        .map(|t| table[t / BLOCK_TOKENS] * BLOCK_TOKENS as u32 + (t % BLOCK_TOKENS) as u32)
-        .collect();
+    let slots: Vec<u32> =
+        (0..len).map(|t| table[t / BLOCK_TOKENS] * BLOCK_TOKENS as u32 + (t % BLOCK_TOKENS) as u32).collect();
     let slots = Tensor::new(slots.as_slice(), &Device::Cpu).unwrap();
     write_paged(&lat_pool, &lat, &slots).unwrap();
     write_paged(&kpe_pool, &kpe, &slots).unwrap();

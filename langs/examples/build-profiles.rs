@@ -29,12 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bytes = model.to_bytes();
     std::fs::write(&out, &bytes)?;
     for m in &model.classes {
-        eprintln!(
-            "{:>5}: {:>3} languages, {:>7} features",
-            m.class,
-            m.rows.len(),
-            m.ngram_count()
-        );
+        eprintln!("{:>5}: {:>3} languages, {:>7} features", m.class, m.rows.len(), m.ngram_count());
     }
     eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
     Ok(())

@@ -77,10 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for row in inv.rows().iter().filter(|r| !r.sources.is_empty()) {
         let (mut para, mut line) = (Tally::default(), Tally::default());
         for source in &row.sources {
-            for (_, p) in read_paragraphs(&corpus, source)?
-                .into_iter()
-                .filter(|(i, _)| is_held_out(*i))
-            {
+            for (_, p) in read_paragraphs(&corpus, source)?.into_iter().filter(|(i, _)| is_held_out(*i)) {
                 let d = det.detect(&p);
                 para.add(row, &d, true);
                 for l in lines_of(&p, row.class()) {
@@ -112,9 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("`examples/tune.rs` chose settings on). Right = the ISO 639-3 code matches. Macro = mean over the {} languages.\n", short.len());
     println!("| kind | macro accuracy | macro `und` | micro accuracy |\n| --- | --- | --- | --- |");
     for (k, kind) in KINDS.iter().enumerate() {
-        let (c, t) = short
-            .iter()
-            .fold((0, 0), |a, s| (a.0 + s.2[k].correct, a.1 + s.2[k].total));
+        let (c, t) = short.iter().fold((0, 0), |a, s| (a.0 + s.2[k].correct, a.1 + s.2[k].total));
         println!(
             "| {kind} | {} | {} | {} |",
             pct(macro_of(k, &|t| t.acc())),
@@ -127,25 +122,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Answers with a second language (`alternatives`): {} of {} decided lines; the right language is the",
         with_alt, answers
     );
-    let in_ans: Vec<String> = (0..3)
-        .map(|k| pct(macro_of(k, &|t| ratio(t.in_answer, t.total))))
-        .collect();
+    let in_ans: Vec<String> = (0..3).map(|k| pct(macro_of(k, &|t| ratio(t.in_answer, t.total)))).collect();
     println!(
         "answer or an alternative for {} of sentences, {} of word pairs, {} of single words (macro).\n",
         in_ans[0], in_ans[1], in_ans[2]
     );
 
-    let (np, good): (f64, Vec<&(&LanguageRow, Tally, Tally)>) = (
-        udhr.len() as f64,
-        udhr.iter().filter(|r| r.1.acc() >= GOOD_ACCURACY).collect(),
-    );
+    let (np, good): (f64, Vec<&(&LanguageRow, Tally, Tally)>) =
+        (udhr.len() as f64, udhr.iter().filter(|r| r.1.acc() >= GOOD_ACCURACY).collect());
     let mut good_codes: Vec<&str> = good.iter().map(|r| r.0.code).collect();
     good_codes.sort_unstable();
     good_codes.dedup();
     let (pt, pc) = udhr.iter().fold((0, 0), |a, r| (a.0 + r.1.total, a.1 + r.1.correct));
-    let (lt, lc, lu) = udhr
-        .iter()
-        .fold((0, 0, 0), |a, r| (a.0 + r.2.total, a.1 + r.2.correct, a.2 + r.2.und));
+    let (lt, lc, lu) = udhr.iter().fold((0, 0, 0), |a, r| (a.0 + r.2.total, a.1 + r.2.correct, a.2 + r.2.und));
     println!("## Paragraphs and lines: UDHR held out\n");
     println!("Every 5th paragraph (index 4, 9, 14, ...) of each corpus file, excluded from training by");
     println!("`training::is_held_out`; lines are those paragraphs cut at word boundaries into lines of at most 60 characters");
@@ -156,31 +145,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut codes: Vec<&str> = udhr.iter().map(|r| r.0.code).collect();
     codes.sort_unstable();
     codes.dedup();
-    println!(
-        "| evaluated rows (language, script) | {} ({} distinct ISO 639-3 codes) |",
-        udhr.len(),
-        codes.len()
-    );
+    println!("| evaluated rows (language, script) | {} ({} distinct ISO 639-3 codes) |", udhr.len(), codes.len());
     println!("| paragraphs / lines | {pt} / {lt} |");
-    println!(
-        "| macro paragraph accuracy | {} |",
-        pct(udhr.iter().map(|r| r.1.acc()).sum::<f64>() / np)
-    );
-    println!(
-        "| macro line accuracy | {} |",
-        pct(udhr.iter().map(|r| r.2.acc()).sum::<f64>() / np)
-    );
+    println!("| macro paragraph accuracy | {} |", pct(udhr.iter().map(|r| r.1.acc()).sum::<f64>() / np));
+    println!("| macro line accuracy | {} |", pct(udhr.iter().map(|r| r.2.acc()).sum::<f64>() / np));
     println!(
         "| micro paragraph / line accuracy | {} / {} (und on {} of lines) |",
         pct(ratio(pc, pt)),
         pct(ratio(lc, lt)),
         pct(ratio(lu, lt))
     );
-    println!(
-        "| rows with >= 95% paragraph accuracy | {} ({} distinct languages) |\n",
-        good.len(),
-        good_codes.len()
-    );
+    println!("| rows with >= 95% paragraph accuracy | {} ({} distinct languages) |\n", good.len(), good_codes.len());
 
     println!("## Close neighbours and script variants\n");
     println!("Sentences: the third-party test half where lingua has the language; UDHR held-out lines otherwise.");
@@ -202,11 +177,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let s = short.iter().find(|s| s.0.key() == *key);
         let u = udhr.iter().find(|u| u.0.key() == *key);
         let (sent, alt, src) = match (s, u) {
-            (Some(s), _) => (
-                pct(s.2[0].acc()),
-                pct(ratio(s.2[0].in_answer, s.2[0].total)),
-                "third-party",
-            ),
+            (Some(s), _) => (pct(s.2[0].acc()), pct(ratio(s.2[0].in_answer, s.2[0].total)), "third-party"),
             (None, Some(u)) => (pct(u.2.acc()), pct(ratio(u.2.in_answer, u.2.total)), "UDHR lines"),
             _ => ("-".into(), "-".into(), "-"),
         };
@@ -217,23 +188,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("## Calibration (decided short-text lines)\n");
     println!("| confidence | lines | accuracy |\n| --- | --- | --- |");
-    for (lo, hi) in [
-        (0.05, 0.2),
-        (0.2, 0.4),
-        (0.4, 0.6),
-        (0.6, 0.8),
-        (0.8, 0.9),
-        (0.9, 0.99),
-        (0.99, 1.01),
-    ] {
+    for (lo, hi) in [(0.05, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 0.9), (0.9, 0.99), (0.99, 1.01)] {
         let bin: Vec<_> = calib.iter().filter(|(c, _)| *c >= lo && *c < hi).collect();
         let ok = bin.iter().filter(|(_, o)| *o).count();
-        println!(
-            "| [{lo:.2}, {:.2}) | {} | {} |",
-            hi.min(1.0),
-            bin.len(),
-            pct(ratio(ok, bin.len()))
-        );
+        println!("| [{lo:.2}, {:.2}) | {} | {} |", hi.min(1.0), bin.len(), pct(ratio(ok, bin.len())));
     }
     println!();
 

@@ -26,10 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{} {unit}s, {:.2} MB", texts.len(), bytes as f64 / 1e6);
         let r = compare(texts, Duration::from_secs(2));
         for t in &r {
-            println!(
-                "{:<24} {:>8.2} MB/s {:>10.0} {unit}s/s",
-                t.name, t.mb_per_s, t.texts_per_s
-            );
+            println!("{:<24} {:>8.2} MB/s {:>10.0} {unit}s/s", t.name, t.mb_per_s, t.texts_per_s);
         }
         println!("ratio detect/whatlang: {:.2}", r[0].mb_per_s / r[2].mb_per_s);
     }

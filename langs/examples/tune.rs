@@ -28,27 +28,9 @@ fn is_dev(i: usize) -> bool {
 fn grid() -> Vec<(&'static str, TrainConfig)> {
     let d = TrainConfig::default();
     let mut v = vec![("default", d)];
-    v.push((
-        "prior 0",
-        TrainConfig {
-            external_prior: 0.0,
-            ..d
-        },
-    ));
-    v.push((
-        "prior 2",
-        TrainConfig {
-            external_prior: 2.0,
-            ..d
-        },
-    ));
-    v.push((
-        "floor 0.1",
-        TrainConfig {
-            truncated_floor: 0.1,
-            ..d
-        },
-    ));
+    v.push(("prior 0", TrainConfig { external_prior: 0.0, ..d }));
+    v.push(("prior 2", TrainConfig { external_prior: 2.0, ..d }));
+    v.push(("floor 0.1", TrainConfig { truncated_floor: 0.1, ..d }));
     v.push((
         "word weight 0.6",
         TrainConfig {
@@ -60,20 +42,8 @@ fn grid() -> Vec<(&'static str, TrainConfig)> {
             ..d
         },
     ));
-    v.push((
-        "ngram weights x1.3",
-        TrainConfig {
-            weights: d.weights.map(|w| w * 1.3),
-            ..d
-        },
-    ));
-    v.push((
-        "tokens 1e7",
-        TrainConfig {
-            external_tokens: 1e7,
-            ..d
-        },
-    ));
+    v.push(("ngram weights x1.3", TrainConfig { weights: d.weights.map(|w| w * 1.3), ..d }));
+    v.push(("tokens 1e7", TrainConfig { external_tokens: 1e7, ..d }));
     v
 }
 
@@ -86,21 +56,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut dev: Vec<(&LanguageRow, String)> = Vec::new();
     for row in inv.rows().iter().filter(|r| !r.sources.is_empty()) {
         for s in &row.sources {
-            dev.extend(
-                read_paragraphs(&corpus, s)?
-                    .into_iter()
-                    .filter(|(i, _)| is_dev(*i))
-                    .map(|(_, p)| (row, p)),
-            );
+            dev.extend(read_paragraphs(&corpus, s)?.into_iter().filter(|(i, _)| is_dev(*i)).map(|(_, p)| (row, p)));
         }
     }
     println!("| settings | T | und below | sentences | word pairs | single words | und pairs | und words | UDHR paragraphs | UDHR rows all right | UDHR lines | bytes |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let thresholds = [0.0f32, 0.1, 0.15, 0.2];
-    for (name, cfg) in grid()
-        .into_iter()
-        .filter(|(n, _)| only.as_deref().is_none_or(|o| o == *n))
-    {
+    for (name, cfg) in grid().into_iter().filter(|(n, _)| only.as_deref().is_none_or(|o| o == *n)) {
         let model = train_with(&corpus, inv, cfg, &|i| is_held_out(i) || is_dev(i), &external)?;
         let bytes = model.to_bytes().len();
         for t in [3.0f32, 4.5, 6.0] {

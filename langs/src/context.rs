@@ -77,11 +77,7 @@ impl ContextPrior {
         if total <= 1e-6 {
             return 0.0;
         }
-        let m = self
-            .mass
-            .iter()
-            .find(|e| e.1 == row.code && e.2 == row.script)
-            .map_or(0.0, |e| e.3.max(0.0));
+        let m = self.mass.iter().find(|e| e.1 == row.code && e.2 == row.script).map_or(0.0, |e| e.3.max(0.0));
         m / total
     }
 

@@ -89,19 +89,12 @@ impl ProfileDetector {
                 .rows
                 .iter()
                 .map(|key| {
-                    inventory
-                        .by_key(key)
-                        .ok_or_else(|| LangsError::BadProfiles(format!("row {key} not in inventory")))
+                    inventory.by_key(key).ok_or_else(|| LangsError::BadProfiles(format!("row {key} not in inventory")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             model_rows.push(rows);
         }
-        Ok(Self {
-            inventory,
-            model,
-            model_rows,
-            temperature: TEMPERATURE,
-        })
+        Ok(Self { inventory, model, model_rows, temperature: TEMPERATURE })
     }
 
     /// The same detector with another softmax temperature (see [`TEMPERATURE`]).
@@ -138,11 +131,8 @@ impl ProfileDetector {
         let max = ll.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exp: Vec<f32> = ll.iter().map(|&s| ((s - max) / self.temperature).exp()).collect();
         let sum: f32 = exp.iter().sum();
-        let mut ranked: Vec<(&'static LanguageRow, f32)> = self.model_rows[i]
-            .iter()
-            .zip(exp)
-            .map(|(&row, e)| (row, e / sum))
-            .collect();
+        let mut ranked: Vec<(&'static LanguageRow, f32)> =
+            self.model_rows[i].iter().zip(exp).map(|(&row, e)| (row, e / sum)).collect();
         if ranked.len() > keep {
             ranked.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1));
             ranked.truncate(keep);
@@ -174,13 +164,7 @@ impl ProfileDetector {
             c => counts.get(c) as usize,
         };
         let script = script_name(class);
-        let mut post = Posterior {
-            class,
-            script,
-            share,
-            letters: class_letters,
-            ranked: Vec::new(),
-        };
+        let mut post = Posterior { class, script, share, letters: class_letters, ranked: Vec::new() };
         if class == HAN {
             post.ranked = self.rank_han(text, class_letters);
             return post;
@@ -223,11 +207,7 @@ impl ProfileDetector {
             crate::han::han_variant(text).or_else(|| model.iter().find(|(r, _)| r.code == "cmn").map(|r| r.0.script));
         let chinese: Vec<&'static LanguageRow> =
             self.inventory.rows_of_class(HAN).filter(|r| r.code == "cmn").collect();
-        let Some(&row) = chinese
-            .iter()
-            .find(|r| Some(r.script) == variant)
-            .or_else(|| chinese.first())
-        else {
+        let Some(&row) = chinese.iter().find(|r| Some(r.script) == variant).or_else(|| chinese.first()) else {
             return Vec::new();
         };
         let evidence = (s.abs_diff(t) as f32 / CHINESE_EVIDENCE_FULL).min(1.0);
@@ -283,13 +263,7 @@ pub struct Posterior {
 
 impl Posterior {
     fn none(class: &'static str, script: &'static str) -> Self {
-        Self {
-            class,
-            script,
-            share: 0.0,
-            letters: 0,
-            ranked: Vec::new(),
-        }
+        Self { class, script, share: 0.0, letters: 0, ranked: Vec::new() }
     }
 
     /// The same candidates reweighted by a context prior (Bayes: probability times the prior's
@@ -339,4 +313,3 @@ impl Posterior {
         d
     }
 }
-

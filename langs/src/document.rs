@@ -40,11 +40,7 @@ impl DocumentLanguages {
     pub fn add(&mut self, d: &Detection, chars: usize) {
         let w = chars as f64;
         self.total += w;
-        match self
-            .entries
-            .iter_mut()
-            .find(|(e, _, _)| e.code == d.code && e.script == d.script)
-        {
+        match self.entries.iter_mut().find(|(e, _, _)| e.code == d.code && e.script == d.script) {
             Some(e) => {
                 e.1 += w;
                 e.2 += w * d.confidence as f64;
@@ -81,11 +77,7 @@ impl DocumentLanguages {
     /// The primary language: the decided language with the largest share (`und` when none),
     /// with its mean confidence scaled by its share.
     pub fn primary(&self) -> Detection {
-        let best = self
-            .entries
-            .iter()
-            .filter(|(d, _, _)| d.is_determined())
-            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let best = self.entries.iter().filter(|(d, _, _)| d.is_determined()).max_by(|a, b| a.1.total_cmp(&b.1));
         match best {
             Some((d, w, wc)) => {
                 let mut d = d.clone();

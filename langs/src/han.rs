@@ -22,11 +22,7 @@ fn variants() -> &'static Variants {
         let simplified = lines.next().unwrap_or_default().chars().collect();
         let traditional = lines.next().unwrap_or_default().chars().collect();
         let japanese = lines.next().unwrap_or_default().chars().collect();
-        Variants {
-            simplified,
-            traditional,
-            japanese,
-        }
+        Variants { simplified, traditional, japanese }
     })
 }
 

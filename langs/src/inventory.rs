@@ -61,9 +61,7 @@ impl Inventory {
     pub fn parse(tsv: &'static str) -> Result<Self, LangsError> {
         let mut rows = Vec::new();
         let mut lines = tsv.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty());
-        let header = lines
-            .next()
-            .ok_or_else(|| LangsError::BadTable("empty inventory".into()))?;
+        let header = lines.next().ok_or_else(|| LangsError::BadTable("empty inventory".into()))?;
         if header != "code\tscript\tbcp47\tname\tsources" {
             return Err(LangsError::BadTable(format!("unexpected header {header:?}")));
         }
@@ -72,18 +70,8 @@ impl Inventory {
             if f.len() != 5 {
                 return Err(LangsError::BadTable(format!("row needs 5 fields: {line:?}")));
             }
-            let sources = if f[4] == "-" {
-                Vec::new()
-            } else {
-                f[4].split(',').collect()
-            };
-            rows.push(LanguageRow {
-                code: f[0],
-                script: f[1],
-                bcp47: f[2],
-                name: f[3],
-                sources,
-            });
+            let sources = if f[4] == "-" { Vec::new() } else { f[4].split(',').collect() };
+            rows.push(LanguageRow { code: f[0], script: f[1], bcp47: f[2], name: f[3], sources });
         }
         let mut keys: Vec<String> = rows.iter().map(LanguageRow::key).collect();
         keys.sort();

@@ -37,8 +37,8 @@ pub use context::ContextPrior;
 pub use detection::{Alternative, Detection, Span};
 pub use detector::Posterior;
 pub use detector::{LanguageDetector, ProfileDetector};
-pub use inventory::{Inventory, LanguageRow};
 pub use document::{DocumentLanguages, LanguageShare};
+pub use inventory::{Inventory, LanguageRow};
 pub use router::{LineJoin, ProcessedText, Router, RoutingProfile, Support};
 
 /// Errors of this crate.

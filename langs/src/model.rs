@@ -109,15 +109,7 @@ impl ClassModel {
                 postings.extend(list);
             }
         }
-        Ok(Self {
-            class,
-            rows,
-            priors,
-            floors,
-            index,
-            postings,
-            dense,
-        })
+        Ok(Self { class, rows, priors, floors, index, postings, dense })
     }
 
     /// The (row, gain) postings of an index entry.
@@ -125,11 +117,7 @@ impl ClassModel {
         if len == DENSE {
             let n = self.rows.len();
             let d = &self.dense[start as usize * n..(start as usize + 1) * n];
-            d.iter()
-                .enumerate()
-                .filter(|(_, &g)| g > 0)
-                .map(|(r, &g)| (r as u8, g))
-                .collect()
+            d.iter().enumerate().filter(|(_, &g)| g > 0).map(|(r, &g)| (r as u8, g)).collect()
         } else {
             self.postings[start as usize..start as usize + len as usize].to_vec()
         }
@@ -176,11 +164,7 @@ impl ClassModel {
                 prior + g as f32 * GAIN_STEP + base
             })
             .collect();
-        Scores {
-            log_likelihood: ll,
-            features,
-            letters,
-        }
+        Scores { log_likelihood: ll, features, letters }
     }
 
     fn write(&self, out: &mut Vec<u8>) {
@@ -203,10 +187,7 @@ impl ClassModel {
         for (k, _) in &keys {
             out.extend_from_slice(&k.to_le_bytes());
         }
-        let lists: Vec<Vec<(u8, u8)>> = keys
-            .iter()
-            .map(|(_, &(start, len))| self.entry_postings(start, len))
-            .collect();
+        let lists: Vec<Vec<(u8, u8)>> = keys.iter().map(|(_, &(start, len))| self.entry_postings(start, len)).collect();
         for list in &lists {
             out.push(list.len() as u8);
         }
@@ -288,9 +269,7 @@ impl ProfileModel {
             return Err(LangsError::BadProfiles("bad magic".into()));
         }
         let n = r.u32()? as usize;
-        let classes = (0..n)
-            .map(|_| ClassModel::read(&mut r))
-            .collect::<Result<Vec<_>, _>>()?;
+        let classes = (0..n).map(|_| ClassModel::read(&mut r)).collect::<Result<Vec<_>, _>>()?;
         if r.at != bytes.len() {
             return Err(LangsError::BadProfiles("trailing bytes".into()));
         }

@@ -64,10 +64,7 @@ mod tests {
         assert_eq!(normalize("ｶﾞｲﾄﾞ", &all), "ガイド");
         // NFC composes decomposed input whatever the folds.
         assert_eq!(normalize("e\u{301}", &[]), "é");
-        assert_eq!(
-            normalize("\u{FEDF}\u{FEE0}", &[Fold::ArabicPresentation]),
-            "\u{644}\u{644}"
-        );
+        assert_eq!(normalize("\u{FEDF}\u{FEE0}", &[Fold::ArabicPresentation]), "\u{644}\u{644}");
         assert_eq!(normalize("\u{FDFA}", &[Fold::ArabicPresentation]), "\u{FDFA}");
     }
 }

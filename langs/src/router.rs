@@ -13,7 +13,6 @@ use crate::normalize::{normalize, Fold};
 use crate::script::{char_class, is_unspaced};
 use crate::LangsError;
 
-
 /// The bundled routing table.
 const ROUTING_JSON: &str = include_str!("../data/routing.json");
 
@@ -152,10 +151,7 @@ impl Router {
     /// A router over a routing table in the JSON layout of `data/routing.json`.
     pub fn from_json(json: &str) -> Result<Self, LangsError> {
         let table: RoutingTable = serde_json::from_str(json).map_err(|e| LangsError::BadTable(e.to_string()))?;
-        Ok(Self {
-            table,
-            join_lines: true,
-        })
+        Ok(Self { table, join_lines: true })
     }
 
     /// The profile of a language (`und` allowed) written in a script.
@@ -176,11 +172,8 @@ impl Router {
     pub fn process(&self, text: &str, detection: &Detection) -> ProcessedText {
         let profile = self.profile(&detection.code, &detection.script);
         let normalized = normalize(text, &profile.folds);
-        let (text, lines_joined, hyphens_removed) = if self.join_lines {
-            join_paragraph_lines(&normalized, &profile)
-        } else {
-            (normalized, 0, 0)
-        };
+        let (text, lines_joined, hyphens_removed) =
+            if self.join_lines { join_paragraph_lines(&normalized, &profile) } else { (normalized, 0, 0) };
         ProcessedText {
             text,
             code: detection.code.to_string(),

@@ -53,10 +53,7 @@ pub fn belongs(c: char, class: &str) -> bool {
 
 /// True when a class writes without spaces between words (line breaks join without a space).
 pub fn is_unspaced(class: &str) -> bool {
-    matches!(
-        class,
-        HAN | JAPANESE | "Hans" | "Hant" | "Thai" | "Laoo" | "Khmr" | "Mymr" | "Tibt"
-    )
+    matches!(class, HAN | JAPANESE | "Hans" | "Hant" | "Thai" | "Laoo" | "Khmr" | "Mymr" | "Tibt")
 }
 
 /// Weighted letter counts per script class of a text.
@@ -112,11 +109,7 @@ impl ScriptCounts {
                 continue;
             }
             let v = if Some(k) == fold_into { v + han } else { v };
-            let weight = if matches!(k, HAN | JAPANESE | KOREAN) {
-                CJK_WEIGHT
-            } else {
-                1
-            };
+            let weight = if matches!(k, HAN | JAPANESE | KOREAN) { CJK_WEIGHT } else { 1 };
             out.push((k, v * weight));
         }
         out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));

@@ -43,10 +43,7 @@ pub fn split(detect: impl Fn(&str) -> Detection, text: &str) -> Vec<Span> {
         let whole = if whole.is_determined() {
             whole
         } else {
-            by_class
-                .iter()
-                .find(|(k, _)| *k == class)
-                .map_or(whole, |(_, d)| d.clone())
+            by_class.iter().find(|(k, _)| *k == class).map_or(whole, |(_, d)| d.clone())
         };
         if run.len() < SENTENCE_SPLIT_MIN_BYTES {
             push_merged(&mut spans, span_of(start, end, &whole, class));
@@ -67,13 +64,7 @@ fn span_of(start: usize, end: usize, d: &Detection, class: &'static str) -> Span
     } else {
         Cow::Borrowed(script_name(class))
     };
-    Span {
-        start,
-        end,
-        code: d.code.clone(),
-        script,
-        confidence: d.confidence,
-    }
+    Span { start, end, code: d.code.clone(), script, confidence: d.confidence }
 }
 
 fn push_merged(spans: &mut Vec<Span>, span: Span) {
@@ -143,10 +134,7 @@ fn sentences(run: &str) -> Vec<(usize, usize)> {
 }
 
 fn is_terminator(c: char) -> bool {
-    matches!(
-        c,
-        '.' | '!' | '?' | '\n' | '。' | '！' | '？' | '؟' | '।' | '॥' | '۔' | '።' | '။' | '།'
-    )
+    matches!(c, '.' | '!' | '?' | '\n' | '。' | '！' | '？' | '؟' | '।' | '॥' | '۔' | '።' | '။' | '།')
 }
 
 #[cfg(test)]

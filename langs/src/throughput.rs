@@ -40,11 +40,8 @@ pub fn compare(texts: &[String], min_time: Duration) -> Vec<Throughput> {
     let mut ours = |t: &str| det.detect(t).code.len();
     let mut spans = |t: &str| det.spans(t).len();
     let mut wl = |t: &str| whatlang::detect(t).map_or(0, |i| i.lang() as usize);
-    let mut fs: [(&'static str, &mut Measured); 3] = [
-        ("docseek-langs detect", &mut ours),
-        ("docseek-langs spans", &mut spans),
-        ("whatlang 0.18 detect", &mut wl),
-    ];
+    let mut fs: [(&'static str, &mut Measured); 3] =
+        [("docseek-langs detect", &mut ours), ("docseek-langs spans", &mut spans), ("whatlang 0.18 detect", &mut wl)];
     for (_, f) in fs.iter_mut() {
         for t in texts.iter().take(16) {
             std::hint::black_box(f(t));
@@ -75,23 +72,13 @@ pub fn sentences_of(paragraph: &str) -> Vec<String> {
     let mut chars = paragraph.chars().peekable();
     while let Some(c) = chars.next() {
         cur.push(c);
-        let terminator = matches!(
-            c,
-            '.' | '!' | '?' | '。' | '！' | '？' | '؟' | '।' | '۔' | '።' | '။' | '།'
-        );
-        if terminator
-            && chars
-                .peek()
-                .is_none_or(|n| n.is_whitespace() || matches!(c, '。' | '！' | '？'))
-        {
+        let terminator = matches!(c, '.' | '!' | '?' | '。' | '！' | '？' | '؟' | '।' | '۔' | '።' | '။' | '།');
+        if terminator && chars.peek().is_none_or(|n| n.is_whitespace() || matches!(c, '。' | '！' | '？')) {
             out.push(std::mem::take(&mut cur));
         }
     }
     out.push(cur);
-    out.into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| s.chars().any(char::is_alphabetic))
-        .collect()
+    out.into_iter().map(|s| s.trim().to_string()).filter(|s| s.chars().any(char::is_alphabetic)).collect()
 }
 
 #[cfg(test)]
@@ -100,13 +87,7 @@ mod tests {
 
     #[test]
     fn sentences_are_cut_after_terminators() {
-        assert_eq!(
-            sentences_of("One two. Three 1.5 four! 12."),
-            ["One two.", "Three 1.5 four!"]
-        );
-        assert_eq!(
-            sentences_of("人人生而自由。他们赋有理性"),
-            ["人人生而自由。", "他们赋有理性"]
-        );
+        assert_eq!(sentences_of("One two. Three 1.5 four! 12."), ["One two.", "Three 1.5 four!"]);
+        assert_eq!(sentences_of("人人生而自由。他们赋有理性"), ["人人生而自由。", "他们赋有理性"]);
     }
 }

@@ -80,16 +80,9 @@ pub struct ExternalRow {
 /// The paragraphs of a corpus file, with their 0-based indices.
 pub fn read_paragraphs(dir: &Path, source: &str) -> Result<Vec<(usize, String)>, LangsError> {
     let path = dir.join(format!("{source}.txt"));
-    let text = std::fs::read_to_string(&path).map_err(|source| LangsError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    Ok(text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i, l.to_string()))
-        .collect())
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| LangsError::Io { path: path.display().to_string(), source })?;
+    Ok(text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i, l.to_string())).collect())
 }
 
 /// The training paragraphs of a row: all its sources, without the paragraphs `exclude` names.
@@ -100,12 +93,7 @@ pub fn training_text(
 ) -> Result<Vec<String>, LangsError> {
     let mut out = Vec::new();
     for source in &row.sources {
-        out.extend(
-            read_paragraphs(dir, source)?
-                .into_iter()
-                .filter(|(i, _)| !exclude(*i))
-                .map(|(_, l)| l),
-        );
+        out.extend(read_paragraphs(dir, source)?.into_iter().filter(|(i, _)| !exclude(*i)).map(|(_, l)| l));
     }
     Ok(out)
 }
@@ -157,9 +145,7 @@ pub fn train_with(
             continue;
         }
         if rows.len() > MAX_ROWS {
-            return Err(LangsError::BadTable(format!(
-                "class {class} has more than {MAX_ROWS} rows"
-            )));
+            return Err(LangsError::BadTable(format!("class {class} has more than {MAX_ROWS} rows")));
         }
         let mut counts = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -206,11 +192,8 @@ fn build_class(
     // rare n-grams would otherwise flatten the small rows' estimates.
     let mut vocab = [0f64; KINDS];
     for (k, v) in vocab.iter_mut().enumerate() {
-        let mut all: Vec<u32> = counts
-            .iter()
-            .filter(|c| !c.external)
-            .flat_map(|c| c.counts[k].keys().copied())
-            .collect();
+        let mut all: Vec<u32> =
+            counts.iter().filter(|c| !c.external).flat_map(|c| c.counts[k].keys().copied()).collect();
         all.sort_unstable();
         all.dedup();
         *v = all.len().max(1) as f64;
@@ -235,12 +218,7 @@ fn build_class(
             }
             if !c.keep[k].is_empty() {
                 let in_kept: std::collections::HashSet<u32> = kept.iter().map(|e| e.0).collect();
-                kept.extend(
-                    c.keep[k]
-                        .iter()
-                        .filter(|h| !in_kept.contains(h))
-                        .map(|&h| (h, c.counts[k][&h])),
-                );
+                kept.extend(c.keep[k].iter().filter(|h| !in_kept.contains(h)).map(|&h| (h, c.counts[k][&h])));
             }
             let denom = c.totals[k] + alpha * vocab[k];
             f[k] = (floor_count / denom).ln();
@@ -275,11 +253,7 @@ fn build_class(
             }
         }
         floors.push(f);
-        priors.push(if counts[row_idx].prior {
-            config.external_prior
-        } else {
-            0.0
-        });
+        priors.push(if counts[row_idx].prior { config.external_prior } else { 0.0 });
     }
     let keys = rows.iter().map(|r| r.key()).collect();
     ClassModel::from_parts(class.to_string(), keys, priors, floors, postings.into_iter().collect())

@@ -12,7 +12,9 @@ fn route(text: &str) -> docseek_langs::ProcessedText {
 #[test]
 fn right_to_left_scripts_get_rtl_and_keep_logical_order() {
     let r = Router::global();
-    for (code, script) in [("arb", "Arab"), ("heb", "Hebr"), ("pes", "Arab"), ("urd", "Arab"), ("div", "Thaa"), ("aii", "Syrc")] {
+    for (code, script) in
+        [("arb", "Arab"), ("heb", "Hebr"), ("pes", "Arab"), ("urd", "Arab"), ("div", "Thaa"), ("aii", "Syrc")]
+    {
         assert_eq!(r.profile(code, script).dir, Dir::Rtl, "{code}");
     }
     for (code, script) in [("eng", "Latn"), ("cmn", "Hans"), ("hin", "Deva"), ("rus", "Cyrl")] {
@@ -52,7 +54,10 @@ fn cjk_lines_join_without_spaces_and_others_with() {
     // A Latin word at a break inside Chinese keeps a space.
     assert_eq!(Router::global().profile("cmn", "Hans").line_join, LineJoin::None);
     let d = ProfileDetector::global().detect("我们使用的模型是一个大型的语言模型");
-    assert_eq!(Router::global().process("我们使用的模型是\nTransformer 架构", &d).text, "我们使用的模型是 Transformer 架构");
+    assert_eq!(
+        Router::global().process("我们使用的模型是\nTransformer 架构", &d).text,
+        "我们使用的模型是 Transformer 架构"
+    );
 }
 
 #[test]

@@ -87,12 +87,9 @@ pub fn init_tracing(verbose: u8) {
     };
     // html5ever (under the table parser) logs a WARN for every table it repairs ("foster
     // parenting"): normal for model output and nothing a user can act on.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},{QUIET_DEPENDENCIES}")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{default},{QUIET_DEPENDENCIES}")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// `--version` text: the crate version, the compiled features and the libpdfium found.

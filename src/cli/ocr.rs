@@ -12,8 +12,7 @@ use crate::options::{ModelArgs, OcrOptions};
 use crate::pipeline::batch::progress::{BatchProgress, ProgressMode};
 use crate::pipeline::batch::{discover, run_batch, BatchPlan, MANIFEST_FILE};
 use crate::pipeline::{
-    DocumentRequest, DocumentStatus, InputSource, OutputFormat, Pipeline, PipelineConfig,
-    ProgressSink,
+    DocumentRequest, DocumentStatus, InputSource, OutputFormat, Pipeline, PipelineConfig, ProgressSink,
 };
 
 /// Exit code: every document succeeded (or was already done).
@@ -131,14 +130,9 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no inputs: give files, directories, globs, `-` or --files-from LIST");
     }
     let formats = args.format.0.clone();
-    let probe = DocumentRequest::new("-", InputSource::bytes(Vec::new()))
-        .with_options(args.options.clone());
+    let probe = DocumentRequest::new("-", InputSource::bytes(Vec::new())).with_options(args.options.clone());
     probe.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let inputs = discover(
-        &args.inputs,
-        args.files_from.as_deref(),
-        args.out.as_deref(),
-    )?;
+    let inputs = discover(&args.inputs, args.files_from.as_deref(), args.out.as_deref())?;
     if inputs.is_empty() {
         anyhow::bail!("no PDFs or images found in the given inputs");
     }
@@ -161,32 +155,20 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
 
     let Some(out) = args.out.clone() else {
         if inputs.len() > 1 {
-            anyhow::bail!(
-                "{} inputs found: writing to stdout takes a single input; use --out DIR",
-                inputs.len()
-            );
+            anyhow::bail!("{} inputs found: writing to stdout takes a single input; use --out DIR", inputs.len());
         }
         if formats.len() > 1 {
             anyhow::bail!("writing to stdout takes a single format; use --out DIR for several");
         }
         let engine = crate::engine::load(&args.model).context("cannot load the model")?;
         let pipeline = Pipeline::new(engine, config);
-        return to_stdout(
-            &pipeline,
-            &inputs[0].path,
-            formats[0],
-            args.options,
-            progress,
-        );
+        return to_stdout(&pipeline, &inputs[0].path, formats[0], args.options, progress);
     };
 
     let engine = crate::engine::load(&args.model).context("cannot load the model")?;
     let pipeline = Pipeline::new(engine, config);
     let plan = BatchPlan {
-        manifest: args
-            .manifest
-            .clone()
-            .unwrap_or_else(|| out.join(MANIFEST_FILE)),
+        manifest: args.manifest.clone().unwrap_or_else(|| out.join(MANIFEST_FILE)),
         out,
         formats,
         options: args.options,
@@ -201,11 +183,7 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
     let summary = run_batch(&pipeline, &inputs, &plan, progress.clone())
         .with_context(|| format!("cannot write the manifest {}", plan.manifest.display()))?;
     progress.summary(&summary);
-    Ok(ExitCode::from(if summary.all_succeeded() {
-        EXIT_OK
-    } else {
-        EXIT_SOME_FAILED
-    }))
+    Ok(ExitCode::from(if summary.all_succeeded() { EXIT_OK } else { EXIT_SOME_FAILED }))
 }
 
 /// OCRs one document and writes its main output to stdout.
@@ -233,27 +211,14 @@ fn to_stdout(
     let main = format!("{stem}{}", format.suffix());
     if let Some(file) = output.files.iter().find(|f| f.path == main) {
         let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(&file.bytes)
-            .context("cannot write to stdout")?;
+        stdout.write_all(&file.bytes).context("cannot write to stdout")?;
         stdout.flush().context("cannot write to stdout")?;
     }
     if output.files.len() > 1 {
-        eprintln!(
-            "note: {} extra files (figure crops) are only written with --out DIR",
-            output.files.len() - 1
-        );
+        eprintln!("note: {} extra files (figure crops) are only written with --out DIR", output.files.len() - 1);
     }
     for page in output.pages.iter().filter(|p| p.error.is_some()) {
-        eprintln!(
-            "error: {name}: page {}: {}",
-            page.page,
-            page.error.as_deref().unwrap_or_default()
-        );
+        eprintln!("error: {name}: page {}: {}", page.page, page.error.as_deref().unwrap_or_default());
     }
-    Ok(ExitCode::from(if output.status == DocumentStatus::Ok {
-        EXIT_OK
-    } else {
-        EXIT_SOME_FAILED
-    }))
+    Ok(ExitCode::from(if output.status == DocumentStatus::Ok { EXIT_OK } else { EXIT_SOME_FAILED }))
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::model::{DeviceSpec, Dtype};
-use docseek_kernels::linear::Quant;
 use crate::parity::{runner, ParityOptions};
+use docseek_kernels::linear::Quant;
 
 /// Arguments of `docseek parity`.
 #[derive(Debug, clap::Args)]

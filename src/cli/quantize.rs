@@ -36,6 +36,11 @@ pub fn run(args: QuantizeArgs) -> anyhow::Result<ExitCode> {
     let cfg = ModelConfig::from_dir(&dir).context("reading the model config")?;
     let t = Instant::now();
     let (path, bytes) = quantize_to_file(&dir, &cfg.decoder, quant, args.out.as_deref())?;
-    println!("{}: {quant} decoder weights, {:.2} GB, in {:.1}s", path.display(), bytes as f64 / 1e9, t.elapsed().as_secs_f64());
+    println!(
+        "{}: {quant} decoder weights, {:.2} GB, in {:.1}s",
+        path.display(),
+        bytes as f64 / 1e9,
+        t.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -181,7 +181,9 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(&path, &file.bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     match &args.out {
-        Some(path) => std::fs::write(path, &rendered.content).with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, &rendered.content).with_context(|| format!("cannot write {}", path.display()))?
+        }
         None => {
             use std::io::Write;
             std::io::stdout().write_all(&rendered.content).context("cannot write to stdout")?;
@@ -211,7 +213,8 @@ fn open_original(path: &Path, first: u32, args: &RenderArgs) -> anyhow::Result<O
     let last = first + count - 1;
     let pages: PageSelection = format!("{first}-{last}").parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let raster = Rasterizer::new(RasterizerConfig::default()).context("cannot start the rasterizer")?;
-    let opts = crate::pdf::RenderOptions { dpi: args.dpi, pages: Some(pages), password: args.password.clone(), text: false };
+    let opts =
+        crate::pdf::RenderOptions { dpi: args.dpi, pages: Some(pages), password: args.password.clone(), text: false };
     let source = DocumentSource::path(path);
     let mut doc = raster.open(&source, &opts).with_context(|| format!("cannot open {}", path.display()))?;
     let info = doc.info().clone();

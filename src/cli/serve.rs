@@ -11,8 +11,8 @@ use anyhow::Context;
 
 use crate::options::{ModelArgs, OcrOptions};
 use crate::server::config::{
-    engine_queue_pages, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH, DEFAULT_MAX_PAGES, DEFAULT_MAX_QUEUE, DEFAULT_MAX_UPLOAD_MB,
-    DEFAULT_READ_TIMEOUT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_RETENTION_HOURS,
+    engine_queue_pages, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH, DEFAULT_MAX_PAGES, DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_UPLOAD_MB, DEFAULT_READ_TIMEOUT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_RETENTION_HOURS,
 };
 use crate::server::ServerConfig;
 
@@ -202,7 +202,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         let fleet = &args.fleet;
         let (store, blobs) =
-            crate::server::open_backends(&config, fleet.store.as_deref(), fleet.blobs.as_deref(), fleet.max_attempts).await?;
+            crate::server::open_backends(&config, fleet.store.as_deref(), fleet.blobs.as_deref(), fleet.max_attempts)
+                .await?;
         let shared = store.queue().is_some();
         anyhow::ensure!(shared || !args.api_only, "--api-only needs a shared store (--store postgres://…)");
         let slots = config.max_batch;

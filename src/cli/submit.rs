@@ -109,7 +109,10 @@ async fn one(client: &reqwest::Client, plan: &SubmitPlan, query: &str, input: &I
     let bytes = tokio::fs::read(&input.path).await.with_context(|| format!("cannot read {}", input.path.display()))?;
     let base = plan.url.trim_end_matches('/');
     let name = input.path.file_name().and_then(|n| n.to_str()).unwrap_or("document");
-    let url = format!("{base}/v1/jobs?{query}&filename={}", form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>());
+    let url = format!(
+        "{base}/v1/jobs?{query}&filename={}",
+        form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+    );
     let id = loop {
         let resp = authorize(client.post(&url).body(bytes.clone()), plan).send().await?;
         let status = resp.status();
@@ -124,7 +127,11 @@ async fn one(client: &reqwest::Client, plan: &SubmitPlan, query: &str, input: &I
             continue;
         }
         let body: Value = serde_json::from_slice(&resp.bytes().await?).unwrap_or(Value::Null);
-        anyhow::ensure!(status.is_success(), "the service answered {status}: {}", body["error"]["message"].as_str().unwrap_or(""));
+        anyhow::ensure!(
+            status.is_success(),
+            "the service answered {status}: {}",
+            body["error"]["message"].as_str().unwrap_or("")
+        );
         break body["id"].as_str().context("no job id in the answer")?.to_string();
     };
     let state = loop {
@@ -140,7 +147,8 @@ async fn one(client: &reqwest::Client, plan: &SubmitPlan, query: &str, input: &I
         tokio::time::sleep(POLL).await;
     };
     for format in &plan.formats {
-        let resp = authorize(client.get(format!("{base}/v1/jobs/{id}/result?format={}", format.name())), plan).send().await?;
+        let resp =
+            authorize(client.get(format!("{base}/v1/jobs/{id}/result?format={}", format.name())), plan).send().await?;
         anyhow::ensure!(resp.status().is_success(), "fetching the {} result: {}", format.name(), resp.status());
         let body = resp.bytes().await?;
         write_atomically(&output_path(&plan.out, &input.rel, *format), &body)?;

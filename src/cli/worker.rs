@@ -46,7 +46,8 @@ pub struct WorkerArgs {
 /// Runs `docseek worker` until Ctrl-C or SIGTERM.
 pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let store_url = args.fleet.store.clone().context("docseek worker needs --store postgres://…")?;
-    let blobs_url = args.fleet.blobs.clone().context("docseek worker needs --blobs (s3://bucket/prefix or file://DIR)")?;
+    let blobs_url =
+        args.fleet.blobs.clone().context("docseek worker needs --blobs (s3://bucket/prefix or file://DIR)")?;
     let lease = args.fleet.lease()?;
     let engine = crate::engine::load(&args.model)?;
     let mut raster = RasterizerConfig::default();

@@ -110,11 +110,8 @@ impl Page {
     /// Structures one page.
     pub fn new(input: PageInput) -> Self {
         let PageInput { number, pixel_size, point_size, text } = input;
-        let dpi = if point_size.width > 0.0 {
-            pixel_size.width as f32 * POINTS_PER_INCH / point_size.width
-        } else {
-            0.0
-        };
+        let dpi =
+            if point_size.width > 0.0 { pixel_size.width as f32 * POINTS_PER_INCH / point_size.width } else { 0.0 };
         let (blocks, warnings) = structure_page(number, pixel_size, point_size, &text.raw, text.outcome);
         Page {
             number,

@@ -103,9 +103,9 @@ pub fn parse_grounding(raw: &str) -> Vec<RawBlock> {
 fn read_header(raw: &str, start: usize, block: &mut RawBlock) -> usize {
     let after_open = start + REF_OPEN.len();
     let rest = &raw[after_open..];
-    let close = rest.find(REF_CLOSE).filter(|&c| {
-        c <= MAX_LABEL_BYTES && !rest[..c].contains('\n') && !rest[..c].contains("<|")
-    });
+    let close = rest
+        .find(REF_CLOSE)
+        .filter(|&c| c <= MAX_LABEL_BYTES && !rest[..c].contains('\n') && !rest[..c].contains("<|"));
     let Some(close) = close else {
         // Cut inside the header (or the closing tag is missing): the rest of the line is text.
         let line_end = rest.find('\n').unwrap_or(rest.len());
@@ -288,14 +288,16 @@ mod tests {
 
     #[test]
     fn stray_tags_are_removed_with_a_warning() {
-        let blocks = parse_grounding("<|ref|>text<|/ref|><|det|>[[1,2,3,4]]<|/det|>\nA <|/ref|>B<｜place▁holder▁no▁7｜>C");
+        let blocks =
+            parse_grounding("<|ref|>text<|/ref|><|det|>[[1,2,3,4]]<|/det|>\nA <|/ref|>B<｜place▁holder▁no▁7｜>C");
         assert_eq!(blocks[0].content, "A BC");
         assert_eq!(blocks[0].warnings[0].code, WarningCode::StrayTag);
     }
 
     #[test]
     fn odd_bytes_never_panic() {
-        for raw in ["<|ref|>", "<|det|>", "<|ref|>é<|/ref|><|det|>[[é]]", "<｜", "<|det|>[[[[1,2,3,4]]]]<|/det|>", "\n"] {
+        for raw in ["<|ref|>", "<|det|>", "<|ref|>é<|/ref|><|det|>[[é]]", "<｜", "<|det|>[[[[1,2,3,4]]]]<|/det|>", "\n"]
+        {
             let _ = parse_grounding(raw);
         }
     }

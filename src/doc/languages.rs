@@ -33,19 +33,12 @@ fn is_prose(kind: BlockKind) -> bool {
 
 /// Kinds without natural-language text.
 fn has_no_language(kind: BlockKind) -> bool {
-    matches!(
-        kind,
-        BlockKind::Image | BlockKind::Equation | BlockKind::Code | BlockKind::PageNumber
-    )
+    matches!(kind, BlockKind::Image | BlockKind::Equation | BlockKind::Code | BlockKind::PageNumber)
 }
 
 /// Kinds whose runs of other languages are worth reporting.
 fn wants_runs(kind: BlockKind) -> bool {
-    is_prose(kind)
-        || matches!(
-            kind,
-            BlockKind::Title | BlockKind::SubTitle | BlockKind::List
-        )
+    is_prose(kind) || matches!(kind, BlockKind::Title | BlockKind::SubTitle | BlockKind::List)
 }
 
 /// A hinted language wins over the detected one when the model gives it at least this
@@ -83,11 +76,7 @@ pub fn annotate_with_hints(doc: &mut Document, hints: &[String]) -> Vec<Document
         let mut blocks = Vec::with_capacity(page.blocks.len());
         for block in &mut page.blocks {
             block.language = None;
-            let text = if has_no_language(block.kind) {
-                String::new()
-            } else {
-                detectable_text(block)
-            };
+            let text = if has_no_language(block.kind) { String::new() } else { detectable_text(block) };
             let chars = text.chars().filter(|c| !c.is_whitespace()).count();
             if chars == 0 {
                 blocks.push(None);
@@ -124,17 +113,12 @@ pub fn annotate_with_hints(doc: &mut Document, hints: &[String]) -> Vec<Document
             if is_prose(block.kind) && !has_markdown_structure(&block.text) {
                 block.text = router.process(&block.text, &detection).text;
             }
-            let runs = if wants_runs(block.kind) {
-                foreign_runs(detector, &block.text, &detection)
-            } else {
-                Vec::new()
-            };
+            let runs =
+                if wants_runs(block.kind) { foreign_runs(detector, &block.text, &detection) } else { Vec::new() };
             block.language = Some(language_of(router, &detection, runs));
         }
         let primary = on_page.primary();
-        page.language = primary
-            .is_determined()
-            .then(|| language_of(router, &primary, Vec::new()));
+        page.language = primary.is_determined().then(|| language_of(router, &primary, Vec::new()));
     }
     let languages: Vec<DocumentLanguage> = whole
         .languages()
@@ -158,25 +142,13 @@ pub fn annotate_with_hints(doc: &mut Document, hints: &[String]) -> Vec<Document
 fn decide(posterior: &Posterior, hints: &[String]) -> Detection {
     let detection = posterior.detection();
     // `hr`, `hr-HR` and `hrv` all name Croatian; `sr` names Serbian in either script.
-    let primary = |tag: &str| {
-        tag.split(['-', '_'])
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-    };
-    let hinted = |code: &str, bcp47: &str| {
-        hints
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(code) || primary(h) == primary(bcp47))
-    };
+    let primary = |tag: &str| tag.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase();
+    let hinted =
+        |code: &str, bcp47: &str| hints.iter().any(|h| h.eq_ignore_ascii_case(code) || primary(h) == primary(bcp47));
     if hints.is_empty() || hinted(&detection.code, &detection.bcp47) {
         return detection;
     }
-    match posterior
-        .ranked
-        .iter()
-        .find(|(row, _)| hinted(row.code, row.bcp47))
-    {
+    match posterior.ranked.iter().find(|(row, _)| hinted(row.code, row.bcp47)) {
         Some(&(row, p)) if p >= HINT_MIN_PROBABILITY => Detection {
             code: row.code.into(),
             bcp47: row.bcp47.into(),
@@ -192,12 +164,7 @@ fn decide(posterior: &Posterior, hints: &[String]) -> Detection {
 /// The text to detect: table cells rather than their HTML.
 fn detectable_text(block: &Block) -> String {
     match &block.table {
-        Some(table) => table
-            .cells
-            .iter()
-            .map(|c| c.text.as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Some(table) => table.cells.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n"),
         None if block.kind == BlockKind::Table => strip_tags(&block.text),
         None => block.text.clone(),
     }
@@ -231,10 +198,7 @@ fn has_markdown_structure(text: &str) -> bool {
                 && matches!(line[digits..].chars().next(), Some('.' | ')'))
                 && line[digits + 1..].starts_with(' ')
         };
-        ordered
-            || ["- ", "* ", "+ ", "> ", "|", "#", "```", "\\["]
-                .iter()
-                .any(|m| line.starts_with(m))
+        ordered || ["- ", "* ", "+ ", "> ", "|", "#", "```", "\\["].iter().any(|m| line.starts_with(m))
     })
 }
 
@@ -279,13 +243,11 @@ mod tests {
     use crate::doc::{PageInput, PixelSize, PointSize};
 
     fn doc_of(pages: &[&str]) -> Document {
-        let px = PixelSize {
-            width: 1000,
-            height: 1400,
-        };
-        let inputs = pages.iter().enumerate().map(|(i, raw)| {
-            PageInput::from_raw(i as u32 + 1, px, PointSize::from_pixels(px, 144.0), *raw)
-        });
+        let px = PixelSize { width: 1000, height: 1400 };
+        let inputs = pages
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| PageInput::from_raw(i as u32 + 1, px, PointSize::from_pixels(px, 144.0), *raw));
         Document::new(Some("t.pdf".into()), inputs)
     }
 
@@ -304,22 +266,10 @@ mod tests {
         let langs = annotate(&mut doc);
         let p1 = &doc.pages[0];
         let lang = |i: usize| p1.blocks[i].language.as_ref();
-        assert_eq!(
-            lang(0).map(|l| l.tag.as_str()),
-            Some("eng"),
-            "{:?}",
-            p1.blocks[0]
-        );
-        assert_eq!(
-            lang(1).map(|l| (l.tag.as_str(), l.script.as_str(), l.rtl)),
-            Some(("eng", "Latn", false))
-        );
+        assert_eq!(lang(0).map(|l| l.tag.as_str()), Some("eng"), "{:?}", p1.blocks[0]);
+        assert_eq!(lang(1).map(|l| (l.tag.as_str(), l.script.as_str(), l.rtl)), Some(("eng", "Latn", false)));
         assert!(lang(2).is_none(), "formulas have no language");
-        assert_eq!(
-            lang(3).map(|l| l.tag.as_str()),
-            Some("eng"),
-            "tables are detected from their cells"
-        );
+        assert_eq!(lang(3).map(|l| l.tag.as_str()), Some("eng"), "tables are detected from their cells");
         assert!(
             p1.blocks[1].text.ends_with("spirit of brotherhood."),
             "line joined, hyphen removed: {}",
@@ -327,10 +277,7 @@ mod tests {
         );
         assert_eq!(p1.language.as_ref().map(|l| l.tag.as_str()), Some("eng"));
         let p2 = doc.pages[1].language.as_ref().unwrap();
-        assert_eq!(
-            (p2.tag.as_str(), p2.script.as_str(), p2.rtl),
-            ("arb", "Arab", true)
-        );
+        assert_eq!((p2.tag.as_str(), p2.script.as_str(), p2.rtl), ("arb", "Arab", true));
         let tags: Vec<&str> = langs.iter().map(|l| l.tag.as_str()).collect();
         assert_eq!(tags, ["eng", "arb"], "largest share first: {langs:?}");
         assert!(langs[1].rtl && !langs[0].rtl);
@@ -340,14 +287,8 @@ mod tests {
         let text = doc.pages[0].blocks[1].text.clone();
         let again = annotate(&mut doc);
         let tags_again: Vec<&str> = again.iter().map(|l| l.tag.as_str()).collect();
-        assert_eq!(
-            tags_again, tags,
-            "annotating twice finds the same languages"
-        );
-        assert_eq!(
-            doc.pages[0].blocks[1].text, text,
-            "processed text is left as it is"
-        );
+        assert_eq!(tags_again, tags, "annotating twice finds the same languages");
+        assert_eq!(doc.pages[0].blocks[1].text, text, "processed text is left as it is");
     }
 
     #[test]
@@ -359,22 +300,14 @@ mod tests {
             let mut doc = doc_of(&[raw]);
             let hints: Vec<String> = hints.iter().map(|h| h.to_string()).collect();
             annotate_with_hints(&mut doc, &hints);
-            doc.pages[0].blocks[0]
-                .language
-                .as_ref()
-                .map(|l| l.tag.clone())
-                .unwrap_or_default()
+            doc.pages[0].blocks[0].language.as_ref().map(|l| l.tag.clone()).unwrap_or_default()
         };
         let plain = tag(&[]);
         assert!(["hrv", "bos", "srp"].contains(&plain.as_str()), "{plain}");
         let other = if plain == "hrv" { "bos" } else { "hrv" };
         assert_eq!(tag(&[other]), other, "a hint picks the close neighbour");
         assert_eq!(tag(&["hr-HR", "hr"]), "hrv", "BCP-47 tags work as hints");
-        assert_eq!(
-            tag(&["fin"]),
-            plain,
-            "a hint never overrules clear evidence"
-        );
+        assert_eq!(tag(&["fin"]), plain, "a hint never overrules clear evidence");
         assert_eq!(tag(&["xyz"]), plain, "unknown hints are ignored");
     }
 
@@ -388,49 +321,22 @@ mod tests {
         <|ref|>table_footnote<|/ref|><|det|>[[100, 470, 900, 490]]<|/det|>\nAnhang\n";
     const GERMAN_TEXT: &str = "<|ref|>text<|/ref|><|det|>[[100, 40, 900, 300]]<|/det|>\nDie Tabelle zeigt den Umsatz \
         und den Gewinn aller Standorte im vergangenen Jahr. Die Zahlen wurden von der Buchhaltung geprüft.\n";
-    const HEADING_ONLY: &str =
-        "<|ref|>sub_title<|/ref|><|det|>[[100, 40, 900, 80]]<|/det|>\n## Daten\n";
+    const HEADING_ONLY: &str = "<|ref|>sub_title<|/ref|><|det|>[[100, 40, 900, 80]]<|/det|>\n## Daten\n";
 
     #[test]
     fn each_block_of_a_mixed_page_is_decided_with_its_context() {
         let mut doc = doc_of(&[REPORT, GERMAN_TEXT, HEADING_ONLY]);
         annotate(&mut doc);
         let tag = |p: usize, b: usize| {
-            let l = doc.pages[p].blocks[b]
-                .language
-                .as_ref()
-                .expect("a language");
+            let l = doc.pages[p].blocks[b].language.as_ref().expect("a language");
             (l.tag.clone(), l.script.clone(), l.confidence)
         };
         assert_eq!(tag(0, 0).0, "cmn", "the Chinese title: {:?}", tag(0, 0));
-        assert_eq!(
-            tag(0, 1).0,
-            "deu",
-            "the table of one-word cells: {:?}",
-            tag(0, 1)
-        );
-        assert_eq!(
-            tag(0, 2).0,
-            "eng",
-            "the English caption on a German page: {:?}",
-            tag(0, 2)
-        );
-        assert_eq!(
-            tag(0, 3).0,
-            "deu",
-            "the one-word note takes the page's language: {:?}",
-            tag(0, 3)
-        );
-        assert_eq!(
-            tag(2, 0).0,
-            "deu",
-            "a one-word page takes the document's: {:?}",
-            tag(2, 0)
-        );
-        assert_eq!(
-            doc.pages[2].language.as_ref().map(|l| l.tag.as_str()),
-            Some("deu")
-        );
+        assert_eq!(tag(0, 1).0, "deu", "the table of one-word cells: {:?}", tag(0, 1));
+        assert_eq!(tag(0, 2).0, "eng", "the English caption on a German page: {:?}", tag(0, 2));
+        assert_eq!(tag(0, 3).0, "deu", "the one-word note takes the page's language: {:?}", tag(0, 3));
+        assert_eq!(tag(2, 0).0, "deu", "a one-word page takes the document's: {:?}", tag(2, 0));
+        assert_eq!(doc.pages[2].language.as_ref().map(|l| l.tag.as_str()), Some("deu"));
         // Without the context, the lone words are far less sure of German (if German at all).
         let alone = |text: &str| {
             let d = ProfileDetector::global().detect(text);
@@ -440,18 +346,8 @@ mod tests {
                 0.0
             }
         };
-        assert!(
-            alone("Anhang") < tag(0, 3).2,
-            "{} vs {:?}",
-            alone("Anhang"),
-            tag(0, 3)
-        );
-        assert!(
-            alone("Daten") < tag(2, 0).2,
-            "{} vs {:?}",
-            alone("Daten"),
-            tag(2, 0)
-        );
+        assert!(alone("Anhang") < tag(0, 3).2, "{} vs {:?}", alone("Anhang"), tag(0, 3));
+        assert!(alone("Daten") < tag(2, 0).2, "{} vs {:?}", alone("Daten"), tag(2, 0));
     }
 
     #[test]
@@ -461,16 +357,9 @@ mod tests {
         annotate(&mut doc);
         let l = doc.pages[0].blocks[0].language.clone().expect("a language");
         assert_eq!(l.tag, "cmn");
-        assert_eq!(
-            l.alternatives.first().map(|a| a.tag.as_str()),
-            Some("jpn"),
-            "{l:?}"
-        );
+        assert_eq!(l.alternatives.first().map(|a| a.tag.as_str()), Some("jpn"), "{l:?}");
         let json = serde_json::to_value(&l).unwrap();
-        assert!(
-            json["alternatives"][0]["confidence"].as_f64().unwrap() > 0.2,
-            "{json}"
-        );
+        assert!(json["alternatives"][0]["confidence"].as_f64().unwrap() > 0.2, "{json}");
     }
 
     #[test]
@@ -478,23 +367,13 @@ mod tests {
         let raw = "<|ref|>text<|/ref|><|det|>[[1, 1, 900, 300]]<|/det|>\n- first item of the list here\n- second item of the list here\n";
         let mut doc = doc_of(&[raw]);
         annotate(&mut doc);
-        assert_eq!(
-            doc.pages[0].blocks[0].text.lines().count(),
-            2,
-            "{:?}",
-            doc.pages[0].blocks[0].text
-        );
-        assert!(
-            has_markdown_structure("1. one\n2. two") && !has_markdown_structure("In 1990. the end")
-        );
+        assert_eq!(doc.pages[0].blocks[0].text.lines().count(), 2, "{:?}", doc.pages[0].blocks[0].text);
+        assert!(has_markdown_structure("1. one\n2. two") && !has_markdown_structure("In 1990. the end"));
     }
 
     #[test]
     fn empty_and_textless_documents() {
-        let mut doc = doc_of(&[
-            "",
-            "<|ref|>image<|/ref|><|det|>[[1, 1, 500, 500]]<|/det|>\n",
-        ]);
+        let mut doc = doc_of(&["", "<|ref|>image<|/ref|><|det|>[[1, 1, 500, 500]]<|/det|>\n"]);
         assert!(annotate(&mut doc).is_empty());
         assert!(doc.pages.iter().all(|p| p.language.is_none()));
     }

@@ -90,7 +90,9 @@ fn build_block(page: u32, piece: RawBlock, pixels: PixelSize, points: PointSize,
         warnings,
     };
     if last_of_cut_page {
-        block.warnings.push(Warning::new(WarningCode::Truncated, "last block of a page whose generation did not finish"));
+        block
+            .warnings
+            .push(Warning::new(WarningCode::Truncated, "last block of a page whose generation did not finish"));
     }
     if is_table {
         let (table, issues) = Table::parse(&text);

@@ -85,10 +85,8 @@ impl Table {
         let mut rows: Vec<Vec<(ElementRef<'_>, bool)>> = Vec::new();
         if let Some(table_el) = table_el {
             for tr in table_el.descendent_elements().filter(|e| e.value().name() == "tr") {
-                let in_head = tr
-                    .parent()
-                    .and_then(|p| p.value().as_element().map(|e| e.name() == "thead"))
-                    .unwrap_or(false);
+                let in_head =
+                    tr.parent().and_then(|p| p.value().as_element().map(|e| e.name() == "thead")).unwrap_or(false);
                 let cells = tr
                     .child_elements()
                     .filter(|c| matches!(c.value().name(), "td" | "th"))
@@ -113,7 +111,14 @@ impl Table {
                     }
                     taken_row[c..c + column_span].iter_mut().for_each(|t| *t = true);
                 }
-                table.cells.push(Cell { row: r, column: c, row_span, column_span, header: *header, text: cell_text(*el) });
+                table.cells.push(Cell {
+                    row: r,
+                    column: c,
+                    row_span,
+                    column_span,
+                    header: *header,
+                    text: cell_text(*el),
+                });
                 c += column_span;
             }
         }
@@ -206,7 +211,8 @@ impl Table {
     /// Appends the rows of `next` (a continuation on the next page); a first row equal to
     /// this table's first row (a repeated header) is dropped.
     pub fn append(&self, next: &Table) -> Table {
-        let first_row = |t: &Table| -> Vec<String> { t.cells.iter().filter(|c| c.row == 0).map(|c| c.text.clone()).collect() };
+        let first_row =
+            |t: &Table| -> Vec<String> { t.cells.iter().filter(|c| c.row == 0).map(|c| c.text.clone()).collect() };
         let skip = usize::from(self.rows > 0 && next.rows > 0 && first_row(self) == first_row(next));
         let mut out = self.clone();
         for cell in next.cells.iter().filter(|c| c.row >= skip) {

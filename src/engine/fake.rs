@@ -78,12 +78,7 @@ impl FakeEngine {
 
 impl OcrEngine for FakeEngine {
     fn info(&self) -> EngineInfo {
-        EngineInfo {
-            model: "fake".into(),
-            architecture: "fake".into(),
-            device: "cpu".into(),
-            dtype: "none".into(),
-        }
+        EngineInfo { model: "fake".into(), architecture: "fake".into(), device: "cpu".into(), dtype: "none".into() }
     }
 
     fn recognize(&self, job: &PageJob, sink: &mut dyn TokenSink) -> Result<PageText, EngineError> {

@@ -341,7 +341,12 @@ fn scheduler_loop(
     }
 }
 
-fn engine_loop(engine: Arc<dyn OcrEngine>, mut rx: mpsc::Receiver<Queued>, max_batch: usize, observer: Arc<dyn EngineObserver>) {
+fn engine_loop(
+    engine: Arc<dyn OcrEngine>,
+    mut rx: mpsc::Receiver<Queued>,
+    max_batch: usize,
+    observer: Arc<dyn EngineObserver>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -380,7 +385,11 @@ fn run_batch(engine: &dyn OcrEngine, batch: Vec<Queued>, observer: &dyn EngineOb
             if let Some(hook) = on_token.as_mut() {
                 hook(piece);
             }
-            if cancel.load(Ordering::Relaxed) { Flow::Stop } else { Flow::Continue }
+            if cancel.load(Ordering::Relaxed) {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
         };
         let start = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| engine.recognize(&job, &mut sink)))
@@ -399,7 +408,8 @@ fn run_batch(engine: &dyn OcrEngine, batch: Vec<Queued>, observer: &dyn EngineOb
     observer.batch_done(jobs.len(), start.elapsed());
     let mut results = results.into_iter();
     for q in batched {
-        let result = results.next().unwrap_or_else(|| Err(EngineError::Model("the engine returned too few results".into())));
+        let result =
+            results.next().unwrap_or_else(|| Err(EngineError::Model("the engine returned too few results".into())));
         observer.page_done(&result, q.enqueued.elapsed());
         (q.request.reply)(result);
     }
@@ -508,7 +518,13 @@ mod tests {
         let out = rx.await.unwrap().unwrap();
         assert_eq!(*streamed.lock().unwrap(), out.raw);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let cancelled = PageRequest { job: page(), cancel: Arc::new(AtomicBool::new(true)), on_token: None, stream: false, reply: Box::new(move |r| drop(tx.send(r))) };
+        let cancelled = PageRequest {
+            job: page(),
+            cancel: Arc::new(AtomicBool::new(true)),
+            on_token: None,
+            stream: false,
+            reply: Box::new(move |r| drop(tx.send(r))),
+        };
         engine.submit(cancelled).await.unwrap();
         assert!(matches!(rx.await.unwrap(), Err(EngineError::Cancelled)));
     }

@@ -262,8 +262,7 @@ pub enum AttentionKind {
 impl DeepseekV2Config {
     /// Parses a config from JSON text and validates it.
     pub fn from_json(text: &str) -> Result<Self, ModelError> {
-        let cfg: DeepseekV2Config =
-            serde_json::from_str(text).map_err(|e| ModelError::Config(e.to_string()))?;
+        let cfg: DeepseekV2Config = serde_json::from_str(text).map_err(|e| ModelError::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -352,10 +351,7 @@ impl DeepseekV2Config {
                 }
                 if let Some(s) = &self.rope_scaling {
                     if s.kind != "linear" {
-                        return err(format!(
-                            "rope_scaling '{}' is only supported with MLA (use_mla: true)",
-                            s.kind
-                        ));
+                        return err(format!("rope_scaling '{}' is only supported with MLA (use_mla: true)", s.kind));
                     }
                 }
             }
@@ -403,20 +399,16 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Reads and classifies `config.json` text.
     pub fn from_json(text: &str) -> Result<Self, ModelError> {
-        let raw: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ModelError::Config(e.to_string()))?;
+        let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| ModelError::Config(e.to_string()))?;
         let vision_error = |e: docseek_vision::VisionError| ModelError::Config(format!("vision config: {e}"));
         let architecture = Architecture::detect(&raw).map_err(vision_error)?;
         let vision = architecture.map(|_| VisionConfig::from_value(&raw)).transpose().map_err(vision_error)?;
         let lang = raw.get("language_config").unwrap_or(&raw);
-        let decoder: DeepseekV2Config = serde_json::from_value(lang.clone())
-            .map_err(|e| ModelError::Config(format!("language config: {e}")))?;
+        let decoder: DeepseekV2Config =
+            serde_json::from_value(lang.clone()).map_err(|e| ModelError::Config(format!("language config: {e}")))?;
         decoder.validate()?;
-        let image_token_id = raw
-            .get("image_token_id")
-            .and_then(|v| v.as_u64())
-            .map(|v| v as u32)
-            .unwrap_or(DEFAULT_IMAGE_TOKEN_ID);
+        let image_token_id =
+            raw.get("image_token_id").and_then(|v| v.as_u64()).map(|v| v as u32).unwrap_or(DEFAULT_IMAGE_TOKEN_ID);
         Ok(ModelConfig { architecture, decoder, image_token_id, vision })
     }
 
@@ -429,8 +421,8 @@ impl ModelConfig {
     /// Reads `DIR/config.json`.
     pub fn from_dir(dir: &Path) -> Result<Self, ModelError> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
         Self::from_json(&text)
     }
 }

@@ -77,10 +77,6 @@ pub fn describe(dev: &Device) -> String {
     format!(
         "kernels: {} ({})",
         docseek_kernels::build_info(),
-        if use_kernels(dev, DType::BF16) {
-            "on for this device"
-        } else {
-            "generic candle ops on this device"
-        }
+        if use_kernels(dev, DType::BF16) { "on for this device" } else { "generic candle ops on this device" }
     )
 }

@@ -65,11 +65,7 @@ impl FusedMoe {
         }
         let gate_weight = vb.pp("gate").get((experts, h), "weight")?.to_dtype(DType::F32)?;
         let bias = if params.method == TopkMethod::NoauxTc {
-            Some(
-                vb.pp("gate")
-                    .get(experts, "e_score_correction_bias")?
-                    .to_dtype(DType::F32)?,
-            )
+            Some(vb.pp("gate").get(experts, "e_score_correction_bias")?.to_dtype(DType::F32)?)
         } else {
             None
         };
@@ -86,21 +82,11 @@ impl FusedMoe {
         let down = Tensor::stack(&dn, 0)?;
         drop((gu, dn));
         let (gate_up, down) = if fp8 {
-            (
-                ExpertWeights::Fp8(Fp8Matrix::quantize(&gate_up)?),
-                ExpertWeights::Fp8(Fp8Matrix::quantize(&down)?),
-            )
+            (ExpertWeights::Fp8(Fp8Matrix::quantize(&gate_up)?), ExpertWeights::Fp8(Fp8Matrix::quantize(&down)?))
         } else {
             (ExpertWeights::Dense(gate_up), ExpertWeights::Dense(down))
         };
-        Ok(FusedMoe {
-            gate_weight,
-            bias,
-            params,
-            gate_up,
-            down,
-            experts,
-        })
+        Ok(FusedMoe { gate_weight, bias, params, gate_up, down, experts })
     }
 
     /// Expert ids u32 `[tokens, k]` and f32 weights `[tokens, k]` for `x` `[tokens, hidden]`.

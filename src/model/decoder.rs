@@ -134,10 +134,9 @@ impl DeepseekDecoder {
     pub fn cache_layout(&self) -> CacheLayout {
         match self.cfg.attention_kind() {
             AttentionKind::Mha => CacheLayout::Mha { kv_heads: self.cfg.kv_heads(), head_dim: self.cfg.mha_head_dim() },
-            AttentionKind::Mla => CacheLayout::Mla {
-                rank: self.cfg.kv_lora_rank.unwrap_or(0),
-                rope_dim: self.cfg.qk_rope_head_dim,
-            },
+            AttentionKind::Mla => {
+                CacheLayout::Mla { rank: self.cfg.kv_lora_rank.unwrap_or(0), rope_dim: self.cfg.qk_rope_head_dim }
+            }
         }
     }
 
@@ -272,12 +271,7 @@ impl DeepseekDecoder {
 
     /// Indices of the MoE layers.
     pub fn moe_layers(&self) -> Vec<usize> {
-        self.layers
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| matches!(l.ffn, FeedForward::Moe(_)))
-            .map(|(i, _)| i)
-            .collect()
+        self.layers.iter().enumerate().filter(|(_, l)| matches!(l.ffn, FeedForward::Moe(_))).map(|(i, _)| i).collect()
     }
 
     /// Runs only the routed experts of MoE layer `idx` on `x` `[tokens, hidden]` and returns

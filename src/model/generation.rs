@@ -13,8 +13,8 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::decoder::{DeepseekDecoder, LogitsFor};
-pub use super::ngram::{LoopGuard, NgramGuard};
 use super::ngram::{LoopDetector, NgramState};
+pub use super::ngram::{LoopGuard, NgramGuard};
 
 /// Default budget of new tokens per page (the official `max_new_tokens`).
 pub const DEFAULT_MAX_NEW_TOKENS: usize = 8192;

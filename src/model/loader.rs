@@ -148,8 +148,10 @@ impl hf_hub::api::Progress for DownloadBar {
     fn init(&mut self, size: usize, filename: &str) {
         self.0.set_length(size as u64);
         self.0.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ({eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         self.0.set_message(filename.to_string());
     }
@@ -221,7 +223,11 @@ pub fn open_weights(dir: &Path, dtype: DType, device: &Device) -> Result<VarBuil
 }
 
 /// [`open_weights`], also returning the file index behind the `VarBuilder`.
-pub fn open_shared(dir: &Path, dtype: DType, device: &Device) -> Result<(VarBuilder<'static>, Arc<StreamingSafetensors>), ModelError> {
+pub fn open_shared(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<(VarBuilder<'static>, Arc<StreamingSafetensors>), ModelError> {
     let files = weight_files(dir)?;
     let store = Arc::new(StreamingSafetensors::open(&files)?);
     let vb = VarBuilder::from_backend(Box::new(SharedSafetensors(store.clone())), dtype, device.clone());
@@ -231,14 +237,22 @@ pub fn open_shared(dir: &Path, dtype: DType, device: &Device) -> Result<(VarBuil
 /// Loads the decoder of a checkpoint folder with its linear weights stored per `quant`: bf16
 /// weights mapped from the file without a copy, or q8/q4 from the saved quantized file
 /// (`docseek quantize`) when one matches, else quantized now.
-pub fn load_decoder(dir: &Path, cfg: &DeepseekV2Config, dtype: DType, device: &Device, quant: Quant) -> Result<DeepseekDecoder, ModelError> {
+pub fn load_decoder(
+    dir: &Path,
+    cfg: &DeepseekV2Config,
+    dtype: DType,
+    device: &Device,
+    quant: Quant,
+) -> Result<DeepseekDecoder, ModelError> {
     let (vb, store) = open_shared(dir, dtype, device)?;
     let saved = match quant {
         Quant::None => None,
         q => SavedQuant::open(&saved_path(dir, q), q, store.fingerprint())?,
     };
     if quant != Quant::None && saved.is_none() {
-        tracing::info!("quantizing the decoder to {quant} at load (`docseek quantize` saves the result for fast loads)");
+        tracing::info!(
+            "quantizing the decoder to {quant} at load (`docseek quantize` saves the result for fast loads)"
+        );
     }
     let ctx = Arc::new(LoadContext::new(store, quant, saved));
     Ok(ctx.run(|| DeepseekDecoder::load(cfg, vb))?)
@@ -247,7 +261,12 @@ pub fn load_decoder(dir: &Path, cfg: &DeepseekV2Config, dtype: DType, device: &D
 /// Quantizes the decoder of `dir` to `quant` and saves it where [`load_decoder`] finds it
 /// (`out`, default `dir/docseek-{quant}.safetensors`). Returns the path and the bytes of
 /// quantized weights written.
-pub fn quantize_to_file(dir: &Path, cfg: &DeepseekV2Config, quant: Quant, out: Option<&Path>) -> Result<(PathBuf, usize), ModelError> {
+pub fn quantize_to_file(
+    dir: &Path,
+    cfg: &DeepseekV2Config,
+    quant: Quant,
+    out: Option<&Path>,
+) -> Result<(PathBuf, usize), ModelError> {
     if quant == Quant::None {
         return Err(ModelError::Config("nothing to save for --quant none".into()));
     }

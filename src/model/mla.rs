@@ -62,9 +62,7 @@ impl MlaAttention {
         let heads = cfg.num_attention_heads;
         let (nope, rope_dim, v_dim) = (cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim);
         let qhd = nope + rope_dim;
-        let rank = cfg
-            .kv_lora_rank
-            .ok_or_else(|| candle_core::Error::Msg("MLA needs kv_lora_rank".into()))?;
+        let rank = cfg.kv_lora_rank.ok_or_else(|| candle_core::Error::Msg("MLA needs kv_lora_rank".into()))?;
         let bias = cfg.attention_bias;
         let q = match cfg.q_lora_rank {
             None => QueryProj::Full(Linear::load(vb.pp("q_proj"), h, heads * qhd, false)?),
@@ -123,7 +121,7 @@ impl MlaAttention {
         let latent = self.kv_a_norm.forward(&ckv.narrow(1, 0, self.rank)?.contiguous()?)?;
         let k_pe = ckv.narrow(1, self.rank, self.rope_dim)?.unsqueeze(0)?.contiguous()?;
         let k_pe = rope.apply(&k_pe, &cos_sin.0, &cos_sin.1)?.squeeze(0)?; // [n, rope]
-        // Absorb the key up-projection: [H, n, nope] x [H, nope, rank] -> [H, n, rank].
+                                                                           // Absorb the key up-projection: [H, n, nope] x [H, nope, rank] -> [H, n, rank].
         let q_abs = q_nope.matmul(&self.k_absorb)?;
         Ok([q_abs, q_pe, latent, k_pe])
     }

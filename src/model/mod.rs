@@ -31,12 +31,12 @@ pub mod task;
 pub mod tokens;
 pub mod weights;
 
-pub use config::{Architecture, DeepseekV2Config, ModelConfig};
 pub use batch::SeqChunk;
+pub use config::{Architecture, DeepseekV2Config, ModelConfig};
 pub use decoder::{DeepseekDecoder, LogitsFor};
 pub use device::{DeviceSpec, Dtype};
-pub use paged_cache::{PagedKvCache, SeqId};
 pub use generation::{GenerationConfig, NgramGuard, PageOutcome};
+pub use paged_cache::{PagedKvCache, SeqId};
 pub use task::Task;
 
 /// Errors of the model layer.

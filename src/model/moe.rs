@@ -92,7 +92,8 @@ impl MoeGate {
         let scores = self.scores(x)?;
         let (tokens, experts) = scores.dims2()?;
         let flat: Vec<f32> = scores.flatten_all()?.to_vec1()?;
-        let mut routing = Routing { k: self.top_k, experts: Vec::with_capacity(tokens * self.top_k), weights: Vec::new() };
+        let mut routing =
+            Routing { k: self.top_k, experts: Vec::with_capacity(tokens * self.top_k), weights: Vec::new() };
         for t in 0..tokens {
             let row = &flat[t * experts..(t + 1) * experts];
             let (ids, mut w) = self.select(row);
@@ -183,7 +184,9 @@ impl Moe {
             .map(|i| Mlp::load(vb.pp("experts").pp(i), cfg.hidden_size, cfg.moe_intermediate_size))
             .collect::<Result<Vec<_>>>()?;
         let shared = match cfg.n_shared_experts {
-            Some(s) if s > 0 => Some(Mlp::load(vb.pp("shared_experts"), cfg.hidden_size, cfg.moe_intermediate_size * s)?),
+            Some(s) if s > 0 => {
+                Some(Mlp::load(vb.pp("shared_experts"), cfg.hidden_size, cfg.moe_intermediate_size * s)?)
+            }
             _ => None,
         };
         Ok(Moe { gate, experts, shared, fused })
@@ -236,10 +239,8 @@ impl Moe {
             while end < order.len() && routing.experts[order[end]] as usize == e {
                 end += 1;
             }
-            let expert = self
-                .experts
-                .get(e)
-                .ok_or_else(|| candle_core::Error::Msg(format!("routed to missing expert {e}")))?;
+            let expert =
+                self.experts.get(e).ok_or_else(|| candle_core::Error::Msg(format!("routed to missing expert {e}")))?;
             outs.push(expert.forward(&gathered.narrow(0, start, end - start)?)?);
             active.push(e);
             start = end;

@@ -50,7 +50,6 @@ impl Default for NgramGuard {
     }
 }
 
-
 /// The running state of a guard for one sequence.
 #[derive(Debug, Clone)]
 pub enum NgramState {
@@ -90,12 +89,9 @@ impl NgramState {
                 }
                 st
             }
-            NgramGuard::Vllm { size, window, whitelist } => NgramState::Vllm {
-                size: *size,
-                window: *window,
-                whitelist: whitelist.clone(),
-                generated: Vec::new(),
-            },
+            NgramGuard::Vllm { size, window, whitelist } => {
+                NgramState::Vllm { size: *size, window: *window, whitelist: whitelist.clone(), generated: Vec::new() }
+            }
         }
     }
 

@@ -63,7 +63,12 @@ pub fn prompt_ids(bos: u32, image_token_id: u32, slots: usize, text_ids: &[u32])
 
 /// Embeds `ids` and puts the rows of `image` `[slots, hidden]` at the positions holding
 /// `image_token_id`, in order. Errors when the counts differ.
-pub fn embed_with_image(decoder: &DeepseekDecoder, ids: &[u32], image_token_id: u32, image: Option<&Tensor>) -> Result<Tensor> {
+pub fn embed_with_image(
+    decoder: &DeepseekDecoder,
+    ids: &[u32],
+    image_token_id: u32,
+    image: Option<&Tensor>,
+) -> Result<Tensor> {
     let text = decoder.embed(ids)?;
     let slots: Vec<usize> = ids.iter().enumerate().filter(|(_, &t)| t == image_token_id).map(|(i, _)| i).collect();
     let Some(image) = image else {

@@ -60,8 +60,13 @@ impl SavedQuant {
         let (_, meta) = safetensors::SafeTensors::read_metadata(&map)
             .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
         let info = meta.metadata().clone().unwrap_or_default();
-        if info.get(META_FORMAT).map(String::as_str) != Some(quant.name()) || info.get(META_SOURCE).map(String::as_str) != Some(fingerprint) {
-            tracing::warn!("{} was made from other weights or another format; quantizing at load instead", path.display());
+        if info.get(META_FORMAT).map(String::as_str) != Some(quant.name())
+            || info.get(META_SOURCE).map(String::as_str) != Some(fingerprint)
+        {
+            tracing::warn!(
+                "{} was made from other weights or another format; quantizing at load instead",
+                path.display()
+            );
             return Ok(None);
         }
         let base = map.as_ptr() as usize;
@@ -124,9 +129,13 @@ pub fn save(path: &Path, quant: Quant, fingerprint: &str, weights: &[(String, Li
             Bytes { dtype: safetensors::Dtype::F16, shape: vec![*rows, blocks_per_row(*cols)], data: sc_bytes },
         ));
     }
-    let meta = HashMap::from([(META_FORMAT.to_string(), quant.name().to_string()), (META_SOURCE.to_string(), fingerprint.to_string())]);
+    let meta = HashMap::from([
+        (META_FORMAT.to_string(), quant.name().to_string()),
+        (META_SOURCE.to_string(), fingerprint.to_string()),
+    ]);
     let tmp = path.with_extension("safetensors.partial");
-    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", tmp.display())))?;
+    safetensors::serialize_to_file(views, Some(meta), &tmp)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", tmp.display())))?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
@@ -176,7 +185,14 @@ impl LoadContext {
         self.recorded.borrow().clone()
     }
 
-    fn weight(&self, name: &str, rows: usize, cols: usize, dtype: DType, device: &Device) -> Option<Result<LinearWeight>> {
+    fn weight(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Option<Result<LinearWeight>> {
         if !device.is_cpu() {
             return None;
         }
@@ -239,7 +255,13 @@ const QUANTIZE_CHUNK_VALUES: usize = 4 << 20;
 /// The weight `name` (`[rows, cols]`) as the current load context builds it, or `None` when
 /// no context is installed or it leaves this weight to the `VarBuilder` (then the caller reads
 /// it as a tensor).
-pub fn linear_weight(name: &str, rows: usize, cols: usize, dtype: DType, device: &Device) -> Option<Result<LinearWeight>> {
+pub fn linear_weight(
+    name: &str,
+    rows: usize,
+    cols: usize,
+    dtype: DType,
+    device: &Device,
+) -> Option<Result<LinearWeight>> {
     let ctx = CURRENT.with(|c| c.borrow().clone())?;
     ctx.weight(name, rows, cols, dtype, device)
 }

@@ -46,7 +46,15 @@ pub use super::tokens::SPECIAL_TOKENS;
 /// First id of the byte tokens of the tiny tokenizer (after BOS, EOS, pad).
 const FIRST_BYTE_ID: u32 = 3;
 
-fn decoder_json(hidden: usize, layers: usize, heads: usize, inter: usize, moe_inter: usize, experts: usize, top_k: usize) -> Value {
+fn decoder_json(
+    hidden: usize,
+    layers: usize,
+    heads: usize,
+    inter: usize,
+    moe_inter: usize,
+    experts: usize,
+    top_k: usize,
+) -> Value {
     json!({
         "bos_token_id": 0, "eos_token_id": 1, "first_k_dense_replace": 1,
         "hidden_size": hidden, "intermediate_size": inter, "kv_lora_rank": null, "lm_head": true,
@@ -62,11 +70,7 @@ fn decoder_json(hidden: usize, layers: usize, heads: usize, inter: usize, moe_in
 /// A `config.json` in the official layout (language keys both top-level and under
 /// `language_config`, as the released files have them).
 pub fn config_json(arch: SynthArch, full: bool) -> Value {
-    let lang = if full {
-        decoder_json(1280, 12, 10, 6848, 896, 64, 6)
-    } else {
-        decoder_json(64, 3, 4, 128, 32, 8, 2)
-    };
+    let lang = if full { decoder_json(1280, 12, 10, 6848, 896, 64, 6) } else { decoder_json(64, 3, 4, 128, 32, 8, 2) };
     let sam = if full {
         let down = if arch == SynthArch::Ocr1 { json!([512, 1024]) } else { json!([512, 896]) };
         json!({"downsample_channels": down, "global_attn_indexes": [2, 5, 8, 11], "heads": 12, "layers": 12, "width": 768})
@@ -89,12 +93,9 @@ pub fn config_json(arch: SynthArch, full: bool) -> Value {
             json!({"clip-l-14-224": {"heads": 4, "image_size": 224, "layers": 2, "patch_size": 14, "width": 48, "ffn_hidden_size": 192}, "sam_vit_b": sam}),
             96,
         ),
-        (SynthArch::Ocr2, true) => (
-            "deepencoderv2",
-            "DeepseekOCR2ForCausalLM",
-            json!({"qwen2-0-5b": {"dim": 896}, "sam_vit_b": sam}),
-            896,
-        ),
+        (SynthArch::Ocr2, true) => {
+            ("deepencoderv2", "DeepseekOCR2ForCausalLM", json!({"qwen2-0-5b": {"dim": 896}, "sam_vit_b": sam}), 896)
+        }
         (SynthArch::Ocr2, false) => (
             "deepencoderv2",
             "DeepseekOCR2ForCausalLM",
@@ -231,7 +232,8 @@ fn init_for(name: &str, shape: &[usize]) -> (f64, f64) {
         (0.0, 0.02)
     } else if name.contains("pos_embed") || name.contains("rel_pos") {
         (0.0, 0.3)
-    } else if shape.len() <= 1 || name.contains("embed_tokens") || name.contains("embedding") || name.contains("query_") {
+    } else if shape.len() <= 1 || name.contains("embed_tokens") || name.contains("embedding") || name.contains("query_")
+    {
         (0.0, 1.0)
     } else {
         let fan_in: usize = shape[1..].iter().product();
@@ -270,10 +272,15 @@ impl LazyTensor {
             SynthDtype::F32 => candle_core::DType::F32,
             SynthDtype::Bf16 => candle_core::DType::BF16,
         };
-        let mut t = candle_core::Tensor::from_vec(v, self.shape.clone(), &candle_core::Device::Cpu)?.affine(std, mean)?;
+        let mut t =
+            candle_core::Tensor::from_vec(v, self.shape.clone(), &candle_core::Device::Cpu)?.affine(std, mean)?;
         if let Some(scale) = &self.row_scale {
             let rows = self.shape[0];
-            t = t.broadcast_mul(&candle_core::Tensor::from_slice(&scale[..rows], (rows, 1), &candle_core::Device::Cpu)?)?;
+            t = t.broadcast_mul(&candle_core::Tensor::from_slice(
+                &scale[..rows],
+                (rows, 1),
+                &candle_core::Device::Cpu,
+            )?)?;
         }
         t.to_dtype(dtype)
     }
@@ -319,7 +326,8 @@ pub fn lm_head_row_scale(vocab: usize) -> Vec<f32> {
             scale[id] = 1.0;
         }
     }
-    if let Some(eos) = SPECIAL_TOKENS.iter().find(|(t, _)| t.contains("end▁of▁sentence")).map(|&(_, id)| id as usize) {
+    if let Some(eos) = SPECIAL_TOKENS.iter().find(|(t, _)| t.contains("end▁of▁sentence")).map(|&(_, id)| id as usize)
+    {
         scale[eos] = 0.1;
     }
     scale
@@ -339,11 +347,15 @@ pub fn write_weights(
     let lm_head_scale = lm_head_scale.map(std::sync::Arc::new);
     let tensors = specs.iter().map(|(name, shape)| {
         let row_scale = if name == "lm_head.weight" { lm_head_scale.clone() } else { None };
-        (name.clone(), LazyTensor { name: name.clone(), shape: shape.clone(), dtype, seed, pool: pool.clone(), row_scale })
+        (
+            name.clone(),
+            LazyTensor { name: name.clone(), shape: shape.clone(), dtype, seed, pool: pool.clone(), row_scale },
+        )
     });
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    safetensors::serialize_to_file(tensors, Some(meta), path).map_err(|e| ModelError::Fetch(format!("writing {}: {e}", path.display())))
+    safetensors::serialize_to_file(tensors, Some(meta), path)
+        .map_err(|e| ModelError::Fetch(format!("writing {}: {e}", path.display())))
 }
 
 /// The GPT-2 byte-to-unicode table used by byte-level BPE.
@@ -430,8 +442,8 @@ pub fn write_checkpoint(
 ) -> Result<CheckpointSummary, ModelError> {
     let config = config_json(arch, full);
     write_config_and_tokenizer(dir, &config)?;
-    let dec: DeepseekV2Config = serde_json::from_value(config["language_config"].clone())
-        .map_err(|e| ModelError::Config(e.to_string()))?;
+    let dec: DeepseekV2Config =
+        serde_json::from_value(config["language_config"].clone()).map_err(|e| ModelError::Config(e.to_string()))?;
     let mut specs = decoder_tensor_specs(&dec);
     specs.extend_from_slice(vision);
     let path = dir.join("model.safetensors");

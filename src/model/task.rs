@@ -79,10 +79,7 @@ mod tests {
 
     #[test]
     fn prompts_match_the_official_strings() {
-        assert_eq!(
-            Task::Markdown.prompt(None).unwrap(),
-            "\n<|grounding|>Convert the document to markdown."
-        );
+        assert_eq!(Task::Markdown.prompt(None).unwrap(), "\n<|grounding|>Convert the document to markdown.");
         assert_eq!(Task::Free.prompt(None).unwrap(), "\nFree OCR.");
         assert!(Task::Locate.prompt(None).is_err());
         assert_eq!(

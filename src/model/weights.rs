@@ -158,7 +158,10 @@ impl StreamingSafetensors {
         let (path, file) = &self.files[e.file];
         file.read_exact_at(&mut buf, e.start + (rows.start * k * es) as u64)
             .map_err(|err| candle_core::Error::Msg(format!("{}: reading {name}: {err}", path.display())))?;
-        Tensor::from_raw_buffer(&buf, e.dtype, &[rows.len(), k], &Device::Cpu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+        Tensor::from_raw_buffer(&buf, e.dtype, &[rows.len(), k], &Device::Cpu)?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()
     }
 
     /// Names of every tensor.

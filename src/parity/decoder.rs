@@ -219,10 +219,17 @@ impl Run<'_> {
             self.floats(&format!("{name}/logits"), "logits", &tensor_vec(&all)?, report, seen);
         }
         let mut rec = LogitsRecorder(Vec::new());
-        let out = generate(self.dec, &embeds, &ids, self.eos(), &greedy_config(self.max_new(), NgramGuard::Off), &mut rec)?
-            .ok_or_else(|| anyhow!("generation cancelled"))?;
+        let out =
+            generate(self.dec, &embeds, &ids, self.eos(), &greedy_config(self.max_new(), NgramGuard::Off), &mut rec)?
+                .ok_or_else(|| anyhow!("generation cancelled"))?;
         let vocab = self.vocab();
-        self.floats(&format!("{name}/prefill_logits"), "prefill_logits", &rec.0[..vocab.min(rec.0.len())], report, seen);
+        self.floats(
+            &format!("{name}/prefill_logits"),
+            "prefill_logits",
+            &rec.0[..vocab.min(rec.0.len())],
+            report,
+            seen,
+        );
         self.floats(&format!("{name}/greedy_logits"), "greedy_logits", &rec.0, report, seen);
         if let Some(want) = json.pointer("/greedy/ids") {
             self.ids(&format!("{name}/greedy.ids"), &out.ids, &ids_of(want)?, report);
@@ -249,8 +256,15 @@ impl Run<'_> {
             let embeds = embed_with_image(self.dec, &ids, image_token, Some(&image))?;
 
             let mut rec = LogitsRecorder(Vec::new());
-            let greedy = generate(self.dec, &embeds, &ids, self.eos(), &greedy_config(self.max_new(), NgramGuard::Off), &mut rec)?
-                .ok_or_else(|| anyhow!("generation cancelled"))?;
+            let greedy = generate(
+                self.dec,
+                &embeds,
+                &ids,
+                self.eos(),
+                &greedy_config(self.max_new(), NgramGuard::Off),
+                &mut rec,
+            )?
+            .ok_or_else(|| anyhow!("generation cancelled"))?;
             let key = format!("{mode}.prefill_logits");
             if !self.fx.expected.contains_key(&key) {
                 bail!("{key} missing");
@@ -280,7 +294,15 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn variant(&self, embeds: &Tensor, ids: &[u32], guard: NgramGuard, name: &str, want: &[u32], report: &mut Report) -> anyhow::Result<()> {
+    fn variant(
+        &self,
+        embeds: &Tensor,
+        ids: &[u32],
+        guard: NgramGuard,
+        name: &str,
+        want: &[u32],
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
         let out = generate(self.dec, embeds, ids, self.eos(), &greedy_config(self.max_new(), guard), &mut Silent)?
             .ok_or_else(|| anyhow!("generation cancelled"))?;
         self.ids(name, &out.ids, want, report);

@@ -33,11 +33,7 @@ pub fn run(root: &Path, opts: &ParityOptions) -> Result<Report> {
     }
     let mut report = Report::default();
     for dir in dirs {
-        let name = dir
-            .strip_prefix(root.parent().unwrap_or(root))
-            .unwrap_or(&dir)
-            .to_string_lossy()
-            .into_owned();
+        let name = dir.strip_prefix(root.parent().unwrap_or(root)).unwrap_or(&dir).to_string_lossy().into_owned();
         let fx = match Fixture::load(&dir, name.clone()) {
             Ok(f) => f,
             Err(e) => {
@@ -49,21 +45,17 @@ pub fn run(root: &Path, opts: &ParityOptions) -> Result<Report> {
         if fx.kind() == FixtureKind::Ocr {
             match vision::run_checks(&fx, opts, &mut report) {
                 Ok(s) => seen.extend(s),
-                Err(e) => report.push(Check {
-                    name: format!("{name}/vision"),
-                    passed: false,
-                    detail: format!("{e:#}"),
-                }),
+                Err(e) => {
+                    report.push(Check { name: format!("{name}/vision"), passed: false, detail: format!("{e:#}") })
+                }
             }
         }
         for (component, checks) in COMPONENT_CHECKS {
             match checks(&fx, opts, &mut report) {
                 Ok(s) => seen.extend(s),
-                Err(e) => report.push(Check {
-                    name: format!("{name}/{component}"),
-                    passed: false,
-                    detail: format!("{e:#}"),
-                }),
+                Err(e) => {
+                    report.push(Check { name: format!("{name}/{component}"), passed: false, detail: format!("{e:#}") })
+                }
             }
         }
         let mut unchecked: Vec<&String> = fx.expected.keys().filter(|k| !seen.contains(*k)).collect();

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
-use docseek_vision::{make_views, Architecture, ModeSpec, VisionConfig, VisionEncoder, Views};
+use docseek_vision::{make_views, Architecture, ModeSpec, Views, VisionConfig, VisionEncoder};
 use image::RgbImage;
 use serde_json::Value;
 
@@ -93,11 +93,9 @@ fn tensor_check(fx: &Fixture, key: &str, got: &Tensor, tol: f32, seen: &mut Hash
     let got_v = got.to_dtype(candle_core::DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>());
     Some(match got_v {
         Err(e) => Check { name, passed: false, detail: format!("error: {e}") },
-        Ok(_) if got.elem_count() != want.len() => Check {
-            name,
-            passed: false,
-            detail: format!("shape {:?} != expected {shape:?}", got.dims()),
-        },
+        Ok(_) if got.elem_count() != want.len() => {
+            Check { name, passed: false, detail: format!("shape {:?} != expected {shape:?}", got.dims()) }
+        }
         Ok(g) => compare_floats(&name, &g, &want, tol),
     })
 }
@@ -181,7 +179,12 @@ fn check_preprocessing(prefix: &str, page: &RgbImage, mf: &ModeFixture, enc: &Vi
     report.push(Check {
         name: format!("{prefix}/crop_grid"),
         passed: got_grid == mf.grid && views.tiles.len() == mf.views.tiles.len(),
-        detail: format!("got {got_grid:?} ({} tiles), want {:?} ({} tiles)", views.tiles.len(), mf.grid, mf.views.tiles.len()),
+        detail: format!(
+            "got {got_grid:?} ({} tiles), want {:?} ({} tiles)",
+            views.tiles.len(),
+            mf.grid,
+            mf.views.tiles.len()
+        ),
     });
     for (i, (g, w)) in views.tiles.iter().zip(&mf.views.tiles).enumerate() {
         report.push(compare_images(&format!("{prefix}/view.tile_{i:02}"), g, w));
@@ -221,7 +224,9 @@ fn check_aux(fx: &Fixture, enc: &VisionEncoder, tol: f32, report: &mut Report, s
                     report.push(c);
                 }
             }
-            Some(Err(e)) => report.push(Check { name: format!("{}/{key}", fx.name), passed: false, detail: e.to_string() }),
+            Some(Err(e)) => {
+                report.push(Check { name: format!("{}/{key}", fx.name), passed: false, detail: e.to_string() })
+            }
             None => {}
         }
     }

@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use super::image_input::ImagePages;
-use super::selection::select;
 use super::protocol::{read_frame, write_frame, Request, Response};
+use super::selection::select;
 use super::sniff::Intake;
 use super::{
-    check_dpi, DocumentInfo, DocumentKind, DocumentSource, Limits, PdfError, PdfiumLibrary, RenderOptions,
-    RenderedPage,
+    check_dpi, DocumentInfo, DocumentKind, DocumentSource, Limits, PdfError, PdfiumLibrary, RenderOptions, RenderedPage,
 };
 
 /// How long a fresh worker may take to bind pdfium and say it is ready.
@@ -97,8 +96,11 @@ impl Rasterizer {
         let rx = Arc::new(Mutex::new(rx));
         if let Ok(lib) = &library {
             for n in 0..config.workers.max(1) {
-                let spec =
-                    WorkerSpec { exe: exe.clone(), library: lib.clone(), memory_limit_mb: config.limits.max_worker_memory_mb };
+                let spec = WorkerSpec {
+                    exe: exe.clone(),
+                    library: lib.clone(),
+                    memory_limit_mb: config.limits.max_worker_memory_mb,
+                };
                 let rx = rx.clone();
                 std::thread::Builder::new()
                     .name(format!("pdfium-owner-{n}"))
@@ -132,7 +134,10 @@ impl Rasterizer {
         self.inner.library.as_ref().map_err(Clone::clone)?;
         let (reply, rx) = mpsc::sync_channel(1);
         let job = Job { intake, opts: opts.clone(), limits, reply };
-        let gone = || PdfError::WorkerUnavailable { exe: PathBuf::from("docseek pdf-worker"), reason: "the rasterizer's owner threads stopped".into() };
+        let gone = || PdfError::WorkerUnavailable {
+            exe: PathBuf::from("docseek pdf-worker"),
+            reason: "the rasterizer's owner threads stopped".into(),
+        };
         self.inner.jobs.send(job).map_err(|_| gone())?;
         match rx.recv() {
             Ok(Event::Opened(info)) => Ok(Document { info, pages: Pages::Pdf(rx) }),
@@ -143,7 +148,12 @@ impl Rasterizer {
 
     /// Opens a document and hands each selected page to `on_page` in order, stopping at the first
     /// page error or when `on_page` returns `Break`. Returns the document's info.
-    pub fn render<F>(&self, source: &DocumentSource, opts: &RenderOptions, mut on_page: F) -> Result<DocumentInfo, PdfError>
+    pub fn render<F>(
+        &self,
+        source: &DocumentSource,
+        opts: &RenderOptions,
+        mut on_page: F,
+    ) -> Result<DocumentInfo, PdfError>
     where
         F: FnMut(RenderedPage) -> ControlFlow<()>,
     {
@@ -258,7 +268,12 @@ fn drive(w: &mut WorkerProcess, job: &Job) -> Result<(), PdfError> {
         return close(w, timeout);
     }
     for index in selected {
-        let req = Request::Render { index, dpi: job.opts.dpi, max_page_pixels: job.limits.max_page_pixels, text: job.opts.text };
+        let req = Request::Render {
+            index,
+            dpi: job.opts.dpi,
+            max_page_pixels: job.limits.max_page_pixels,
+            text: job.opts.text,
+        };
         let what = format!("rendering page {}", index + 1);
         let event = match w.request(&req, &[], timeout, &what)? {
             (Response::Page { index, width, height, width_pt, height_pt, dpi, text }, pixels) => {
@@ -346,7 +361,13 @@ impl WorkerProcess {
     }
 
     /// Sends one request and waits for its answer.
-    fn request(&mut self, req: &Request, payload: &[u8], timeout: Duration, what: &str) -> Result<(Response, Vec<u8>), PdfError> {
+    fn request(
+        &mut self,
+        req: &Request,
+        payload: &[u8],
+        timeout: Duration,
+        what: &str,
+    ) -> Result<(Response, Vec<u8>), PdfError> {
         let sent = match self.stdin.as_mut() {
             Some(stdin) => write_frame(stdin, req, payload),
             None => Err(std::io::Error::other("stdin closed")),
@@ -382,7 +403,8 @@ impl WorkerProcess {
             return PdfError::WorkerCrashed { reason: format!("its pipe broke while {what}; it was killed") };
         };
         let limit_kib = self.memory_limit_mb.saturating_mul(1024);
-        let near_limit = ended.peak_kib.is_some_and(|p| limit_kib > 0 && p.saturating_mul(4) >= limit_kib.saturating_mul(3));
+        let near_limit =
+            ended.peak_kib.is_some_and(|p| limit_kib > 0 && p.saturating_mul(4) >= limit_kib.saturating_mul(3));
         if near_limit && killed_by_signal(ended.status) {
             return PdfError::WorkerOutOfMemory { limit_mb: self.memory_limit_mb, during: what.to_string() };
         }

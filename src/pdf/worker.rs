@@ -119,10 +119,9 @@ fn open<'a>(
     }
     let mut sizes = Vec::with_capacity(count);
     for i in 0..count {
-        let r = doc
-            .pages()
-            .page_size(i as PdfPageIndex)
-            .map_err(|e| PdfError::CorruptPdf { reason: format!("page {} has no size: {}", i + 1, pdfium_reason(&e)) })?;
+        let r = doc.pages().page_size(i as PdfPageIndex).map_err(|e| PdfError::CorruptPdf {
+            reason: format!("page {} has no size: {}", i + 1, pdfium_reason(&e)),
+        })?;
         sizes.push(PageSize { width_pt: r.width().value, height_pt: r.height().value });
     }
     Ok((doc, sizes))
@@ -192,7 +191,10 @@ fn render(
     let scale = scale * fit;
     // A 24-bit bitmap with pdfium's reversed byte order is RGB already (rows padded to 4 bytes);
     // cleared to white, annotations and form data drawn, as a viewer shows the page.
-    let config = PdfRenderConfig::new().scale_page_by_factor(scale).set_format(PdfBitmapFormat::BGR).set_reverse_byte_order(true);
+    let config = PdfRenderConfig::new()
+        .scale_page_by_factor(scale)
+        .set_format(PdfBitmapFormat::BGR)
+        .set_reverse_byte_order(true);
     let bitmap = page.render_with_config(&config).map_err(|e| fail(pdfium_reason(&e)))?;
     let (w, h) = (bitmap.width().max(0) as usize, bitmap.height().max(0) as usize);
     if w == 0 || h == 0 {
@@ -213,16 +215,12 @@ fn render(
         }
         rgb
     };
-    let text = if want_text { Some(text_layer(&page).map_err(|e| fail(format!("text layer: {}", pdfium_reason(&e))))?) } else { None };
-    let resp = Response::Page {
-        index,
-        width: w as u32,
-        height: h as u32,
-        width_pt,
-        height_pt,
-        dpi: dpi * fit,
-        text,
+    let text = if want_text {
+        Some(text_layer(&page).map_err(|e| fail(format!("text layer: {}", pdfium_reason(&e))))?)
+    } else {
+        None
     };
+    let resp = Response::Page { index, width: w as u32, height: h as u32, width_pt, height_pt, dpi: dpi * fit, text };
     Ok((resp, rgb))
 }
 
@@ -233,7 +231,9 @@ fn text_layer(page: &PdfPage<'_>) -> Result<TextLayer, PdfiumError> {
         let Some(c) = ch.unicode_char() else { continue };
         let generated = ch.is_generated().unwrap_or(false);
         let bbox = match ch.tight_bounds() {
-            Ok(r) => PtRect { left: r.left().value, bottom: r.bottom().value, right: r.right().value, top: r.top().value },
+            Ok(r) => {
+                PtRect { left: r.left().value, bottom: r.bottom().value, right: r.right().value, top: r.top().value }
+            }
             Err(_) => PtRect { left: 0.0, bottom: 0.0, right: 0.0, top: 0.0 },
         };
         chars.push(TextChar { c, bbox, generated });

@@ -116,9 +116,7 @@ impl FromStr for OutputFormat {
         OutputFormat::ALL
             .into_iter()
             .find(|f| f.name() == s)
-            .ok_or_else(|| {
-                format!("unknown output format '{s}' (expected md, json, html, hocr, pdf, txt or raw)")
-            })
+            .ok_or_else(|| format!("unknown output format '{s}' (expected md, json, html, hocr, pdf, txt or raw)"))
     }
 }
 
@@ -132,13 +130,8 @@ mod tests {
             OutputFormat::parse_list("md, JSON,md,raw").unwrap(),
             vec![OutputFormat::Md, OutputFormat::Json, OutputFormat::Raw]
         );
-        assert_eq!(
-            "markdown".parse::<OutputFormat>().unwrap(),
-            OutputFormat::Md
-        );
-        assert!(OutputFormat::parse_list("md,docx")
-            .unwrap_err()
-            .contains("docx"));
+        assert_eq!("markdown".parse::<OutputFormat>().unwrap(), OutputFormat::Md);
+        assert!(OutputFormat::parse_list("md,docx").unwrap_err().contains("docx"));
         assert!(OutputFormat::parse_list(" , ").is_err());
     }
 }

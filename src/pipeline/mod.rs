@@ -46,9 +46,7 @@ mod tests;
 
 pub use events::{CancelToken, DocId, Event, NoProgress, ProgressSink};
 pub use format::OutputFormat;
-pub use report::{
-    DocumentError, DocumentOutput, DocumentStatus, OutputFile, PageReport, PageStatus, StageTimings,
-};
+pub use report::{DocumentError, DocumentOutput, DocumentStatus, OutputFile, PageReport, PageStatus, StageTimings};
 pub use scheduler::{Pipeline, Ticket};
 pub use source::InputSource;
 
@@ -74,21 +72,14 @@ impl PipelineConfig {
     pub fn new(jobs: usize, batch_size: usize) -> Self {
         let jobs = jobs.max(1);
         let batch_size = batch_size.max(1);
-        PipelineConfig {
-            jobs,
-            batch_size,
-            queued_pages: 2 * batch_size + jobs,
-            kv_cache_bytes: None,
-        }
+        PipelineConfig { jobs, batch_size, queued_pages: 2 * batch_size + jobs, kv_cache_bytes: None }
     }
 }
 
 impl Default for PipelineConfig {
     /// One worker per CPU, one page decoding at a time.
     fn default() -> Self {
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         PipelineConfig::new(cpus, 1)
     }
 }
@@ -174,13 +165,9 @@ impl DocumentRequest {
     /// ([`OcrOptions::validate`](crate::options::OcrOptions::validate), as the server does).
     pub fn validate(&self) -> Result<(), DocumentError> {
         if self.formats.is_empty() {
-            return Err(DocumentError::InvalidRequest(
-                "no output format requested".into(),
-            ));
+            return Err(DocumentError::InvalidRequest("no output format requested".into()));
         }
-        self.options
-            .validate()
-            .map_err(|e| DocumentError::InvalidRequest(e.to_string()))
+        self.options.validate().map_err(|e| DocumentError::InvalidRequest(e.to_string()))
     }
 }
 
@@ -241,9 +228,6 @@ mod request_tests {
         assert!(req.clone().with_formats(vec![]).validate().is_err());
         let mut locate = req.clone();
         locate.options.task = crate::model::Task::Locate;
-        assert!(matches!(
-            locate.validate(),
-            Err(DocumentError::InvalidRequest(_))
-        ));
+        assert!(matches!(locate.validate(), Err(DocumentError::InvalidRequest(_))));
     }
 }

@@ -25,10 +25,7 @@ pub enum PageStatus {
 impl PageStatus {
     /// Whether the page has model text (possibly truncated).
     pub fn has_text(self) -> bool {
-        matches!(
-            self,
-            PageStatus::Finished | PageStatus::Length | PageStatus::Repetition
-        )
+        matches!(self, PageStatus::Finished | PageStatus::Length | PageStatus::Repetition)
     }
 }
 
@@ -204,14 +201,8 @@ mod tests {
 
     #[test]
     fn timings_serialise_as_seconds_and_add_up() {
-        let mut t = StageTimings {
-            raster: Duration::from_millis(1500),
-            ..Default::default()
-        };
-        t.add(&StageTimings {
-            decode: Duration::from_millis(250),
-            ..Default::default()
-        });
+        let mut t = StageTimings { raster: Duration::from_millis(1500), ..Default::default() };
+        t.add(&StageTimings { decode: Duration::from_millis(250), ..Default::default() });
         let json = serde_json::to_value(t).unwrap();
         assert_eq!(json["raster"], 1.5);
         assert_eq!(json["decode"], 0.25);

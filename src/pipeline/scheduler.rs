@@ -43,21 +43,11 @@ struct Task {
 /// What the collector hears about.
 enum Collect {
     /// A document was opened: `pages` holds the 1-based numbers of the selected pages.
-    Opened {
-        task: Task,
-        request: Arc<DocumentRequest>,
-        page_count: usize,
-        pages: Vec<usize>,
-        open_time: Duration,
-    },
+    Opened { task: Task, request: Arc<DocumentRequest>, page_count: usize, pages: Vec<usize>, open_time: Duration },
     /// A document failed before any page work.
     Failed { task: Task, error: DocumentError },
     /// One page finished (recognised, failed or cancelled).
-    Page {
-        id: DocId,
-        slot: usize,
-        page: FinishedPage,
-    },
+    Page { id: DocId, slot: usize, page: FinishedPage },
 }
 
 /// A document being reassembled by the collector.
@@ -122,11 +112,7 @@ impl Pipeline {
             kv_cache_bytes: config.kv_cache_bytes,
             ..PipelineConfig::new(config.jobs, config.batch_size)
         };
-        let shared = Arc::new(Shared {
-            engine,
-            stats: Mutex::new(PipelineStats::default()),
-            started: Instant::now(),
-        });
+        let shared = Arc::new(Shared { engine, stats: Mutex::new(PipelineStats::default()), started: Instant::now() });
         let (task_tx, task_rx) = mpsc::channel::<Task>();
         let task_rx = Arc::new(Mutex::new(task_rx));
         let observer = Arc::new(EngineStats(shared.clone()));
@@ -144,9 +130,7 @@ impl Pipeline {
         for i in 0..config.jobs {
             let (rx, pages, collect) = (task_rx.clone(), flow.clone(), collect_tx.clone());
             let raster = rasterizer.clone();
-            threads.push(spawn(&format!("docseek-raster-{i}"), move || {
-                raster_worker(raster, rx, pages, collect)
-            }));
+            threads.push(spawn(&format!("docseek-raster-{i}"), move || raster_worker(raster, rx, pages, collect)));
         }
         // The engine thread ends once the raster workers (its only callers) have.
         drop(flow);
@@ -154,15 +138,11 @@ impl Pipeline {
         drop(collect_tx);
         {
             let shared = shared.clone();
-            threads.push(spawn("docseek-collect", move || {
-                collector(shared, collect_rx, finish_tx)
-            }));
+            threads.push(spawn("docseek-collect", move || collector(shared, collect_rx, finish_tx)));
         }
         for i in 0..config.jobs {
             let (rx, shared) = (finish_rx.clone(), shared.clone());
-            threads.push(spawn(&format!("docseek-finish-{i}"), move || {
-                finish_worker(shared, rx)
-            }));
+            threads.push(spawn(&format!("docseek-finish-{i}"), move || finish_worker(shared, rx)));
         }
         Pipeline {
             shared,
@@ -195,12 +175,7 @@ impl Pipeline {
             on_done(id, Err(e));
             return id;
         }
-        let task = Task {
-            id,
-            request,
-            submitted: Instant::now(),
-            on_done: Box::new(on_done),
-        };
+        let task = Task { id, request, submitted: Instant::now(), on_done: Box::new(on_done) };
         let sender = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match sender {
             Some(tx) => {
@@ -252,10 +227,7 @@ impl Drop for Pipeline {
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(f)
-        .expect("cannot start a pipeline thread")
+    std::thread::Builder::new().name(name.to_string()).spawn(f).expect("cannot start a pipeline thread")
 }
 
 /// Takes the next item from a receiver shared by several workers.
@@ -368,32 +340,15 @@ fn collector(shared: Arc<Shared>, rx: Receiver<Collect>, finish: Sender<Assembly
     let mut open: HashMap<DocId, Assembly> = HashMap::new();
     while let Ok(msg) = rx.recv() {
         match msg {
-            Collect::Opened {
-                task,
-                request,
-                page_count,
-                pages,
-                open_time,
-            } => {
+            Collect::Opened { task, request, page_count, pages, open_time } => {
                 let n = pages.len();
                 let id = task.id;
                 let slots = (0..n).map(|_| None).collect();
-                let assembly = Assembly {
-                    task,
-                    request,
-                    pages: slots,
-                    remaining: n,
-                    page_count,
-                    open_time,
-                };
+                let assembly = Assembly { task, request, pages: slots, remaining: n, page_count, open_time };
                 open.insert(id, assembly);
             }
             Collect::Failed { task, error } => {
-                shared
-                    .stats
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .documents += 1;
+                shared.stats.lock().unwrap_or_else(|p| p.into_inner()).documents += 1;
                 fail_document(task, error);
             }
             Collect::Page { id, slot, page } => {
@@ -414,39 +369,19 @@ fn collector(shared: Arc<Shared>, rx: Receiver<Collect>, finish: Sender<Assembly
 
 /// Reports a document that failed as a whole.
 fn fail_document(task: Task, error: DocumentError) {
-    let status = if error == DocumentError::Cancelled {
-        DocumentStatus::Cancelled
-    } else {
-        DocumentStatus::Failed
-    };
-    task.request.sink.event(&Event::DocumentDone {
-        doc: task.id,
-        status,
-        elapsed: task.submitted.elapsed(),
-    });
+    let status = if error == DocumentError::Cancelled { DocumentStatus::Cancelled } else { DocumentStatus::Failed };
+    task.request.sink.event(&Event::DocumentDone { doc: task.id, status, elapsed: task.submitted.elapsed() });
     (task.on_done)(task.id, Err(error));
 }
 
 /// Structures and renders complete documents.
 fn finish_worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Assembly>>>) {
     while let Some(assembly) = next(&rx) {
-        let Assembly {
-            task,
-            request,
-            pages,
-            page_count,
-            open_time,
-            ..
-        } = assembly;
+        let Assembly { task, request, pages, page_count, open_time, .. } = assembly;
         let pages: Vec<FinishedPage> = pages.into_iter().flatten().collect();
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            finish_document(&request, pages, page_count, open_time, &task)
-        }));
-        let result = result.unwrap_or_else(|_| {
-            Err(DocumentError::Input(
-                "structuring crashed on this document".into(),
-            ))
-        });
+        let result = catch_unwind(AssertUnwindSafe(|| finish_document(&request, pages, page_count, open_time, &task)));
+        let result =
+            result.unwrap_or_else(|_| Err(DocumentError::Input("structuring crashed on this document".into())));
         {
             let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
             stats.documents += 1;
@@ -461,11 +396,7 @@ fn finish_worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Assembly>>>) {
             Err(DocumentError::Cancelled) => DocumentStatus::Cancelled,
             Err(_) => DocumentStatus::Failed,
         };
-        request.sink.event(&Event::DocumentDone {
-            doc: task.id,
-            status,
-            elapsed: task.submitted.elapsed(),
-        });
+        request.sink.event(&Event::DocumentDone { doc: task.id, status, elapsed: task.submitted.elapsed() });
         (task.on_done)(task.id, result);
     }
 }
@@ -478,27 +409,15 @@ fn finish_document(
     open_time: Duration,
     task: &Task,
 ) -> DocumentResult {
-    if request.cancel.is_cancelled()
-        || pages
-            .iter()
-            .any(|p| p.report.status == PageStatus::Cancelled)
-    {
+    if request.cancel.is_cancelled() || pages.iter().any(|p| p.report.status == PageStatus::Cancelled) {
         return Err(DocumentError::Cancelled);
     }
-    let mut timings = StageTimings {
-        raster: open_time,
-        ..Default::default()
-    };
+    let mut timings = StageTimings { raster: open_time, ..Default::default() };
     for p in &pages {
         timings.add(&p.report.timings);
     }
     let ok_pages = pages.iter().filter(|p| p.report.status.has_text()).count();
-    let mut error = pages.iter().find_map(|p| {
-        p.report
-            .error
-            .as_ref()
-            .map(|e| format!("page {}: {e}", p.report.page))
-    });
+    let mut error = pages.iter().find_map(|p| p.report.error.as_ref().map(|e| format!("page {}: {e}", p.report.page)));
     let mut status = match ok_pages {
         0 => DocumentStatus::Failed,
         n if n == pages.len() => DocumentStatus::Ok,

@@ -47,8 +47,13 @@ pub fn open(
     let doc = rasterizer.open(source, &RenderOptions::from(options)).map_err(DocumentError::Intake)?;
     let info = doc.info().clone();
     let pages = doc.map(|item| {
-        item.map(|p| RenderedPage { width_pt: p.width_pt, height_pt: p.height_pt, dpi: p.dpi, image: Arc::new(p.image) })
-            .map_err(|e| e.to_string())
+        item.map(|p| RenderedPage {
+            width_pt: p.width_pt,
+            height_pt: p.height_pt,
+            dpi: p.dpi,
+            image: Arc::new(p.image),
+        })
+        .map_err(|e| e.to_string())
     });
     Ok(OpenedDocument {
         page_count: info.page_count,

@@ -65,22 +65,10 @@ pub fn build_document(name: &str, pages: &[FinishedPage]) -> Document {
             outcome,
             prompt_tokens: p.report.prompt_tokens,
             generated_tokens: p.report.generated_tokens,
-            timings: PageTimings {
-                encode: t.encode,
-                prefill: t.prefill,
-                decode: t.decode,
-            },
+            timings: PageTimings { encode: t.encode, prefill: t.prefill, decode: t.decode },
         };
-        let points = PointSize {
-            width: page.width_pt,
-            height: page.height_pt,
-        };
-        Some(PageInput::new(
-            p.report.page as u32,
-            PixelSize { width, height },
-            points,
-            text,
-        ))
+        let points = PointSize { width: page.width_pt, height: page.height_pt };
+        Some(PageInput::new(p.report.page as u32, PixelSize { width, height }, points, text))
     });
     Document::new(Some(name.to_string()), inputs)
 }
@@ -107,42 +95,21 @@ pub fn render_outputs(
     for &format in formats {
         let main = format!("{stem}{}", format.suffix());
         let Some(doc_format) = doc_format(format) else {
-            files.push(OutputFile {
-                path: main,
-                media_type: format.media_type(),
-                bytes: raw_text(pages).into_bytes(),
-            });
+            files.push(OutputFile { path: main, media_type: format.media_type(), bytes: raw_text(pages).into_bytes() });
             continue;
         };
-        let rendered = doc::render(&document, doc_format, &opts)
-            .map_err(|e| format!("{format} output: {e}"))?;
-        files.push(OutputFile {
-            path: main,
-            media_type: format.media_type(),
-            bytes: rendered.content,
-        });
+        let rendered = doc::render(&document, doc_format, &opts).map_err(|e| format!("{format} output: {e}"))?;
+        files.push(OutputFile { path: main, media_type: format.media_type(), bytes: rendered.content });
         for extra in rendered.files {
             if seen.insert(extra.path.clone()) {
-                files.push(OutputFile {
-                    path: extra.path,
-                    media_type: "image/png",
-                    bytes: extra.bytes,
-                });
+                files.push(OutputFile { path: extra.path, media_type: "image/png", bytes: extra.bytes });
             }
         }
     }
-    Ok(Structured {
-        document,
-        files,
-        languages,
-    })
+    Ok(Structured { document, files, languages })
 }
 
 /// The `raw` format: each page's model text, pages joined by the official separator.
 pub fn raw_text(pages: &[FinishedPage]) -> String {
-    pages
-        .iter()
-        .map(|p| p.raw.as_str())
-        .collect::<Vec<_>>()
-        .join(RAW_PAGE_SEPARATOR)
+    pages.iter().map(|p| p.raw.as_str()).collect::<Vec<_>>().join(RAW_PAGE_SEPARATOR)
 }

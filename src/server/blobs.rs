@@ -76,7 +76,8 @@ impl BlobStore {
     pub fn local(dir: &std::path::Path) -> Result<Self, BlobError> {
         for sub in ["uploads", "pages"] {
             let path = dir.join(sub);
-            std::fs::create_dir_all(&path).map_err(|e| BlobError::Invalid(format!("cannot create {}: {e}", path.display())))?;
+            std::fs::create_dir_all(&path)
+                .map_err(|e| BlobError::Invalid(format!("cannot create {}: {e}", path.display())))?;
         }
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
         let url = format!("file://{}", dir.display());
@@ -143,7 +144,8 @@ impl BlobStore {
     pub async fn delete_job(&self, id: &JobId) -> Result<(), BlobError> {
         self.delete(&self.upload_key(id)).await?;
         let pages = self.key(&["pages", id.as_str()]);
-        let keys: Vec<Key> = self.store.list(Some(&pages)).filter_map(|m| async move { m.ok().map(|m| m.location) }).collect().await;
+        let keys: Vec<Key> =
+            self.store.list(Some(&pages)).filter_map(|m| async move { m.ok().map(|m| m.location) }).collect().await;
         for key in keys {
             self.delete(&key).await?;
         }

@@ -81,7 +81,11 @@ impl ServerConfig {
             max_batch: DEFAULT_MAX_BATCH,
             kv_cache_mb: None,
             raster: RasterizerConfig {
-                limits: crate::pdf::Limits { max_pages: DEFAULT_MAX_PAGES, max_input_bytes: DEFAULT_MAX_UPLOAD_MB << 20, ..Default::default() },
+                limits: crate::pdf::Limits {
+                    max_pages: DEFAULT_MAX_PAGES,
+                    max_input_bytes: DEFAULT_MAX_UPLOAD_MB << 20,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_S),

@@ -165,8 +165,15 @@ impl Metrics {
         self.job_latency.write(&mut out, "docseek_job_latency_seconds", "Job latency from acceptance to completion.");
         self.batch_size.write(&mut out, "docseek_batch_size_pages", "Pages per engine call (decoding step).");
         gauge(&mut out, "engine_steps_total", "Engine calls (decoding steps) run.", "counter", ld(&self.engine_steps));
-        gauge(&mut out, "engine_step_pages", "Pages in the latest engine call (decoding step).", "gauge", ld(&self.engine_step_pages));
-        let _ = writeln!(out, "# HELP docseek_errors_total Error responses by code.\n# TYPE docseek_errors_total counter");
+        gauge(
+            &mut out,
+            "engine_step_pages",
+            "Pages in the latest engine call (decoding step).",
+            "gauge",
+            ld(&self.engine_step_pages),
+        );
+        let _ =
+            writeln!(out, "# HELP docseek_errors_total Error responses by code.\n# TYPE docseek_errors_total counter");
         for (code, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "docseek_errors_total{{code=\"{code}\"}} {n}");
         }
@@ -177,11 +184,18 @@ impl Metrics {
 /// Appends the shared queue's depth and every recent worker's counters (read from the store,
 /// so any API node reports the whole fleet).
 pub fn render_fleet(out: &mut String, stats: &crate::server::store::QueueStats) {
-    let _ = writeln!(out, "# HELP docseek_work_items Work items of the shared queue by state.\n# TYPE docseek_work_items gauge");
-    for (state, n) in [("ready", stats.ready), ("leased", stats.leased), ("done", stats.done), ("failed", stats.failed)] {
+    let _ = writeln!(
+        out,
+        "# HELP docseek_work_items Work items of the shared queue by state.\n# TYPE docseek_work_items gauge"
+    );
+    for (state, n) in [("ready", stats.ready), ("leased", stats.leased), ("done", stats.done), ("failed", stats.failed)]
+    {
         let _ = writeln!(out, "docseek_work_items{{state=\"{state}\"}} {n}");
     }
-    let _ = writeln!(out, "# HELP docseek_work_retries_total Attempts beyond the first.\n# TYPE docseek_work_retries_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP docseek_work_retries_total Attempts beyond the first.\n# TYPE docseek_work_retries_total counter"
+    );
     let _ = writeln!(out, "docseek_work_retries_total {}", stats.retries);
     type Series = (&'static str, &'static str, &'static str, fn(&crate::server::store::WorkerStatus) -> f64);
     let series: [Series; 5] = [
@@ -189,7 +203,12 @@ pub fn render_fleet(out: &mut String, stats: &crate::server::store::QueueStats) 
         ("worker_page_failures_total", "counter", "Pages a worker gave up on.", |w| w.pages_failed as f64),
         ("worker_leased_items", "gauge", "Items a worker holds now.", |w| w.leased as f64),
         ("worker_last_seen_seconds", "gauge", "Seconds since a worker's last heartbeat.", |w| w.seen_s_ago),
-        ("worker_up", "gauge", "1 while a worker heartbeats, 0 once it stopped.", |w| if w.stopped { 0.0 } else { 1.0 }),
+        (
+            "worker_up",
+            "gauge",
+            "1 while a worker heartbeats, 0 once it stopped.",
+            |w| if w.stopped { 0.0 } else { 1.0 },
+        ),
     ];
     for (name, kind, help, value) in series {
         let _ = writeln!(out, "# HELP docseek_{name} {help}\n# TYPE docseek_{name} {kind}");

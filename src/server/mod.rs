@@ -39,10 +39,10 @@ pub mod fleet;
 pub mod intake;
 pub mod metrics;
 pub mod openapi;
+pub mod results;
 pub mod routes;
 pub mod runner;
 pub mod security;
-pub mod results;
 pub mod store;
 pub mod ui;
 pub mod webhook;
@@ -87,7 +87,8 @@ pub enum StartError {
 /// resumes unfinished jobs. Must run inside a tokio runtime.
 pub fn start(engine: Arc<dyn OcrEngine>, config: ServerConfig) -> Result<AppState, StartError> {
     let dir = || config.data_dir.display().to_string();
-    let store = store::SqliteStore::open(&config.data_dir).map_err(|source| StartError::Store { dir: dir(), source })?;
+    let store =
+        store::SqliteStore::open(&config.data_dir).map_err(|source| StartError::Store { dir: dir(), source })?;
     let blobs = blobs::BlobStore::local(&config.data_dir)?;
     start_on(engine, config, Arc::new(store), Arc::new(blobs))
 }
@@ -101,7 +102,9 @@ pub async fn open_backends(
     max_attempts: u32,
 ) -> Result<(Arc<dyn store::JobStore>, Arc<blobs::BlobStore>), StartError> {
     let store: Arc<dyn store::JobStore> = match store_url {
-        Some(url) => store::open(url, max_attempts).await.map_err(|source| StartError::Store { dir: store::redact(url), source })?,
+        Some(url) => store::open(url, max_attempts)
+            .await
+            .map_err(|source| StartError::Store { dir: store::redact(url), source })?,
         None => Arc::new(
             store::SqliteStore::open(&config.data_dir)
                 .map_err(|source| StartError::Store { dir: config.data_dir.display().to_string(), source })?,
@@ -161,7 +164,11 @@ pub fn router(state: AppState) -> Router {
 ///
 /// Each connection is HTTP/1.1 with a header read timeout (`ServerConfig::read_timeout`): a
 /// client that opens a connection and trickles its headers (slowloris) is disconnected.
-pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 

@@ -21,8 +21,8 @@ use serde_json::{json, Map, Value};
 use crate::doc::{self, BlockKind, Document, Format, PageInput, PixelSize, PointSize, RenderOptions, Rendered};
 use crate::engine::PageText;
 use crate::model::PageOutcome;
-use crate::server::errors::ApiError;
 use crate::server::blobs::BlobStore;
+use crate::server::errors::ApiError;
 use crate::server::store::{JobId, JobRecord, PageRecord};
 
 /// Folder (relative to the result URL) that figure links point into.
@@ -34,7 +34,8 @@ pub const FIGURE_DIR: &str = "figures";
 pub const MAX_PDF_RESULT_PIXELS: u64 = 400_000_000;
 
 /// Every result format, by its API name, in the order the UI offers them.
-pub const FORMATS: [Format; 6] = [Format::Markdown, Format::Json, Format::Html, Format::Hocr, Format::Text, Format::Pdf];
+pub const FORMATS: [Format; 6] =
+    [Format::Markdown, Format::Json, Format::Html, Format::Hocr, Format::Text, Format::Pdf];
 
 /// The API name of a format (`md`, `json`, `html`, `hocr`, `txt`, `pdf`).
 pub fn format_name(format: Format) -> &'static str {
@@ -84,7 +85,12 @@ fn page_input(p: &PageRecord) -> Option<PageInput> {
         generated_tokens: p.tokens,
         timings: p.timings,
     };
-    Some(PageInput::new(p.page_number as u32, pixel_size(p), PointSize { width: p.width_pt, height: p.height_pt }, text))
+    Some(PageInput::new(
+        p.page_number as u32,
+        pixel_size(p),
+        PointSize { width: p.width_pt, height: p.height_pt },
+        text,
+    ))
 }
 
 fn pixel_size(p: &PageRecord) -> PixelSize {
@@ -149,11 +155,18 @@ fn pages_needing_images(doc: &Document, format: Format, figures: bool) -> Vec<u3
 
 /// Loads the stored image of each page number in `wanted` (blocking: call it off the async
 /// workers, inside a tokio runtime).
-fn load_images(store: &BlobStore, id: &JobId, pages: &[PageRecord], wanted: &[u32]) -> Result<Vec<(u32, Arc<RgbImage>)>, ApiError> {
+fn load_images(
+    store: &BlobStore,
+    id: &JobId,
+    pages: &[PageRecord],
+    wanted: &[u32],
+) -> Result<Vec<(u32, Arc<RgbImage>)>, ApiError> {
     let mut out = Vec::new();
     for p in pages.iter().filter(|p| wanted.contains(&(p.page_number as u32))) {
         let rt = tokio::runtime::Handle::try_current().map_err(ApiError::internal)?;
-        let cannot = |e: &dyn std::fmt::Display| ApiError::internal(format!("cannot read the image of page {}: {e}", p.page_number));
+        let cannot = |e: &dyn std::fmt::Display| {
+            ApiError::internal(format!("cannot read the image of page {}: {e}", p.page_number))
+        };
         let png = rt.block_on(store.get_required(&store.page_key(id, p.index))).map_err(|e| cannot(&e))?;
         // The page passed intake's limits at this size; read it back under the same bound.
         let limits = crate::pdf::Limits { max_image_pixels: p.width as u64 * p.height as u64, ..Default::default() };
@@ -175,7 +188,12 @@ pub struct ResultRequest {
 }
 
 /// Renders a job's result (blocking: decodes page images, encodes PDF and PNG).
-pub fn render(store: &BlobStore, job: &JobRecord, pages: &[PageRecord], req: ResultRequest) -> Result<Rendered, ApiError> {
+pub fn render(
+    store: &BlobStore,
+    job: &JobRecord,
+    pages: &[PageRecord],
+    req: ResultRequest,
+) -> Result<Rendered, ApiError> {
     if req.format == Format::Pdf {
         let pixels: u64 = pages.iter().filter(|p| p.error.is_none()).map(|p| p.width as u64 * p.height as u64).sum();
         if pixels > MAX_PDF_RESULT_PIXELS {
@@ -201,7 +219,13 @@ pub fn render(store: &BlobStore, job: &JobRecord, pages: &[PageRecord], req: Res
 
 /// Several formats of one result in one JSON object, keyed by format name: text formats as
 /// strings, `json` as the document object, `pdf` as base64.
-pub fn render_bundle(store: &BlobStore, job: &JobRecord, pages: &[PageRecord], req: ResultRequest, formats: &[Format]) -> Result<Value, ApiError> {
+pub fn render_bundle(
+    store: &BlobStore,
+    job: &JobRecord,
+    pages: &[PageRecord],
+    req: ResultRequest,
+    formats: &[Format],
+) -> Result<Value, ApiError> {
     use base64::Engine as _;
     let mut out = Map::new();
     for &format in formats {
@@ -225,7 +249,10 @@ fn with_job_fields(content: &[u8], job: &JobRecord, pages: &[PageRecord]) -> Res
         .map(|p| json!({ "index": p.index, "number": p.page_number, "error": p.error }))
         .collect();
     if let Value::Object(map) = &mut value {
-        map.insert("job".into(), json!({ "id": job.id, "state": job.state, "page_count": job.page_count, "media": job.media }));
+        map.insert(
+            "job".into(),
+            json!({ "id": job.id, "state": job.state, "page_count": job.page_count, "media": job.media }),
+        );
         map.insert("failed_pages".into(), Value::Array(failed));
     }
     let mut out = serde_json::to_vec_pretty(&value).map_err(ApiError::internal)?;
@@ -309,7 +336,8 @@ mod tests {
 
     #[test]
     fn page_events_follow_the_schema() {
-        let ok = page_event(&page(0, Some("<|ref|>title<|/ref|><|det|>[[0,0,999,999]]<|/det|>\n# Hi <script>"), None), &[]);
+        let ok =
+            page_event(&page(0, Some("<|ref|>title<|/ref|><|det|>[[0,0,999,999]]<|/det|>\n# Hi <script>"), None), &[]);
         assert_eq!(ok["index"], 0);
         assert_eq!(ok["number"], 1);
         assert_eq!(ok["dpi"], 144.0);
@@ -339,7 +367,8 @@ mod tests {
         let md = render(&store, &job, &pages, ResultRequest { format: Format::Markdown, ..req }).unwrap();
         assert_eq!(md.text(), "Plain words.\n");
         // A searchable PDF too large to hold in memory is refused before any image is read.
-        let huge: Vec<PageRecord> = (0..3).map(|i| PageRecord { width: 20_000, height: 10_000, ..page(i, Some("x"), None) }).collect();
+        let huge: Vec<PageRecord> =
+            (0..3).map(|i| PageRecord { width: 20_000, height: 10_000, ..page(i, Some("x"), None) }).collect();
         let err = render(&store, &job, &huge, ResultRequest { format: Format::Pdf, ..req }).unwrap_err();
         assert_eq!(err.status_and_code().1, "limit_exceeded");
         assert!(err.to_string().contains("600 megapixels"), "{err}");
@@ -354,13 +383,20 @@ mod tests {
         let event = page_event(&page(0, Some(raw), None), &[]);
         let blocks = event["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["language"]["tag"], "fra", "{event}");
-        assert_eq!((blocks[0]["language"]["script"].as_str(), blocks[0]["language"]["rtl"].as_bool()), (Some("Latn"), Some(false)));
-        assert_eq!((blocks[1]["language"]["script"].as_str(), blocks[1]["language"]["rtl"].as_bool()), (Some("Arab"), Some(true)));
+        assert_eq!(
+            (blocks[0]["language"]["script"].as_str(), blocks[0]["language"]["rtl"].as_bool()),
+            (Some("Latn"), Some(false))
+        );
+        assert_eq!(
+            (blocks[1]["language"]["script"].as_str(), blocks[1]["language"]["rtl"].as_bool()),
+            (Some("Arab"), Some(true))
+        );
         assert!(event["language"]["tag"].is_string(), "{event}");
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::local(dir.path()).unwrap();
         let req = ResultRequest { format: Format::Json, post: Postprocess::default(), figures: false };
-        let v: Value = serde_json::from_slice(&render(&store, &job(), &[page(0, Some(raw), None)], req).unwrap().content).unwrap();
+        let v: Value =
+            serde_json::from_slice(&render(&store, &job(), &[page(0, Some(raw), None)], req).unwrap().content).unwrap();
         let tags: Vec<&str> = v["languages"].as_array().unwrap().iter().filter_map(|l| l["tag"].as_str()).collect();
         assert!(tags.contains(&"fra") && tags.len() == 2, "{tags:?}");
     }
@@ -368,7 +404,9 @@ mod tests {
     #[test]
     fn figure_names_are_strict() {
         assert_eq!(figure_page("page-3-fig-1.png"), Some(3));
-        for bad in ["page-3-fig-1.jpg", "../page-1-fig-1.png", "page--fig-1.png", "page-1-fig-1.png/x", "page-1e3-fig-1.png"] {
+        for bad in
+            ["page-3-fig-1.jpg", "../page-1-fig-1.png", "page--fig-1.png", "page-1-fig-1.png/x", "page-1e3-fig-1.png"]
+        {
             assert_eq!(figure_page(bad), None, "{bad}");
         }
     }

@@ -18,18 +18,18 @@ use tokio::sync::{broadcast, Semaphore};
 
 use crate::engine::{EngineError, PageJob};
 use crate::options::OcrOptions;
-use crate::server::config::ServerConfig;
-use crate::server::engine_thread::{CancelFlag, EngineHandle};
-use crate::server::errors::ApiError;
 use crate::pdf::image_input::decode_stored_page;
 use crate::pdf::{DocumentKind, DocumentSource, Rasterizer, RenderOptions};
 use crate::pipeline::pages::{PageDone, PageFailure, PageHooks, SourcePage, Until};
 use crate::pipeline::source::RenderedPage;
+use crate::server::blobs::BlobStore;
+use crate::server::config::ServerConfig;
+use crate::server::engine_thread::{CancelFlag, EngineHandle};
+use crate::server::errors::ApiError;
 use crate::server::intake;
 use crate::server::metrics;
-use crate::server::blobs::BlobStore;
-use crate::server::store::{now_ms, JobId, JobRecord, JobState, JobStore, PageRecord};
 use crate::server::results;
+use crate::server::store::{now_ms, JobId, JobRecord, JobState, JobStore, PageRecord};
 
 /// Events buffered per job for slow subscribers.
 const EVENT_BUFFER: usize = 1024;
@@ -156,16 +156,19 @@ impl ManifestPage {
     /// The page size in points; pixels at `dpi` when the manifest predates point sizes.
     fn points(&self, dpi: f32) -> (f32, f32) {
         let scale = if dpi.is_finite() && dpi > 0.0 { 72.0 / dpi } else { 1.0 };
-        (
-            self.width_pt.unwrap_or(self.width as f32 * scale),
-            self.height_pt.unwrap_or(self.height as f32 * scale),
-        )
+        (self.width_pt.unwrap_or(self.width as f32 * scale), self.height_pt.unwrap_or(self.height as f32 * scale))
     }
 }
 
 impl Runner {
     /// A runner over `store` and `engine`.
-    pub fn new(store: Arc<dyn JobStore>, blobs: Arc<BlobStore>, engine: EngineHandle, raster: Rasterizer, config: Arc<ServerConfig>) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        blobs: Arc<BlobStore>,
+        engine: EngineHandle,
+        raster: Rasterizer,
+        config: Arc<ServerConfig>,
+    ) -> Arc<Self> {
         Arc::new(Runner {
             store,
             blobs,
@@ -270,7 +273,13 @@ impl Runner {
         // Resumption runs beside new submissions: only a previous process's jobs are taken.
         for job in self.store.unfinished_jobs().await?.into_iter().filter(|j| j.created_ms < self.started_ms) {
             if job.ephemeral {
-                self.store.set_state(&job.id, JobState::Failed, Some(("interrupted", "the server restarted during a synchronous request"))).await?;
+                self.store
+                    .set_state(
+                        &job.id,
+                        JobState::Failed,
+                        Some(("interrupted", "the server restarted during a synchronous request")),
+                    )
+                    .await?;
                 continue;
             }
             // It waits for a run slot like any new job: `running` again only once it has one.
@@ -389,7 +398,8 @@ impl Runner {
             };
             match page.result {
                 Ok(text) => {
-                    record.outcome = serde_json::to_value(text.outcome).ok().and_then(|v| v.as_str().map(str::to_string));
+                    record.outcome =
+                        serde_json::to_value(text.outcome).ok().and_then(|v| v.as_str().map(str::to_string));
                     record.tokens = text.generated_tokens;
                     record.prompt_tokens = text.prompt_tokens;
                     record.timings = text.timings;

@@ -42,7 +42,9 @@ fn serve(path: &str) -> Response {
     let own = OWN.iter().find(|(name, _)| *name == path).map(|(_, bytes)| *bytes);
     let vendored = || path.strip_prefix("vendor/").and_then(|p| VENDOR.get_file(p)).map(|f| f.contents());
     match own.or_else(vendored) {
-        Some(bytes) => ([(header::CONTENT_TYPE, content_type(path)), (header::CACHE_CONTROL, "no-cache")], bytes).into_response(),
+        Some(bytes) => {
+            ([(header::CONTENT_TYPE, content_type(path)), (header::CACHE_CONTROL, "no-cache")], bytes).into_response()
+        }
         None => ApiError::NotFound("no such file".into()).into_response(),
     }
 }
@@ -67,7 +69,9 @@ mod tests {
         assert_eq!(serve("../Cargo.toml").status(), 404);
         assert_eq!(serve("app.js").status(), 200);
         // The page loads KaTeX from the bundle.
-        for path in ["vendor/katex/katex.min.js", "vendor/katex/katex.min.css", "vendor/katex/fonts/KaTeX_Main-Regular.woff2"] {
+        for path in
+            ["vendor/katex/katex.min.js", "vendor/katex/katex.min.css", "vendor/katex/fonts/KaTeX_Main-Regular.woff2"]
+        {
             assert_eq!(serve(path).status(), 200, "{path}");
         }
     }

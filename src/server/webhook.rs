@@ -92,7 +92,10 @@ async fn post(target: &WebhookUrl, body: &str) -> std::io::Result<u16> {
     let mut head = vec![0u8; 64];
     let n = stream.read(&mut head).await?;
     let line = String::from_utf8_lossy(&head[..n]);
-    line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other("bad HTTP response"))
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad HTTP response"))
 }
 
 #[cfg(test)]

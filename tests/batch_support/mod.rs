@@ -64,12 +64,7 @@ pub const TINY_MAX_NEW_TOKENS: usize = 12;
 impl Model {
     /// The deterministic fake engine.
     pub fn fake() -> Self {
-        Model {
-            model: "fake".into(),
-            extra: Vec::new(),
-            fake: true,
-            _dir: None,
-        }
+        Model { model: "fake".into(), extra: Vec::new(), fake: true, _dir: None }
     }
 
     /// A tiny random DeepSeek-OCR checkpoint written by `docseek dev tiny-checkpoint` into a
@@ -77,26 +72,11 @@ impl Model {
     /// token budget.
     pub fn tiny() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(BIN)
-            .args(["dev", "tiny-checkpoint"])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tiny-checkpoint failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new(BIN).args(["dev", "tiny-checkpoint"]).arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "tiny-checkpoint failed: {}", String::from_utf8_lossy(&out.stderr));
         Model {
             model: dir.path().to_str().unwrap().to_string(),
-            extra: [
-                "--mode",
-                "tiny",
-                "--max-new-tokens",
-                &TINY_MAX_NEW_TOKENS.to_string(),
-            ]
-            .map(String::from)
-            .to_vec(),
+            extra: ["--mode", "tiny", "--max-new-tokens", &TINY_MAX_NEW_TOKENS.to_string()].map(String::from).to_vec(),
             fake: false,
             _dir: Some(dir),
         }
@@ -113,17 +93,12 @@ impl Model {
 /// The manifest's records (lines that parse).
 pub fn manifest(out: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(out.join("manifest.jsonl")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 /// Every file under `dir`, relative, sorted.
 pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = walk(dir)
-        .iter()
-        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
-        .collect();
+    let mut out: Vec<String> = walk(dir).iter().map(|p| p.strip_prefix(dir).unwrap().display().to_string()).collect();
     out.sort();
     out
 }
@@ -143,9 +118,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 /// A sample document shipped with the repository (`samples/`).
 pub fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("samples")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
 }
 
 /// A tree with nested PDFs, images and bad files: five good documents (`2024/q1/paper.pdf`
@@ -154,11 +127,7 @@ pub fn sample(name: &str) -> PathBuf {
 /// text file that is not a document.
 pub fn make_tree(root: &Path) {
     std::fs::create_dir_all(root.join("2024/q1")).unwrap();
-    std::fs::copy(
-        sample("en_tracemonkey_p1-3.pdf"),
-        root.join("2024/q1/paper.pdf"),
-    )
-    .unwrap();
+    std::fs::copy(sample("en_tracemonkey_p1-3.pdf"), root.join("2024/q1/paper.pdf")).unwrap();
     std::fs::copy(sample("ar_right_to_left_01.pdf"), root.join("letter.pdf")).unwrap();
     write_png(&root.join("cover.png"), 64, 48);
     write_png(&root.join("2024/q1/scan.png"), 50, 70);
@@ -185,17 +154,12 @@ pub const TREE_DOCUMENTS: [&str; 8] = [
 
 /// Whether a [`make_tree`] document is one of the bad ones.
 pub fn is_bad(input: &str) -> bool {
-    ["corrupt", "truncated", "empty"]
-        .iter()
-        .any(|b| input.contains(b))
+    ["corrupt", "truncated", "empty"].iter().any(|b| input.contains(b))
 }
 
 /// The inputs recorded in a manifest, sorted.
 pub fn recorded_inputs(records: &[Value]) -> Vec<String> {
-    let mut inputs: Vec<String> = records
-        .iter()
-        .map(|r| r["input"].as_str().unwrap().to_string())
-        .collect();
+    let mut inputs: Vec<String> = records.iter().map(|r| r["input"].as_str().unwrap().to_string()).collect();
     inputs.sort();
     inputs
 }
@@ -207,14 +171,9 @@ pub fn poppler(tool: &str, path: &Path) -> String {
     if tool == "pdftotext" {
         cmd.arg("-");
     }
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("`{tool}` is missing ({e}): run scripts/test-deps.sh (poppler-utils)")
-    });
-    assert!(
-        out.status.success(),
-        "{tool} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        cmd.output().unwrap_or_else(|e| panic!("`{tool}` is missing ({e}): run scripts/test-deps.sh (poppler-utils)"));
+    assert!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -47,7 +47,10 @@ fn pg_bin() -> PathBuf {
         .filter(|(_, bin): &(u32, PathBuf)| bin.join("initdb").is_file())
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).unwrap_or_else(|| panic!("PostgreSQL server programs (initdb, pg_ctl) not found: {}", setup_hint()))
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .unwrap_or_else(|| panic!("PostgreSQL server programs (initdb, pg_ctl) not found: {}", setup_hint()))
 }
 
 fn is_root() -> bool {
@@ -89,8 +92,9 @@ impl Postgres {
         let bin = pg_bin();
         let dir = tempfile::Builder::new().prefix("docseek-pg-").tempdir().unwrap();
         if is_root() {
-            let (uid, gid) = user_ids(PG_USER)
-                .unwrap_or_else(|| panic!("tests run as root, and PostgreSQL needs the '{PG_USER}' user to run as: {}", setup_hint()));
+            let (uid, gid) = user_ids(PG_USER).unwrap_or_else(|| {
+                panic!("tests run as root, and PostgreSQL needs the '{PG_USER}' user to run as: {}", setup_hint())
+            });
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
         }
         let data = dir.path().join("data");
@@ -100,7 +104,12 @@ impl Postgres {
             .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
             .output()
             .expect("running initdb");
-        assert!(out.status.success(), "initdb failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
@@ -115,7 +124,12 @@ impl Postgres {
             .output()
             .expect("running pg_ctl start");
         let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-        assert!(out.status.success(), "pg_ctl start failed: {}{}\n{log}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}{}\n{log}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         Postgres { dir, bin, port }
     }
 
@@ -126,7 +140,9 @@ impl Postgres {
 
     /// A client for checks made by the test itself.
     pub async fn client(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls).await.expect("connecting to the test PostgreSQL");
+        let (client, conn) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connecting to the test PostgreSQL");
         tokio::spawn(conn);
         client
     }

@@ -27,7 +27,10 @@ pub fn start(engine: FakeEngine, tweak: impl FnOnce(&mut ServerConfig)) -> TestS
 }
 
 /// Starts a server over any engine (inside the current tokio runtime).
-pub fn start_engine(engine: std::sync::Arc<dyn docseek::engine::OcrEngine>, tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+pub fn start_engine(
+    engine: std::sync::Arc<dyn docseek::engine::OcrEngine>,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::new(dir.path().to_path_buf());
     config.defaults.mode = docseek::Mode::Tiny;
@@ -85,7 +88,9 @@ pub fn multipart(file: &[u8], filename: &str, fields: &[(&str, &str)]) -> (Strin
     let boundary = "docseekTestBoundary7MA4YWxkTrZu0gW";
     let mut body = Vec::new();
     for (k, v) in fields {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+        );
     }
     body.extend_from_slice(
         format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
@@ -166,11 +171,18 @@ pub fn sse_events(body: &str) -> Vec<(String, String)> {
 }
 
 /// A blocking HTTP/1.1 request over a real socket (`Connection: close`); decodes chunked bodies.
-pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -233,11 +245,16 @@ impl ServeProcess {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::inherit()).spawn().unwrap();
+        let mut child =
+            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::inherit()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("docseek listening on http://").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_string();
+        let addr = line
+            .trim()
+            .strip_prefix("docseek listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
         ServeProcess { child, addr }
     }
 

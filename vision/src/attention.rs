@@ -88,4 +88,3 @@ fn attend(q: &Tensor, kt: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64
     let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
     Ok(probs.matmul(v)?)
 }
-

@@ -384,9 +384,8 @@ impl VisionConfig {
             .map_err(|e| VisionError::Config(format!("vision_config.width.sam_vit_b: {e}")))?;
         let (clip, qwen2) = match arch {
             Architecture::Ocr1 => {
-                let c: ClipConfig = serde_json::from_value(parse("clip-l-14-224")?).map_err(|e| {
-                    VisionError::Config(format!("vision_config.width.clip-l-14-224: {e}"))
-                })?;
+                let c: ClipConfig = serde_json::from_value(parse("clip-l-14-224")?)
+                    .map_err(|e| VisionError::Config(format!("vision_config.width.clip-l-14-224: {e}")))?;
                 (Some(c), None)
             }
             Architecture::Ocr2 => {
@@ -394,9 +393,7 @@ impl VisionConfig {
                     .map_err(|e| VisionError::Config(format!("vision_config.width.qwen2-0-5b: {e}")))?;
                 // The real OCR-2 config leaves downsample_channels at the OCR-1 value while net_3
                 // outputs the encoder width; the checkpoint is what counts.
-                if sam.downsample_channels.len() == 2
-                    && width.pointer("/sam_vit_b/downsample_channels").is_none()
-                {
+                if sam.downsample_channels.len() == 2 && width.pointer("/sam_vit_b/downsample_channels").is_none() {
                     sam.downsample_channels[1] = q.dim;
                 }
                 (None, Some(q))
@@ -419,11 +416,8 @@ impl VisionConfig {
             (_, Some(q)) => q.dim,
             _ => unreachable!("one encoder is always set"),
         };
-        let input_dim = pc
-            .and_then(|p| p.get("input_dim"))
-            .and_then(Value::as_u64)
-            .map(|x| x as usize)
-            .unwrap_or(default_input);
+        let input_dim =
+            pc.and_then(|p| p.get("input_dim")).and_then(Value::as_u64).map(|x| x as usize).unwrap_or(default_input);
         if let Some(t) = pc.and_then(|p| p.get("projector_type")).and_then(Value::as_str) {
             if t != "linear" {
                 return Err(VisionError::Config(format!(
@@ -441,7 +435,7 @@ impl VisionConfig {
         Self::from_json_str(
             r#"{"vision_config":{"model_name":"deeplip_b_l"},"projector_config":{"input_dim":2048,"n_embed":1280}}"#,
         )
-            .expect("built-in config")
+        .expect("built-in config")
     }
 
     /// The real DeepSeek-OCR-2 vision config (all defaults).

@@ -266,10 +266,7 @@ impl VisionEncoder {
             if n != wt * ht || tg * tg != t.dim(1)? {
                 return Err(VisionError::Config(format!("{n} tiles do not fill a {wt}x{ht} grid")));
             }
-            let stitched = t
-                .reshape((ht, wt, tg, tg, d))?
-                .permute((0, 2, 1, 3, 4))?
-                .reshape((ht * tg, wt * tg, d))?;
+            let stitched = t.reshape((ht, wt, tg, tg, d))?.permute((0, 2, 1, 3, 4))?.reshape((ht * tg, wt * tg, d))?;
             parts.push(with_newlines(stitched, ht * tg)?);
         }
         parts.push(with_newlines(global.reshape((g, g, d))?, g)?);

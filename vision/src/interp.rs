@@ -24,8 +24,7 @@ fn aa_weights(in_size: usize, out_size: usize) -> Vec<(usize, Vec<f32>)> {
             let center = scale * (i as f64 + 0.5);
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
             let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-            let w: Vec<f64> =
-                (xmin..xmax).map(|j| bicubic_kernel((j as f64 - center + 0.5) * invscale)).collect();
+            let w: Vec<f64> = (xmin..xmax).map(|j| bicubic_kernel((j as f64 - center + 0.5) * invscale)).collect();
             let total: f64 = w.iter().sum();
             let w = w.iter().map(|&x| if total != 0.0 { (x / total) as f32 } else { x as f32 }).collect();
             (xmin, w)

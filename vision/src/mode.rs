@@ -29,14 +29,7 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in the order of the paper's table.
-    pub const ALL: [Mode; 6] = [
-        Mode::Tiny,
-        Mode::Small,
-        Mode::Base,
-        Mode::Large,
-        Mode::Gundam,
-        Mode::GundamMaster,
-    ];
+    pub const ALL: [Mode; 6] = [Mode::Tiny, Mode::Small, Mode::Base, Mode::Large, Mode::Gundam, Mode::GundamMaster];
 
     /// The name users type on the CLI and in the API.
     pub fn name(self) -> &'static str {

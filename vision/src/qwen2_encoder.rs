@@ -118,9 +118,8 @@ impl Qwen2Encoder {
     /// `cos, sin: [L, head_dim]` of NeoX RoPE for positions `0..len`, computed in f32.
     fn rope(&self, len: usize, device: &Device) -> Result<(Tensor, Tensor)> {
         let hd = self.cfg.head_dim();
-        let inv: Vec<f32> = (0..hd / 2)
-            .map(|i| 1.0 / (self.cfg.rope_theta as f32).powf((2 * i) as f32 / hd as f32))
-            .collect();
+        let inv: Vec<f32> =
+            (0..hd / 2).map(|i| 1.0 / (self.cfg.rope_theta as f32).powf((2 * i) as f32 / hd as f32)).collect();
         let mut freqs = Vec::with_capacity(len * hd);
         for p in 0..len {
             for _ in 0..2 {

@@ -114,11 +114,8 @@ impl SamAttention {
             return Ok(t.clone());
         }
         let need = 2 * size - 1;
-        let resized = if *rows != need {
-            resize_rows_linear(&tab.rows, *rows, self.head_dim, need)
-        } else {
-            tab.rows.clone()
-        };
+        let resized =
+            if *rows != need { resize_rows_linear(&tab.rows, *rows, self.head_dim, need) } else { tab.rows.clone() };
         let mut idx = Vec::with_capacity(size * size);
         for i in 0..size {
             for j in 0..size {
@@ -210,10 +207,8 @@ impl SamBlock {
             // Zero padding of the normalised tokens; padded tokens join attention unmasked.
             let xp = xn.pad_with_zeros(1, 0, hp - h)?.pad_with_zeros(2, 0, wp - w)?;
             let (nh, nw) = (hp / ws, wp / ws);
-            let win = xp
-                .reshape((b, nh, ws, nw, ws, c))?
-                .permute((0, 1, 3, 2, 4, 5))?
-                .reshape((b * nh * nw, ws, ws, c))?;
+            let win =
+                xp.reshape((b, nh, ws, nw, ws, c))?.permute((0, 1, 3, 2, 4, 5))?.reshape((b * nh * nw, ws, ws, c))?;
             let y = self.attn.forward(&win)?;
             y.reshape((b, nh, nw, ws, ws, c))?
                 .permute((0, 1, 3, 2, 4, 5))?

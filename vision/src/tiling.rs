@@ -139,9 +139,7 @@ pub fn closest_grid(width: u32, height: u32, candidates: &[TileGrid], tile_size:
         if diff < best_diff {
             best_diff = diff;
             best = g;
-        } else if diff == best_diff
-            && area > 0.5 * tile_size as f64 * tile_size as f64 * g.w as f64 * g.h as f64
-        {
+        } else if diff == best_diff && area > 0.5 * tile_size as f64 * tile_size as f64 * g.w as f64 * g.h as f64 {
             best = g;
         }
     }
@@ -159,13 +157,44 @@ mod tests {
     #[test]
     fn reference_orders() {
         let hf = grids(&[
-            (1, 2), (2, 1), (3, 1), (1, 3), (2, 2), (4, 1), (1, 4), (5, 1), (1, 5), (1, 6), (6, 1),
-            (3, 2), (2, 3), (7, 1), (1, 7), (4, 2), (2, 4), (1, 8), (8, 1), (1, 9), (3, 3), (9, 1),
+            (1, 2),
+            (2, 1),
+            (3, 1),
+            (1, 3),
+            (2, 2),
+            (4, 1),
+            (1, 4),
+            (5, 1),
+            (1, 5),
+            (1, 6),
+            (6, 1),
+            (3, 2),
+            (2, 3),
+            (7, 1),
+            (1, 7),
+            (4, 2),
+            (2, 4),
+            (1, 8),
+            (8, 1),
+            (1, 9),
+            (3, 3),
+            (9, 1),
         ]);
         assert_eq!(candidate_grids(2, 9), hf);
         let vllm = grids(&[
-            (1, 2), (2, 1), (3, 1), (1, 3), (4, 1), (1, 4), (2, 2), (1, 5), (5, 1), (6, 1), (2, 3),
-            (1, 6), (3, 2),
+            (1, 2),
+            (2, 1),
+            (3, 1),
+            (1, 3),
+            (4, 1),
+            (1, 4),
+            (2, 2),
+            (1, 5),
+            (5, 1),
+            (6, 1),
+            (2, 3),
+            (1, 6),
+            (3, 2),
         ]);
         assert_eq!(candidate_grids(2, 6), vllm);
     }

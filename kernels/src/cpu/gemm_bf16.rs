@@ -99,7 +99,15 @@ pub fn gemm_serial(isa: Isa, w: &dyn PanelSource, a: &PreparedActs, m_rows: usiz
     gemm_on(isa, w, a, m_rows, out, ldc, false)
 }
 
-fn gemm_on(isa: Isa, w: &dyn PanelSource, a: &PreparedActs, m_rows: usize, out: &mut [f32], ldc: usize, threaded: bool) {
+fn gemm_on(
+    isa: Isa,
+    w: &dyn PanelSource,
+    a: &PreparedActs,
+    m_rows: usize,
+    out: &mut [f32],
+    ldc: usize,
+    threaded: bool,
+) {
     let (n, k) = (w.rows(), w.cols());
     assert!(ldc >= n && (m_rows == 0 || (m_rows - 1) * ldc + n <= out.len()), "output too small");
     match a {
@@ -284,7 +292,18 @@ mod x86 {
         let mut m = 0;
         while m < m_rows {
             let mr = (m_rows - m).min(MR512);
-            dispatch_mr12!(tile_dpbf16, mr, a.add(m * lda), lda, kc, panel.as_ptr() as *const u16, c.add(m * ldc), ldc, cols, first);
+            dispatch_mr12!(
+                tile_dpbf16,
+                mr,
+                a.add(m * lda),
+                lda,
+                kc,
+                panel.as_ptr() as *const u16,
+                c.add(m * ldc),
+                ldc,
+                cols,
+                first
+            );
             m += mr;
         }
     }
@@ -362,14 +381,86 @@ mod x86 {
         while m < m_rows {
             let mr = (m_rows - m).min(8);
             match mr {
-                1 => tile_avx512::<1>(a.add(m * lda), lda, kc, panel.as_ptr() as *const u16, c.add(m * ldc), ldc, cols, first),
-                2 => tile_avx512::<2>(a.add(m * lda), lda, kc, panel.as_ptr() as *const u16, c.add(m * ldc), ldc, cols, first),
-                3 => tile_avx512::<3>(a.add(m * lda), lda, kc, panel.as_ptr() as *const u16, c.add(m * ldc), ldc, cols, first),
-                4 => tile_avx512::<4>(a.add(m * lda), lda, kc, panel.as_ptr() as *const u16, c.add(m * ldc), ldc, cols, first),
-                5 => tile_avx512::<5>(a.add(m * lda), lda, kc, panel.as_ptr() as *const u16, c.add(m * ldc), ldc, cols, first),
-                6 => tile_avx512::<6>(a.add(m * lda), lda, kc, panel.as_ptr() as *const u16, c.add(m * ldc), ldc, cols, first),
-                7 => tile_avx512::<7>(a.add(m * lda), lda, kc, panel.as_ptr() as *const u16, c.add(m * ldc), ldc, cols, first),
-                _ => tile_avx512::<8>(a.add(m * lda), lda, kc, panel.as_ptr() as *const u16, c.add(m * ldc), ldc, cols, first),
+                1 => tile_avx512::<1>(
+                    a.add(m * lda),
+                    lda,
+                    kc,
+                    panel.as_ptr() as *const u16,
+                    c.add(m * ldc),
+                    ldc,
+                    cols,
+                    first,
+                ),
+                2 => tile_avx512::<2>(
+                    a.add(m * lda),
+                    lda,
+                    kc,
+                    panel.as_ptr() as *const u16,
+                    c.add(m * ldc),
+                    ldc,
+                    cols,
+                    first,
+                ),
+                3 => tile_avx512::<3>(
+                    a.add(m * lda),
+                    lda,
+                    kc,
+                    panel.as_ptr() as *const u16,
+                    c.add(m * ldc),
+                    ldc,
+                    cols,
+                    first,
+                ),
+                4 => tile_avx512::<4>(
+                    a.add(m * lda),
+                    lda,
+                    kc,
+                    panel.as_ptr() as *const u16,
+                    c.add(m * ldc),
+                    ldc,
+                    cols,
+                    first,
+                ),
+                5 => tile_avx512::<5>(
+                    a.add(m * lda),
+                    lda,
+                    kc,
+                    panel.as_ptr() as *const u16,
+                    c.add(m * ldc),
+                    ldc,
+                    cols,
+                    first,
+                ),
+                6 => tile_avx512::<6>(
+                    a.add(m * lda),
+                    lda,
+                    kc,
+                    panel.as_ptr() as *const u16,
+                    c.add(m * ldc),
+                    ldc,
+                    cols,
+                    first,
+                ),
+                7 => tile_avx512::<7>(
+                    a.add(m * lda),
+                    lda,
+                    kc,
+                    panel.as_ptr() as *const u16,
+                    c.add(m * ldc),
+                    ldc,
+                    cols,
+                    first,
+                ),
+                _ => tile_avx512::<8>(
+                    a.add(m * lda),
+                    lda,
+                    kc,
+                    panel.as_ptr() as *const u16,
+                    c.add(m * ldc),
+                    ldc,
+                    cols,
+                    first,
+                ),
             }
             m += mr;
         }

@@ -180,12 +180,27 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-    pub unsafe fn gemv_dpbf16(w: &[bf16], k: usize, a: &[bf16], mb: usize, rows: Range<usize>, out: &mut [f32], ldc: usize) {
+    pub unsafe fn gemv_dpbf16(
+        w: &[bf16],
+        k: usize,
+        a: &[bf16],
+        mb: usize,
+        rows: Range<usize>,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         dispatch_mb!(dpbf16_mb, mb, w, k, a, rows, out, ldc)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-    unsafe fn dpbf16_mb<const MB: usize>(w: &[bf16], k: usize, a: &[bf16], rows: Range<usize>, out: &mut [f32], ldc: usize) {
+    unsafe fn dpbf16_mb<const MB: usize>(
+        w: &[bf16],
+        k: usize,
+        a: &[bf16],
+        rows: Range<usize>,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         let wp = w.as_ptr() as *const u16;
         let ap = a.as_ptr() as *const u16;
         let full = k / 32;
@@ -244,12 +259,27 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub unsafe fn gemv_avx512(w: &[bf16], k: usize, a: &[f32], mb: usize, rows: Range<usize>, out: &mut [f32], ldc: usize) {
+    pub unsafe fn gemv_avx512(
+        w: &[bf16],
+        k: usize,
+        a: &[f32],
+        mb: usize,
+        rows: Range<usize>,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         dispatch_mb!(avx512_mb, mb, w, k, a, rows, out, ldc)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn avx512_mb<const MB: usize>(w: &[bf16], k: usize, a: &[f32], rows: Range<usize>, out: &mut [f32], ldc: usize) {
+    unsafe fn avx512_mb<const MB: usize>(
+        w: &[bf16],
+        k: usize,
+        a: &[f32],
+        rows: Range<usize>,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         let wp = w.as_ptr() as *const u16;
         let ap = a.as_ptr();
         let full = k / 16;
@@ -297,12 +327,27 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn gemv_avx2(w: &[bf16], k: usize, a: &[f32], mb: usize, rows: Range<usize>, out: &mut [f32], ldc: usize) {
+    pub unsafe fn gemv_avx2(
+        w: &[bf16],
+        k: usize,
+        a: &[f32],
+        mb: usize,
+        rows: Range<usize>,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         dispatch_mb!(avx2_mb, mb, w, k, a, rows, out, ldc)
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn avx2_mb<const MB: usize>(w: &[bf16], k: usize, a: &[f32], rows: Range<usize>, out: &mut [f32], ldc: usize) {
+    unsafe fn avx2_mb<const MB: usize>(
+        w: &[bf16],
+        k: usize,
+        a: &[f32],
+        rows: Range<usize>,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         let wp = w.as_ptr() as *const u16;
         let ap = a.as_ptr();
         let full = k / 8;

@@ -82,10 +82,13 @@ impl<'a> Prepared<'a> {
 impl Prepared<'_> {
     /// The rows `rows` (in that order) as their own prepared activations.
     pub fn gather(&self, rows: &[usize], k: usize) -> Prepared<'static> {
-        let pick = |v: &[half::bf16]| rows.iter().flat_map(|&r| v[r * k..(r + 1) * k].iter().copied()).collect::<Vec<_>>();
+        let pick =
+            |v: &[half::bf16]| rows.iter().flat_map(|&r| v[r * k..(r + 1) * k].iter().copied()).collect::<Vec<_>>();
         match self {
             Prepared::Quant(q) => Prepared::Quant(q.gather(rows)),
-            Prepared::Bf16(PreparedActs::Bf16(v)) => Prepared::Bf16(PreparedActs::Bf16(std::borrow::Cow::Owned(pick(v)))),
+            Prepared::Bf16(PreparedActs::Bf16(v)) => {
+                Prepared::Bf16(PreparedActs::Bf16(std::borrow::Cow::Owned(pick(v))))
+            }
             Prepared::Bf16(PreparedActs::F32(v)) => Prepared::Bf16(PreparedActs::F32(std::borrow::Cow::Owned(
                 rows.iter().flat_map(|&r| v[r * k..(r + 1) * k].iter().copied()).collect(),
             ))),
@@ -105,7 +108,9 @@ fn slice_acts(a: Acts<'_>, len: usize) -> Acts<'_> {
 pub fn rows_kernel(isa: Isa, w: &WeightRef, p: &Prepared, m: usize, rows: Range<usize>, out: &mut [f32], ldc: usize) {
     assert!(rows.end <= w.rows());
     match (w, p) {
-        (WeightRef::Bf16 { data, cols, .. }, Prepared::Bf16(a)) => gemv_bf16::gemv_rows(isa, data, *cols, a, m, rows, out, ldc),
+        (WeightRef::Bf16 { data, cols, .. }, Prepared::Bf16(a)) => {
+            gemv_bf16::gemv_rows(isa, data, *cols, a, m, rows, out, ldc)
+        }
         (WeightRef::Quant(q), Prepared::Quant(a)) => qgemv_rows(isa, q, a, m, rows, out, ldc),
         (WeightRef::Quant(q), Prepared::Bf16(a)) => {
             // Many rows against a slice of a quantized weight: dequantize the slice.
@@ -137,7 +142,8 @@ pub fn matmul_prepared(isa: Isa, w: &WeightRef, p: &Prepared, m: usize, out: &mu
         }
         (WeightRef::Quant(q), Prepared::Bf16(a)) => gemm_bf16::gemm(isa, &QPanels(*q), a, m, out, ldc),
         _ => {
-            let chunks: Vec<Range<usize>> = (0..n).step_by(GEMV_ROWS_PER_TASK).map(|s| s..(s + GEMV_ROWS_PER_TASK).min(n)).collect();
+            let chunks: Vec<Range<usize>> =
+                (0..n).step_by(GEMV_ROWS_PER_TASK).map(|s| s..(s + GEMV_ROWS_PER_TASK).min(n)).collect();
             let ptr = SendPtr(out.as_mut_ptr());
             pool::for_each_task(chunks.len(), |t| {
                 let r = chunks[t].clone();
@@ -147,7 +153,11 @@ pub fn matmul_prepared(isa: Isa, w: &WeightRef, p: &Prepared, m: usize, out: &mu
                     // SAFETY: each task writes only columns `r` of each row, inside the extent
                     // checked above.
                     unsafe {
-                        std::ptr::copy_nonoverlapping(local.as_ptr().add(i * r.len()), ptr.get().add(i * ldc + r.start), r.len())
+                        std::ptr::copy_nonoverlapping(
+                            local.as_ptr().add(i * r.len()),
+                            ptr.get().add(i * ldc + r.start),
+                            r.len(),
+                        )
                     };
                 }
             });

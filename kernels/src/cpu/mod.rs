@@ -16,8 +16,8 @@ pub mod matmul;
 pub mod moe;
 pub mod pool;
 pub mod qmatmul;
+pub mod quant;
 pub mod softmax;
 pub mod vmath;
-pub mod quant;
 
 pub use isa::Isa;

@@ -77,7 +77,8 @@ pub fn moe_forward(
     for (p, (&e, &w)) in ids.iter().zip(weights).enumerate() {
         let e = e as usize;
         assert!(e < experts.len(), "routed to missing expert {e}");
-        let g = by_expert[e].get_or_insert_with(|| Group { expert: &experts[e], tokens: Vec::new(), weights: Vec::new() });
+        let g =
+            by_expert[e].get_or_insert_with(|| Group { expert: &experts[e], tokens: Vec::new(), weights: Vec::new() });
         g.tokens.push(p / k);
         g.weights.push(w);
     }
@@ -97,8 +98,12 @@ pub fn moe_forward(
 /// The rows of `x` named by `tokens`, as their own activations.
 fn gather(x: Acts, tokens: &[usize], hidden: usize) -> GatheredActs {
     match x {
-        Acts::F32(v) => GatheredActs::F32(tokens.iter().flat_map(|&t| v[t * hidden..(t + 1) * hidden].iter().copied()).collect()),
-        Acts::Bf16(v) => GatheredActs::Bf16(tokens.iter().flat_map(|&t| v[t * hidden..(t + 1) * hidden].iter().copied()).collect()),
+        Acts::F32(v) => {
+            GatheredActs::F32(tokens.iter().flat_map(|&t| v[t * hidden..(t + 1) * hidden].iter().copied()).collect())
+        }
+        Acts::Bf16(v) => {
+            GatheredActs::Bf16(tokens.iter().flat_map(|&t| v[t * hidden..(t + 1) * hidden].iter().copied()).collect())
+        }
     }
 }
 
@@ -144,7 +149,9 @@ fn run_small(isa: Isa, groups: &[Group], x: Acts, hidden: usize, out: &mut [f32]
     let t = x.len() / hidden;
     let mut full: Vec<Prepared> = Vec::new();
     let mut kind = |w: &WeightRef| -> usize {
-        let same = |p: &Prepared| matches!((p, w), (Prepared::Quant(_), WeightRef::Quant(_)) | (Prepared::Bf16(_), WeightRef::Bf16 { .. }));
+        let same = |p: &Prepared| {
+            matches!((p, w), (Prepared::Quant(_), WeightRef::Quant(_)) | (Prepared::Bf16(_), WeightRef::Bf16 { .. }))
+        };
         match full.iter().position(same) {
             Some(i) => i,
             None => {
@@ -174,11 +181,8 @@ fn run_small(isa: Isa, groups: &[Group], x: Acts, hidden: usize, out: &mut [f32]
         .collect();
     let h_len = groups.iter().map(|g| g.tokens.len() * g.expert.inter()).sum();
     let mut h = vec![0f32; h_len];
-    let tasks: Vec<(usize, Range<usize>)> = groups
-        .iter()
-        .enumerate()
-        .flat_map(|(gi, g)| chunks(g.expert.inter()).map(move |r| (gi, r)))
-        .collect();
+    let tasks: Vec<(usize, Range<usize>)> =
+        groups.iter().enumerate().flat_map(|(gi, g)| chunks(g.expert.inter()).map(move |r| (gi, r))).collect();
     let hp = SendPtr(h.as_mut_ptr());
     pool::for_each_task(tasks.len(), |ti| {
         let (gi, ref r) = tasks[ti];
@@ -192,7 +196,9 @@ fn run_small(isa: Isa, groups: &[Group], x: Acts, hidden: usize, out: &mut [f32]
         for i in 0..m {
             for (j, n) in r.clone().enumerate() {
                 // SAFETY: task (gi, r) alone writes columns r of group gi's rows.
-                unsafe { *hp.get().add(h_offsets[gi] + i * inter + n) = silu_mul(gate[i * r.len() + j], up[i * r.len() + j]) };
+                unsafe {
+                    *hp.get().add(h_offsets[gi] + i * inter + n) = silu_mul(gate[i * r.len() + j], up[i * r.len() + j])
+                };
             }
         }
     });

@@ -145,7 +145,8 @@ fn tile_portable(w: &QMatRef, a: &QActs, m0: usize, mb: usize, n0: usize, nb: us
             let xq = &a.qs[(m0 + i) * kp..(m0 + i + 1) * kp];
             let mut acc = 0f32;
             for (b, s) in ws.iter().enumerate() {
-                let dot: i32 = (b * QBLOCK..(b + 1) * QBLOCK).map(|j| stored_value(w.format, row, j) * xq[j] as i32).sum();
+                let dot: i32 =
+                    (b * QBLOCK..(b + 1) * QBLOCK).map(|j| stored_value(w.format, row, j) * xq[j] as i32).sum();
                 acc += dot as f32 * s.to_f32();
             }
             out[i * ldc + r] = acc * a.scales[m0 + i];
@@ -164,7 +165,10 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn block512(format: QFormat, row: *const u8, b: usize) -> __m512i {
         match format {
-            QFormat::Q8 => _mm512_sub_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(row.add(b * QBLOCK) as *const _)), _mm512_set1_epi16(128)),
+            QFormat::Q8 => _mm512_sub_epi16(
+                _mm512_cvtepu8_epi16(_mm256_loadu_si256(row.add(b * QBLOCK) as *const _)),
+                _mm512_set1_epi16(128),
+            ),
             QFormat::Q4 => {
                 let v = _mm256_loadu_si256(row.add((b / 2) * QBLOCK) as *const _);
                 let v = if b % 2 == 0 { v } else { _mm256_srli_epi16(v, 4) };
@@ -176,7 +180,16 @@ mod x86 {
 
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-    pub unsafe fn tile512(w: &QMatRef, a: &QActs, m0: usize, mb: usize, n0: usize, nb: usize, out: &mut [f32], ldc: usize) {
+    pub unsafe fn tile512(
+        w: &QMatRef,
+        a: &QActs,
+        m0: usize,
+        mb: usize,
+        n0: usize,
+        nb: usize,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         match (mb, nb) {
             (1, 4) => tile512_mn::<1, 4>(w, a, m0, n0, out, ldc),
             (2, 4) => tile512_mn::<2, 4>(w, a, m0, n0, out, ldc),
@@ -197,7 +210,14 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-    unsafe fn tile512_mn<const MB: usize, const NB: usize>(w: &QMatRef, a: &QActs, m0: usize, n0: usize, out: &mut [f32], ldc: usize) {
+    unsafe fn tile512_mn<const MB: usize, const NB: usize>(
+        w: &QMatRef,
+        a: &QActs,
+        m0: usize,
+        n0: usize,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         let kp = a.kp;
         let bpr = kp / QBLOCK;
         let rb = w.format.row_bytes(w.cols);
@@ -256,7 +276,16 @@ mod x86 {
 
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
-    pub unsafe fn tile_vnni(w: &QMatRef, a: &QActs, m0: usize, mb: usize, n0: usize, nb: usize, out: &mut [f32], ldc: usize) {
+    pub unsafe fn tile_vnni(
+        w: &QMatRef,
+        a: &QActs,
+        m0: usize,
+        mb: usize,
+        n0: usize,
+        nb: usize,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         match (mb, nb) {
             (1, 4) => vnni_mn::<1, 4>(w, a, m0, n0, out, ldc),
             (2, 4) => vnni_mn::<2, 4>(w, a, m0, n0, out, ldc),
@@ -277,7 +306,14 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
-    unsafe fn vnni_mn<const MB: usize, const NB: usize>(w: &QMatRef, a: &QActs, m0: usize, n0: usize, out: &mut [f32], ldc: usize) {
+    unsafe fn vnni_mn<const MB: usize, const NB: usize>(
+        w: &QMatRef,
+        a: &QActs,
+        m0: usize,
+        n0: usize,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         let kp = a.kp;
         let bpr = kp / QBLOCK;
         let rb = w.format.row_bytes(w.cols);
@@ -315,7 +351,10 @@ mod x86 {
                 hi[i] = _mm512_loadu_si512(hrow[i].add(c * QCHUNK) as *const _);
                 lo[i] = _mm512_loadu_si512(lrow[i].add(c * QCHUNK) as *const _);
                 // -offset · Σ hi per 4 values.
-                corr[i] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sll_epi32(_mm512_loadu_si512(srow[i].add(c * 16) as *const _), _mm_cvtsi32_si128(shift)));
+                corr[i] = _mm512_sub_epi32(
+                    _mm512_setzero_si512(),
+                    _mm512_sll_epi32(_mm512_loadu_si512(srow[i].add(c * 16) as *const _), _mm_cvtsi32_si128(shift)),
+                );
             }
             for r in 0..NB {
                 let wu = chunk_u8(w.format, wrow[r], c);
@@ -343,7 +382,10 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn half256(format: QFormat, row: *const u8, b: usize, h: usize) -> __m256i {
         match format {
-            QFormat::Q8 => _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(row.add(b * QBLOCK + 16 * h) as *const _)), _mm256_set1_epi16(128)),
+            QFormat::Q8 => _mm256_sub_epi16(
+                _mm256_cvtepu8_epi16(_mm_loadu_si128(row.add(b * QBLOCK + 16 * h) as *const _)),
+                _mm256_set1_epi16(128),
+            ),
             QFormat::Q4 => {
                 let v = _mm_loadu_si128(row.add((b / 2) * QBLOCK + 16 * h) as *const _);
                 let v = if b % 2 == 0 { v } else { _mm_srli_epi16(v, 4) };
@@ -355,7 +397,16 @@ mod x86 {
 
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn tile256(w: &QMatRef, a: &QActs, m0: usize, mb: usize, n0: usize, nb: usize, out: &mut [f32], ldc: usize) {
+    pub unsafe fn tile256(
+        w: &QMatRef,
+        a: &QActs,
+        m0: usize,
+        mb: usize,
+        n0: usize,
+        nb: usize,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
         let kp = a.kp;
         let bpr = kp / QBLOCK;
         let rb = w.format.row_bytes(w.cols);
@@ -366,8 +417,14 @@ mod x86 {
                 let x = a.qs.as_ptr().add((m0 + i) * kp);
                 let mut acc = _mm256_setzero_ps();
                 for (b, s) in sc.iter().enumerate() {
-                    let lo = _mm256_madd_epi16(half256(w.format, row, b, 0), _mm256_loadu_si256(x.add(b * QBLOCK) as *const _));
-                    let hi = _mm256_madd_epi16(half256(w.format, row, b, 1), _mm256_loadu_si256(x.add(b * QBLOCK + 16) as *const _));
+                    let lo = _mm256_madd_epi16(
+                        half256(w.format, row, b, 0),
+                        _mm256_loadu_si256(x.add(b * QBLOCK) as *const _),
+                    );
+                    let hi = _mm256_madd_epi16(
+                        half256(w.format, row, b, 1),
+                        _mm256_loadu_si256(x.add(b * QBLOCK + 16) as *const _),
+                    );
                     let d = _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi));
                     acc = _mm256_fmadd_ps(d, _mm256_set1_ps(s.to_f32()), acc);
                 }

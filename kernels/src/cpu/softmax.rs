@@ -185,7 +185,9 @@ mod tests {
             e.iter().map(|x| x / t).collect()
         };
         for isa in Isa::supported() {
-            for (bias, f) in [(RowBias::None, &(|_: usize| 0.0f32) as &dyn Fn(usize) -> f32), (RowBias::Full(&h), &|i| h[i])] {
+            for (bias, f) in
+                [(RowBias::None, &(|_: usize| 0.0f32) as &dyn Fn(usize) -> f32), (RowBias::Full(&h), &|i| h[i])]
+            {
                 let mut s = s0.clone();
                 let mut out = vec![bf16::ZERO; n];
                 softmax_row_bf16(isa, &mut s, 0.5, bias, &mut out);

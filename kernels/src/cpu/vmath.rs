@@ -30,7 +30,9 @@ fn erf(x: f32) -> f32 {
 /// Applies `act` to every value (scalar reference semantics of the vector code).
 pub fn apply_scalar(act: Activation, v: &mut [f32]) {
     match act {
-        Activation::GeluErf => v.iter_mut().for_each(|x| *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2))),
+        Activation::GeluErf => {
+            v.iter_mut().for_each(|x| *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2)))
+        }
         Activation::QuickGelu => v.iter_mut().for_each(|x| *x /= 1.0 + (-1.702 * *x).exp()),
     }
 }
@@ -178,7 +180,10 @@ mod tests {
                 apply(isa, act, &mut v);
                 for (x, y) in xs.iter().zip(&v) {
                     let want = f(*x as f64);
-                    assert!((*y as f64 - want).abs() <= 1e-6 * want.abs().max(1.0), "{isa} {act:?}({x}) = {y}, want {want}");
+                    assert!(
+                        (*y as f64 - want).abs() <= 1e-6 * want.abs().max(1.0),
+                        "{isa} {act:?}({x}) = {y}, want {want}"
+                    );
                 }
             }
         }

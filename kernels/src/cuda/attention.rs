@@ -65,12 +65,7 @@ pub fn paged_mla(
     scale: f32,
 ) -> Result<Tensor> {
     let dev = device(q_abs)?;
-    let (qa, qp, tables, lens) = (
-        q_abs.contiguous()?,
-        q_pe.contiguous()?,
-        tables.contiguous()?,
-        lens.contiguous()?,
-    );
+    let (qa, qp, tables, lens) = (q_abs.contiguous()?, q_pe.contiguous()?, tables.contiguous()?, lens.contiguous()?);
     let (seqs, heads, rank) = qa.dims3()?;
     let rope_dim = qp.dim(2)?;
     let max_blocks = tables.dim(1)?;
@@ -120,9 +115,8 @@ pub fn write_rows(
     let dev = pool.device().clone();
     let tokens = sl.shape().elem_count();
     let n = tokens * heads * dim;
-    let (o1, o2) = pl
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("write_paged: pool not contiguous".into()))?;
+    let (o1, o2) =
+        pl.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("write_paged: pool not contiguous".into()))?;
     let f = func(&dev, ptx::ATTENTION, &format!("write_rows_{}", suffix(pool.dtype())?))?;
     with_float!(pool.dtype(), T => {
         let rv = view::<T>(rows, rl)?;

@@ -40,13 +40,8 @@ pub fn gemm(x: &Tensor, dispatch: Option<(&Dispatch, Gather)>, w: &ExpertWeights
         ExpertWeights::Fp8(_) => "e4m3",
     };
     let name = format!("gemm_{}_{wname}_{}", suffix(x.dtype())?, suffix(out)?);
-    let supported = [
-        "gemm_f32_f32_f32",
-        "gemm_f32_e4m3_f32",
-        "gemm_bf16_bf16_bf16",
-        "gemm_bf16_bf16_f32",
-    ]
-    .contains(&name.as_str())
+    let supported = ["gemm_f32_f32_f32", "gemm_f32_e4m3_f32", "gemm_bf16_bf16_bf16", "gemm_bf16_bf16_f32"]
+        .contains(&name.as_str())
         || name == "gemm_bf16_e4m3_bf16"
         || name == "gemm_bf16_e4m3_f32";
     if !supported {
@@ -74,12 +69,8 @@ pub fn gemm(x: &Tensor, dispatch: Option<(&Dispatch, Gather)>, w: &ExpertWeights
             let wv = view::<$W>(cuda_storage(&ws)?, wl)?;
             let (sg, teg, tsg, og) = (lock(&sorted), lock(&tile_expert), lock(&tile_start), lock(&offsets));
             let scg = lock(&scales);
-            let (sv, tev, tsv, ov) = (
-                opt_view::<u32>(&sg)?,
-                opt_view::<u32>(&teg)?,
-                opt_view::<u32>(&tsg)?,
-                opt_view::<u32>(&og)?,
-            );
+            let (sv, tev, tsv, ov) =
+                (opt_view::<u32>(&sg)?, opt_view::<u32>(&teg)?, opt_view::<u32>(&tsg)?, opt_view::<u32>(&og)?);
             let scv = opt_view::<f32>(&scg)?;
             let mut y = alloc::<$O>(&dev, rows * n)?;
             if rows > 0 && grid_y > 0 && n > 0 {

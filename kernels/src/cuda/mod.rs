@@ -15,12 +15,7 @@ use candle_core::op::BackpropOp;
 use candle_core::{DType, Layout, Result, Shape, Storage, Tensor};
 
 /// `cuda 13.0, PTX for sm_90`: the toolkit and target this build's kernels were compiled with.
-pub const BUILD_INFO: &str = concat!(
-    "cuda ",
-    env!("DOCSEEK_CUDA_VERSION"),
-    ", PTX for sm_",
-    env!("DOCSEEK_CUDA_CAP")
-);
+pub const BUILD_INFO: &str = concat!("cuda ", env!("DOCSEEK_CUDA_VERSION"), ", PTX for sm_", env!("DOCSEEK_CUDA_CAP"));
 
 /// The PTX modules (name, source).
 pub(crate) mod ptx {
@@ -28,18 +23,13 @@ pub(crate) mod ptx {
     pub const ROPE: (&str, &str) = ("docseek_rope", include_str!(concat!(env!("OUT_DIR"), "/rope.ptx")));
     pub const MOE: (&str, &str) = ("docseek_moe", include_str!(concat!(env!("OUT_DIR"), "/moe.ptx")));
     pub const GEMM: (&str, &str) = ("docseek_gemm", include_str!(concat!(env!("OUT_DIR"), "/gemm.ptx")));
-    pub const ATTENTION: (&str, &str) = (
-        "docseek_attention",
-        include_str!(concat!(env!("OUT_DIR"), "/attention.ptx")),
-    );
+    pub const ATTENTION: (&str, &str) = ("docseek_attention", include_str!(concat!(env!("OUT_DIR"), "/attention.ptx")));
 }
 
 /// Loads (once per device) and returns kernel `name` of `module`; launch it with
 /// `dev.cuda_stream().launch_builder(&f)` (candle's stream).
 pub(crate) fn func(dev: &CudaDevice, module: (&str, &str), name: &str) -> Result<CudaFunction> {
-    Ok(dev
-        .get_or_load_custom_func(name, module.0, module.1)?
-        .into_cuda_function())
+    Ok(dev.get_or_load_custom_func(name, module.0, module.1)?.into_cuda_function())
 }
 
 /// Kernel-name suffix of a float dtype.
@@ -59,9 +49,8 @@ pub(crate) fn device(t: &Tensor) -> Result<CudaDevice> {
 
 /// The contiguous elements of a storage + layout as a device view.
 pub(crate) fn view<'a, T: CudaDType>(s: &'a CudaStorage, l: &Layout) -> Result<CudaView<'a, T>> {
-    let (o1, o2) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("CUDA kernel input must be contiguous".into()))?;
+    let (o1, o2) =
+        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("CUDA kernel input must be contiguous".into()))?;
     Ok(s.as_cuda_slice::<T>()?.slice(o1..o2))
 }
 
@@ -93,11 +82,7 @@ pub(crate) fn grid_for(n: usize, threads: u32) -> u32 {
 
 /// A launch of `grid` blocks of `threads` threads with `smem` bytes of dynamic shared memory.
 pub(crate) fn launch_cfg(grid: (u32, u32, u32), threads: u32, smem: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: grid,
-        block_dim: (threads, 1, 1),
-        shared_mem_bytes: smem as u32,
-    }
+    LaunchConfig { grid_dim: grid, block_dim: (threads, 1, 1), shared_mem_bytes: smem as u32 }
 }
 
 /// Maps a launch error into candle's.

@@ -39,14 +39,8 @@ pub fn moe_gate(logits: &Tensor, bias: Option<&Tensor>, p: &GateParams) -> Resul
         TopkMethod::GroupLimited => 1,
         TopkMethod::NoauxTc => 2,
     };
-    let (e_i, k_i, g_i, tg_i, norm, scaling) = (
-        experts as i32,
-        k as i32,
-        p.n_group as i32,
-        p.topk_group as i32,
-        i32::from(p.norm_topk_prob),
-        p.scaling,
-    );
+    let (e_i, k_i, g_i, tg_i, norm, scaling) =
+        (experts as i32, k as i32, p.n_group as i32, p.topk_group as i32, i32::from(p.norm_topk_prob), p.scaling);
     let smem = 4 * (3 * experts + p.n_group) + experts + p.n_group;
     if tokens > 0 {
         let stream = dev.cuda_stream();
@@ -56,12 +50,7 @@ pub fn moe_gate(logits: &Tensor, bias: Option<&Tensor>, p: &GateParams) -> Resul
             Some(v) => b.arg(v),
             None => b.arg(&null),
         };
-        b.arg(&mut ids)
-            .arg(&mut weights)
-            .arg(&e_i)
-            .arg(&k_i)
-            .arg(&scoring)
-            .arg(&method);
+        b.arg(&mut ids).arg(&mut weights).arg(&e_i).arg(&k_i).arg(&scoring).arg(&method);
         b.arg(&g_i).arg(&tg_i).arg(&norm).arg(&scaling);
         let cfg = launch_cfg((tokens as u32, 1, 1), 32, smem);
         // SAFETY: matching signature; one warp per token writes its k ids and weights.
@@ -89,12 +78,7 @@ pub fn moe_permute(ids: &Tensor, experts: usize) -> Result<Dispatch> {
     {
         let stream = dev.cuda_stream();
         let mut b = stream.launch_builder(&f);
-        b.arg(&iv)
-            .arg(&p_i)
-            .arg(&e_i)
-            .arg(&mut offsets)
-            .arg(&mut sorted)
-            .arg(&mut inv);
+        b.arg(&iv).arg(&p_i).arg(&e_i).arg(&mut offsets).arg(&mut sorted).arg(&mut inv);
         b.arg(&mut tile_expert).arg(&mut tile_start).arg(&mt_i);
         let cfg = launch_cfg((1, 1, 1), PERMUTE_THREADS, 8 * experts);
         // SAFETY: matching signature; the one block writes every output (ids are < experts).

@@ -13,12 +13,7 @@ const THREADS: u32 = 256;
 /// See [`crate::ops::rope::rope`].
 pub fn rope(x: &Tensor, positions: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> Result<Tensor> {
     let dev = device(x)?;
-    let (x, positions, cos, sin) = (
-        x.contiguous()?,
-        positions.contiguous()?,
-        cos.contiguous()?,
-        sin.contiguous()?,
-    );
+    let (x, positions, cos, sin) = (x.contiguous()?, positions.contiguous()?, cos.contiguous()?, sin.contiguous()?);
     let (tokens, heads, dim) = x.dims3()?;
     let n = x.elem_count();
     let f = func(&dev, ptx::ROPE, &format!("rope_{}", suffix(x.dtype())?))?;

@@ -38,12 +38,7 @@ pub fn paged_attention_mha(
     let (seqs, heads, dim) = q.dims3()?;
     let (_, kvh, bt, pdim) = k_pool.dims4()?;
     if bt != BLOCK_TOKENS || pdim != dim || v_pool.shape() != k_pool.shape() || kvh == 0 || heads % kvh != 0 {
-        candle_core::bail!(
-            "paged_attention_mha: q {:?}, pools {:?} {:?}",
-            q.shape(),
-            k_pool.shape(),
-            v_pool.shape()
-        );
+        candle_core::bail!("paged_attention_mha: q {:?}, pools {:?} {:?}", q.shape(), k_pool.shape(), v_pool.shape());
     }
     let max_blocks = check_tables(tables, lens, seqs)?;
     expect_dtype(k_pool, q.dtype(), "k pool")?;
@@ -90,18 +85,10 @@ pub fn paged_attention_mla(
         );
     }
     let max_blocks = check_tables(tables, lens, seqs)?;
-    for (t, w) in [
-        (q_pe, "q_pe"),
-        (latent_pool, "latent pool"),
-        (kpe_pool, "rope-key pool"),
-    ] {
+    for (t, w) in [(q_pe, "q_pe"), (latent_pool, "latent pool"), (kpe_pool, "rope-key pool")] {
         expect_dtype(t, q_abs.dtype(), w)?;
     }
-    same_device(
-        q_abs.device(),
-        &[q_pe, latent_pool, kpe_pool, tables, lens],
-        "paged_attention_mla",
-    )?;
+    same_device(q_abs.device(), &[q_pe, latent_pool, kpe_pool, tables, lens], "paged_attention_mla")?;
     match q_abs.device() {
         Device::Cpu => with_float!(q_abs.dtype(), T => {
             let s = reference::MlaShape { heads, rank, rope_dim, max_blocks };
@@ -138,11 +125,7 @@ pub fn write_paged(pool: &Tensor, rows: &Tensor, slots: &Tensor) -> Result<()> {
     };
     let tokens = slots.dims1()?;
     if rows.elem_count() != tokens * heads * dim || rows.dim(0)? != tokens {
-        candle_core::bail!(
-            "write_paged: rows {:?} for {tokens} slots into {:?}",
-            rows.shape(),
-            pool.shape()
-        );
+        candle_core::bail!("write_paged: rows {:?} for {tokens} slots into {:?}", rows.shape(), pool.shape());
     }
     expect_dtype(slots, DType::U32, "slots")?;
     expect_dtype(rows, pool.dtype(), "rows")?;
@@ -178,9 +161,7 @@ impl InplaceOp3 for WriteRows {
         if let Some(s) = slots.iter().find(|&&s| s as usize >= cap) {
             candle_core::bail!("write_paged: slot {s} outside a pool of {cap} slots");
         }
-        let (o1, o2) = pl
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("pool not contiguous".into()))?;
+        let (o1, o2) = pl.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("pool not contiguous".into()))?;
         macro_rules! go {
             ($v:ident, $t:ty) => {{
                 let src = contiguous(rows.as_slice::<$t>()?, rl)?;
@@ -211,8 +192,6 @@ impl InplaceOp3 for WriteRows {
 }
 
 fn contiguous<'a, T>(v: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    let (o1, o2) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("input not contiguous".into()))?;
+    let (o1, o2) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("input not contiguous".into()))?;
     Ok(&v[o1..o2])
 }

@@ -21,11 +21,7 @@ pub fn moe_gate(logits: &Tensor, bias: Option<&Tensor>, p: &GateParams) -> Resul
     let (tokens, experts) = logits.dims2()?;
     expect_dtype(logits, DType::F32, "moe_gate logits")?;
     if p.top_k == 0 || p.top_k > MAX_TOP_K.min(experts) {
-        candle_core::bail!(
-            "moe_gate: top_k {} (1..={} and <= {experts} experts)",
-            p.top_k,
-            MAX_TOP_K
-        );
+        candle_core::bail!("moe_gate: top_k {} (1..={} and <= {experts} experts)", p.top_k, MAX_TOP_K);
     }
     if p.n_group == 0 || experts % p.n_group != 0 {
         candle_core::bail!("moe_gate: {experts} experts do not split into {} groups", p.n_group);

@@ -11,12 +11,7 @@ pub fn rope(x: &Tensor, positions: &Tensor, cos: &Tensor, sin: &Tensor, style: R
     let (tokens, heads, dim) = x.dims3()?;
     let (rows, half) = cos.dims2()?;
     if dim % 2 != 0 || half != dim / 2 || sin.dims2()? != (rows, half) {
-        candle_core::bail!(
-            "rope: x {:?} with tables {:?} {:?}",
-            x.shape(),
-            cos.shape(),
-            sin.shape()
-        );
+        candle_core::bail!("rope: x {:?} with tables {:?} {:?}", x.shape(), cos.shape(), sin.shape());
     }
     if positions.dims1()? != tokens {
         candle_core::bail!("rope: {} positions for {tokens} tokens", positions.dims1()?);

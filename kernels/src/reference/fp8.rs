@@ -152,9 +152,7 @@ mod tests {
     #[test]
     fn block_quantisation_error_is_bounded() {
         let (rows, cols) = (130, 260);
-        let w: Vec<f32> = (0..rows * cols)
-            .map(|i| ((i * 7919) % 1013) as f32 / 100.0 - 5.0)
-            .collect();
+        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 1013) as f32 / 100.0 - 5.0).collect();
         let q = quantize_blocks(&w, rows, cols);
         assert_eq!(q.scales.len(), 2 * 3);
         let d = dequantize_blocks(&q, rows, cols);

@@ -63,7 +63,15 @@ pub fn matmul_quant(format: QFormat, qs: &[u8], scales: &[f16], a: &[f32], m: us
 
 /// The product of a quantized weight's bf16-rounded dequantized values with bf16-rounded
 /// activations: what the GEMM computes for many rows.
-pub fn matmul_quant_as_bf16(format: QFormat, qs: &[u8], scales: &[f16], a: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+pub fn matmul_quant_as_bf16(
+    format: QFormat,
+    qs: &[u8],
+    scales: &[f16],
+    a: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
     let w: Vec<bf16> = dequantize(format, qs, scales, n, k).iter().map(|&v| bf16::from_f32(v)).collect();
     matmul_bf16(a, &w, m, k, n)
 }
@@ -75,7 +83,8 @@ pub fn dequantize(format: QFormat, qs: &[u8], scales: &[f16], n: usize, k: usize
     let mut out = vec![0f32; n * k];
     for j in 0..n {
         for l in 0..k {
-            out[j * k + l] = stored_value(format, &qs[j * rb..(j + 1) * rb], l) as f32 * scales[j * kp / QBLOCK + l / QBLOCK].to_f32();
+            out[j * k + l] = stored_value(format, &qs[j * rb..(j + 1) * rb], l) as f32
+                * scales[j * kp / QBLOCK + l / QBLOCK].to_f32();
         }
     }
     out

@@ -7,18 +7,18 @@
 
 /// Paged attention over ragged chunks (the CPU kernel's reference).
 pub mod attention;
-/// Dense attention (the vision encoder's SDPA kernel's reference).
-pub mod sdpa;
+pub mod fp8;
 /// Matrix products over every weight format.
 pub mod matmul;
 /// The MoE feed-forward.
 pub mod moe;
-pub mod fp8;
 pub mod moe_dispatch;
 pub mod moe_gate;
 pub mod norm;
 pub mod paged_attention;
 pub mod rope;
+/// Dense attention (the vision encoder's SDPA kernel's reference).
+pub mod sdpa;
 
 use half::{bf16, f16};
 

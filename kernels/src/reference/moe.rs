@@ -27,7 +27,15 @@ fn expert(e: &DenseExpert, x: &[f32], hidden: usize) -> Vec<f64> {
 }
 
 /// The MoE output `[t, hidden]` for `x` `[t, hidden]` and token-major routing `[t * k]`.
-pub fn moe(experts: &[DenseExpert], shared: Option<&DenseExpert>, x: &[f32], t: usize, ids: &[u32], weights: &[f32], k: usize) -> Vec<f32> {
+pub fn moe(
+    experts: &[DenseExpert],
+    shared: Option<&DenseExpert>,
+    x: &[f32],
+    t: usize,
+    ids: &[u32],
+    weights: &[f32],
+    k: usize,
+) -> Vec<f32> {
     let hidden = x.len() / t.max(1);
     let mut out = vec![0f32; t * hidden];
     for tok in 0..t {

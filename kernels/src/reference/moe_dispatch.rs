@@ -68,13 +68,7 @@ pub fn permute(expert_ids: &[u32], experts: usize) -> Dispatch {
             r += TILE_M as u32;
         }
     }
-    Dispatch {
-        offsets,
-        sorted_pair,
-        inv,
-        tile_expert,
-        tile_start,
-    }
+    Dispatch { offsets, sorted_pair, inv, tile_expert, tile_start }
 }
 
 /// Weights of all experts, `[experts, n, k]` row-major (`y = x W^T` per expert).
@@ -144,10 +138,7 @@ pub fn expert_of_rows(offsets: &[u32]) -> Vec<u32> {
 /// once to `T`: `[tokens, n]`.
 pub fn unpermute<T: Elem>(y: &[f32], n: usize, inv: &[u32], weights: &[f32], k: usize) -> Vec<T> {
     assert_eq!(inv.len(), weights.len(), "unpermute: one weight per pair");
-    assert!(
-        k > 0 && inv.len().is_multiple_of(k),
-        "unpermute: pairs are not tokens of {k}"
-    );
+    assert!(k > 0 && inv.len().is_multiple_of(k), "unpermute: pairs are not tokens of {k}");
     let tokens = inv.len() / k;
     let mut out = Vec::with_capacity(tokens * n);
     for t in 0..tokens {

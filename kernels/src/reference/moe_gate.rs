@@ -56,12 +56,7 @@ pub struct GateParams {
 /// Indices of the `k` largest values, largest first; ties go to the lower index.
 pub fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..values.len()).collect();
-    idx.sort_by(|&a, &b| {
-        values[b]
-            .partial_cmp(&values[a])
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.cmp(&b))
-    });
+    idx.sort_by(|&a, &b| values[b].partial_cmp(&values[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
     idx.truncate(k);
     idx
 }
@@ -99,9 +94,8 @@ pub fn select(scores: &[f32], bias: Option<&[f32]>, p: &GateParams) -> (Vec<u32>
             (ids, w)
         }
         TopkMethod::GroupLimited => {
-            let masked = group_mask(scores, p.n_group, p.topk_group, |g| {
-                g.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-            });
+            let masked =
+                group_mask(scores, p.n_group, p.topk_group, |g| g.iter().copied().fold(f32::NEG_INFINITY, f32::max));
             let ids = top_k_indices(&masked, p.top_k);
             let w = ids.iter().map(|&i| masked[i]).collect();
             (ids, w)
@@ -129,15 +123,8 @@ pub fn select(scores: &[f32], bias: Option<&[f32]>, p: &GateParams) -> (Vec<u32>
 /// Routes every token of `logits` `[tokens, experts]`: `[tokens * top_k]` ids and weights,
 /// token-major.
 pub fn moe_gate(logits: &[f32], experts: usize, bias: Option<&[f32]>, p: &GateParams) -> (Vec<u32>, Vec<f32>) {
-    assert!(
-        experts > 0 && logits.len().is_multiple_of(experts),
-        "moe_gate: logits are not rows of {experts}"
-    );
-    assert!(
-        p.n_group >= 1 && experts.is_multiple_of(p.n_group),
-        "moe_gate: {experts} experts in {} groups",
-        p.n_group
-    );
+    assert!(experts > 0 && logits.len().is_multiple_of(experts), "moe_gate: logits are not rows of {experts}");
+    assert!(p.n_group >= 1 && experts.is_multiple_of(p.n_group), "moe_gate: {experts} experts in {} groups", p.n_group);
     let mut ids = Vec::with_capacity(logits.len() / experts * p.top_k);
     let mut weights = Vec::with_capacity(ids.capacity());
     for row in logits.chunks(experts) {

@@ -10,17 +10,10 @@ use super::{round_to, Elem};
 /// (the pre-norm layers' `h = h + attn; x = norm(h)`).
 pub fn rms_norm<T: Elem>(x: &[T], residual: Option<&[T]>, weight: &[T], eps: f32) -> (Vec<T>, Option<Vec<T>>) {
     let dim = weight.len();
-    assert!(
-        dim > 0 && x.len().is_multiple_of(dim),
-        "rms_norm: {} values are not rows of {dim}",
-        x.len()
-    );
+    assert!(dim > 0 && x.len().is_multiple_of(dim), "rms_norm: {} values are not rows of {dim}", x.len());
     let h: Option<Vec<T>> = residual.map(|r| {
         assert_eq!(r.len(), x.len(), "rms_norm: residual shape");
-        x.iter()
-            .zip(r)
-            .map(|(a, b)| T::from_f32(a.to_f32() + b.to_f32()))
-            .collect()
+        x.iter().zip(r).map(|(a, b)| T::from_f32(a.to_f32() + b.to_f32())).collect()
     });
     let src: &[T] = h.as_deref().unwrap_or(x);
     let mut y = Vec::with_capacity(src.len());
@@ -38,10 +31,7 @@ pub fn rms_norm<T: Elem>(x: &[T], residual: Option<&[T]>, weight: &[T], eps: f32
 /// `silu(g) * u` of rows `[g | u]` (`2 * inter` wide) into rows of `inter`, computed in f32 and
 /// rounded once.
 pub fn silu_mul<T: Elem>(gate_up: &[T], inter: usize) -> Vec<T> {
-    assert!(
-        inter > 0 && gate_up.len().is_multiple_of(2 * inter),
-        "silu_mul: rows are not 2 * {inter} wide"
-    );
+    assert!(inter > 0 && gate_up.len().is_multiple_of(2 * inter), "silu_mul: rows are not 2 * {inter} wide");
     let mut out = Vec::with_capacity(gate_up.len() / 2);
     for row in gate_up.chunks(2 * inter) {
         let (g, u) = row.split_at(inter);

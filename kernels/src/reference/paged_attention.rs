@@ -45,9 +45,7 @@ fn attend(scores: &[f32], dim: usize, value: impl Fn(usize, usize) -> f32) -> Ve
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
     let sum: f32 = e.iter().sum();
-    (0..dim)
-        .map(|d| e.iter().enumerate().map(|(i, p)| p * value(i, d)).sum::<f32>() / sum)
-        .collect()
+    (0..dim).map(|d| e.iter().enumerate().map(|(i, p)| p * value(i, d)).sum::<f32>() / sum).collect()
 }
 
 /// Shapes of an MHA decode call.
@@ -87,16 +85,10 @@ pub fn paged_mha<T: Elem>(
             let scores: Vec<f32> = (0..len as usize)
                 .map(|t| {
                     let base = pool_index(slot_of(table, t), g, kvh, 0, dim);
-                    qv.iter()
-                        .zip(&k_pool[base..base + dim])
-                        .map(|(a, b)| a.to_f32() * b.to_f32())
-                        .sum::<f32>()
-                        * scale
+                    qv.iter().zip(&k_pool[base..base + dim]).map(|(a, b)| a.to_f32() * b.to_f32()).sum::<f32>() * scale
                 })
                 .collect();
-            let o = attend(&scores, dim, |t, d| {
-                v_pool[pool_index(slot_of(table, t), g, kvh, d, dim)].to_f32()
-            });
+            let o = attend(&scores, dim, |t, d| v_pool[pool_index(slot_of(table, t), g, kvh, d, dim)].to_f32());
             out.extend(o.into_iter().map(T::from_f32));
         }
     }
@@ -167,12 +159,7 @@ mod tests {
 
     #[test]
     fn one_token_context_returns_its_value() {
-        let s = MhaShape {
-            heads: 2,
-            kv_heads: 1,
-            head_dim: 2,
-            max_blocks: 1,
-        };
+        let s = MhaShape { heads: 2, kv_heads: 1, head_dim: 2, max_blocks: 1 };
         let mut k = vec![0f32; 16 * 2];
         let mut v = vec![0f32; 16 * 2];
         write_rows(&mut k, &[1.0, 1.0], &[3], 1, 2);
@@ -186,12 +173,7 @@ mod tests {
 
     #[test]
     fn equal_scores_average_the_values() {
-        let s = MlaShape {
-            heads: 1,
-            rank: 2,
-            rope_dim: 2,
-            max_blocks: 2,
-        };
+        let s = MlaShape { heads: 1, rank: 2, rope_dim: 2, max_blocks: 2 };
         let mut lat = vec![0f32; 2 * 16 * 2];
         let kpe = vec![0f32; 2 * 16 * 2];
         // Sequence of 17 tokens over blocks [1, 0]; q_abs = 0 so every score is 0.

@@ -29,10 +29,7 @@ pub fn rope<T: Elem>(
     let mut out = vec![T::from_f32(0.0); x.len()];
     for (t, &p) in positions.iter().enumerate() {
         let row = p as usize * half;
-        assert!(
-            row + half <= cos.len() && row + half <= sin.len(),
-            "rope: position {p} past the tables"
-        );
+        assert!(row + half <= cos.len() && row + half <= sin.len(), "rope: position {p} past the tables");
         for h in 0..heads {
             let base = (t * heads + h) * dim;
             for i in 0..half {
@@ -60,14 +57,8 @@ mod tests {
         let cos = [1.0f32, 1.0, 0.0, 0.0];
         let sin = [0.0f32, 0.0, 1.0, 1.0];
         let x = [1.0f32, 2.0, 3.0, 4.0];
-        assert_eq!(
-            rope(&x, 1, 4, &[1], &cos, &sin, RopeStyle::Neox),
-            vec![-3.0, -4.0, 1.0, 2.0]
-        );
-        assert_eq!(
-            rope(&x, 1, 4, &[1], &cos, &sin, RopeStyle::Interleaved),
-            vec![-2.0, 1.0, -4.0, 3.0]
-        );
+        assert_eq!(rope(&x, 1, 4, &[1], &cos, &sin, RopeStyle::Neox), vec![-3.0, -4.0, 1.0, 2.0]);
+        assert_eq!(rope(&x, 1, 4, &[1], &cos, &sin, RopeStyle::Interleaved), vec![-2.0, 1.0, -4.0, 3.0]);
         assert_eq!(rope(&x, 1, 4, &[0], &cos, &sin, RopeStyle::Neox), x.to_vec());
     }
 }

@@ -1,13 +1,24 @@
 //! Reference attention (the vision encoder's dense SDPA): `softmax(q kᵀ · scale + bias) v` per batch item and query row, f64.
 
 /// `q` `[n, lq, d]`, `k`, `v` `[n, lk, d]`, `bias(b, row, col)`: `[n, lq, d]`.
-pub fn sdpa(q: &[f32], k: &[f32], v: &[f32], n: usize, lq: usize, lk: usize, d: usize, scale: f64, bias: impl Fn(usize, usize, usize) -> f64) -> Vec<f32> {
+pub fn sdpa(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    n: usize,
+    lq: usize,
+    lk: usize,
+    d: usize,
+    scale: f64,
+    bias: impl Fn(usize, usize, usize) -> f64,
+) -> Vec<f32> {
     let mut out = vec![0f32; n * lq * d];
     for b in 0..n {
         for r in 0..lq {
             let s: Vec<f64> = (0..lk)
                 .map(|c| {
-                    let dot: f64 = (0..d).map(|i| q[(b * lq + r) * d + i] as f64 * k[(b * lk + c) * d + i] as f64).sum();
+                    let dot: f64 =
+                        (0..d).map(|i| q[(b * lq + r) * d + i] as f64 * k[(b * lk + c) * d + i] as f64).sum();
                     dot * scale + bias(b, r, c)
                 })
                 .collect();

@@ -11,14 +11,9 @@ pub struct Rng(u64);
 impl Rng {
     /// Seeded from `DOCSEEK_TEST_SEED` or the clock; prints the seed so a failure can be replayed.
     pub fn fresh(test: &str) -> Self {
-        let seed = std::env::var("DOCSEEK_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
+        let seed = std::env::var("DOCSEEK_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+        });
         eprintln!("{test}: DOCSEEK_TEST_SEED={seed}");
         Rng(seed)
     }
@@ -56,23 +51,13 @@ impl Rng {
     /// A tensor of normal values in `dtype` on the CPU.
     pub fn tensor(&mut self, shape: &[usize], std: f32, dtype: DType) -> Tensor {
         let n = shape.iter().product();
-        Tensor::from_vec(self.vec(n, std), shape, &Device::Cpu)
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap()
+        Tensor::from_vec(self.vec(n, std), shape, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
     }
 }
 
 /// Values of a tensor as f32 on the host.
 pub fn values(t: &Tensor) -> Vec<f32> {
-    t.to_device(&Device::Cpu)
-        .unwrap()
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
+    t.to_device(&Device::Cpu).unwrap().to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
 
 /// Asserts `max |got - want| <= rel * max |want|` (and no NaN); prints the figures.

@@ -37,11 +37,7 @@ impl Tally {
     /// Counts one answer; with `script`, Chinese must also get Simplified/Traditional right.
     pub fn add(&mut self, truth: &LanguageRow, d: &Detection, script: bool) {
         self.total += 1;
-        let ok = if script {
-            is_correct_script(truth, d)
-        } else {
-            is_correct(truth, d)
-        };
+        let ok = if script { is_correct_script(truth, d) } else { is_correct(truth, d) };
         self.correct += ok as usize;
         self.und += !d.is_determined() as usize;
         self.in_answer += (ok || d.alternatives.iter().any(|a| a.code == truth.code)) as usize;
@@ -90,9 +86,7 @@ pub fn short_text_set(test: bool) -> Result<Vec<ShortTextLanguage>, String> {
     let inv = Inventory::global();
     let mut out = Vec::new();
     for l in lingua::test_languages() {
-        let row = inv
-            .by_key(&l.row)
-            .ok_or_else(|| format!("{} not in the inventory", l.row))?;
+        let row = inv.by_key(&l.row).ok_or_else(|| format!("{} not in the inventory", l.row))?;
         let mut lines: [Vec<String>; 3] = Default::default();
         for (k, kind) in KINDS.iter().enumerate() {
             lines[k] = lingua::testdata(&l.lingua, kind)?

@@ -40,21 +40,14 @@ pub fn table() -> Vec<LinguaRow> {
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            LinguaRow {
-                lingua: f[0].into(),
-                row: f[1].into(),
-                usage: f[2].into(),
-            }
+            LinguaRow { lingua: f[0].into(), row: f[1].into(), usage: f[2].into() }
         })
         .collect()
 }
 
 /// The languages of the held-out test set: one row per lingua language (no transliterated rows).
 pub fn test_languages() -> Vec<LinguaRow> {
-    table()
-        .into_iter()
-        .filter(|r| r.usage == "train" || r.usage == "eval")
-        .collect()
+    table().into_iter().filter(|r| r.usage == "train" || r.usage == "eval").collect()
 }
 
 /// The unpacked crate of a lingua language in the cargo registry.
@@ -65,31 +58,20 @@ pub fn crate_dir(lingua: &str) -> Result<PathBuf, String> {
         .ok_or("neither CARGO_HOME nor HOME is set")?;
     let name = format!("lingua-{lingua}-language-model-{VERSION}");
     let src = home.join("registry/src");
-    for index in std::fs::read_dir(&src)
-        .map_err(|e| format!("{}: {e}", src.display()))?
-        .flatten()
-    {
+    for index in std::fs::read_dir(&src).map_err(|e| format!("{}: {e}", src.display()))?.flatten() {
         let dir = index.path().join(&name);
         if dir.is_dir() {
             return Ok(dir);
         }
     }
-    Err(format!(
-        "{name} not found under {}: run langs/data/fetch-lingua.sh",
-        src.display()
-    ))
+    Err(format!("{name} not found under {}: run langs/data/fetch-lingua.sh", src.display()))
 }
 
 /// The lines of a test file (`sentences`, `word-pairs`, `single-words`).
 pub fn testdata(lingua: &str, kind: &str) -> Result<Vec<String>, String> {
     let path = crate_dir(lingua)?.join(format!("testdata/{kind}.txt"));
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect())
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
 }
 
 /// Serbian Cyrillic to Latin (Gaj's alphabet).
@@ -130,10 +112,9 @@ const CYRL_LATN: [(char, &str); 30] = [
 /// no counterpart).
 fn transliterate(s: &str, usage: &str) -> Option<String> {
     match usage {
-        "train-cyrl-latn" => s
-            .chars()
-            .map(|c| CYRL_LATN.iter().find(|(k, _)| *k == c).map(|(_, v)| *v))
-            .collect::<Option<String>>(),
+        "train-cyrl-latn" => {
+            s.chars().map(|c| CYRL_LATN.iter().find(|(k, _)| *k == c).map(|(_, v)| *v)).collect::<Option<String>>()
+        }
         "train-latn-cyrl" => {
             let chars: Vec<char> = s.chars().collect();
             let mut out = String::new();
@@ -208,10 +189,7 @@ pub fn external(inventory: &Inventory) -> Result<docseek_langs::training::Extern
         let Some(inv) = inventory.by_key(&row.row) else {
             return Err(format!("{} not in the inventory", row.row));
         };
-        let ext = ExternalRow {
-            orders: distribution(&row, inv.class())?,
-            prior: row.usage == "train",
-        };
+        let ext = ExternalRow { orders: distribution(&row, inv.class())?, prior: row.usage == "train" };
         out.insert(row.row.clone(), ext);
     }
     Ok(out)

@@ -92,12 +92,15 @@ pub fn run(args: AccuracyBenchArgs) -> anyhow::Result<ExitCode> {
     }
     // Decoder: prefill logits and greedy ids.
     let dcfg = &cfg.decoder;
-    let ids: Vec<u32> = (0..args.prompt_tokens as u64).map(|i| ((i * 7919 + 13) % dcfg.vocab_size as u64) as u32).collect();
+    let ids: Vec<u32> =
+        (0..args.prompt_tokens as u64).map(|i| ((i * 7919 + 13) % dcfg.vocab_size as u64) as u32).collect();
     let (ref_logits, ref_ids) = {
         let dec = load_decoder(&args.model, dcfg, DType::F32, &cpu, Quant::None)?;
         decode(&dec, &ids, args.steps)?
     };
-    for (dtype, quant) in [(DType::BF16, Quant::None), (DType::BF16, Quant::Q8), (DType::BF16, Quant::Q4), (DType::F32, Quant::Q8)] {
+    for (dtype, quant) in
+        [(DType::BF16, Quant::None), (DType::BF16, Quant::Q8), (DType::BF16, Quant::Q4), (DType::F32, Quant::Q8)]
+    {
         let dec = load_decoder(&args.model, dcfg, dtype, &cpu, quant)?;
         let (logits, got_ids) = decode(&dec, &ids, args.steps)?;
         let same = ref_ids.iter().zip(&got_ids).take_while(|(a, b)| a == b).count();

@@ -19,8 +19,8 @@ use docseek_kernels::linear::Quant;
 use super::roofline::{bytes_per_param, load_line, machine_line, process_cpu_seconds, read_bandwidth, reference};
 use crate::model::config::AttentionKind;
 use crate::model::loader::{check_quant, load_decoder};
-use crate::model::{DeviceSpec, Dtype};
 use crate::model::{DeepseekDecoder, DeepseekV2Config, LogitsFor, ModelConfig};
+use crate::model::{DeviceSpec, Dtype};
 
 /// Arguments of `docseek bench decode`.
 #[derive(Debug, clap::Args)]
@@ -107,7 +107,10 @@ impl ActiveParams {
                     None => h * heads * c.q_head_dim(),
                     Some(r) => h * r + r * heads * c.q_head_dim(),
                 };
-                (q + h * (rank + c.qk_rope_head_dim) + heads * c.v_head_dim * h, rank * heads * (c.qk_nope_head_dim + c.v_head_dim))
+                (
+                    q + h * (rank + c.qk_rope_head_dim) + heads * c.v_head_dim * h,
+                    rank * heads * (c.qk_nope_head_dim + c.v_head_dim),
+                )
             }
         };
         let (mut linear, mut other, mut gates) = (0, h, 0);
@@ -186,12 +189,16 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
     let load = t.elapsed();
     let (hwm_load, rss_load) = peak_and_current_rss();
 
-    let params = crate::model::synth::decoder_tensor_specs(&dcfg).iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
+    let params = crate::model::synth::decoder_tensor_specs(&dcfg)
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum::<usize>();
     let wbytes = weight_bytes(&dcfg, quant, dtype);
     let active = ActiveParams::of(&dcfg).bytes(quant, dtype);
 
     // Prompt ids spread over the vocabulary (the cost does not depend on the values).
-    let ids: Vec<u32> = (0..args.prompt_tokens as u64).map(|i| ((i * 7919 + 13) % dcfg.vocab_size as u64) as u32).collect();
+    let ids: Vec<u32> =
+        (0..args.prompt_tokens as u64).map(|i| ((i * 7919 + 13) % dcfg.vocab_size as u64) as u32).collect();
     let warm = dec.embed(&ids[..ids.len().min(16)])?;
     dec.forward(&warm, &mut dec.new_cache(16)?, LogitsFor::Last)?;
 
@@ -226,12 +233,33 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         Quant::None => format!("{dtype:?}"),
         q => format!("{dtype:?} activations, {q} weights"),
     };
-    println!("decoder bench: {} ({label}, {:?}, {} layers, hidden {})", args.model.display(), device, dcfg.num_hidden_layers, dcfg.hidden_size);
+    println!(
+        "decoder bench: {} ({label}, {:?}, {} layers, hidden {})",
+        args.model.display(),
+        device,
+        dcfg.num_hidden_layers,
+        dcfg.hidden_size
+    );
     println!("  machine            {}; {load_before} before, {} after", machine_line(), load_line());
     println!("  weights            {} ({params} params), active per decode token {}", gb(wbytes), gb(active));
-    println!("  load               {:.2}s, RSS after load {} (peak {})", load.as_secs_f64(), gb(rss_load as f64), gb(hwm_load as f64));
-    println!("  prefill            {} tokens in {:.2}s = {:.1} tok/s", args.prompt_tokens, prefill.as_secs_f64(), prefill_tps);
-    println!("  decode             {} tokens = {:.2} tok/s, median {:.1} ms/token", args.new_tokens, decode_tps, median * 1e3);
+    println!(
+        "  load               {:.2}s, RSS after load {} (peak {})",
+        load.as_secs_f64(),
+        gb(rss_load as f64),
+        gb(hwm_load as f64)
+    );
+    println!(
+        "  prefill            {} tokens in {:.2}s = {:.1} tok/s",
+        args.prompt_tokens,
+        prefill.as_secs_f64(),
+        prefill_tps
+    );
+    println!(
+        "  decode             {} tokens = {:.2} tok/s, median {:.1} ms/token",
+        args.new_tokens,
+        decode_tps,
+        median * 1e3
+    );
     println!(
         "  decode roofline    {:.2} tok/s at {:.1} GB/s (probes: candle sum {:.1}, threaded sum {:.1} GB/s): {:.0}% of roofline",
         roof_tps,
@@ -267,7 +295,11 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
                     file.display()
                 );
             }
-            None => println!("  PyTorch            no {rdtype} decode line with prompt_len {} in {}", args.prompt_tokens, file.display()),
+            None => println!(
+                "  PyTorch            no {rdtype} decode line with prompt_len {} in {}",
+                args.prompt_tokens,
+                file.display()
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -15,8 +15,8 @@ use candle_core::Tensor;
 
 use super::decode::{peak_and_current_rss, DecodeBenchArgs};
 use crate::model::loader::open_weights;
-use crate::model::Dtype;
 use crate::model::paged_cache::blocks_for;
+use crate::model::Dtype;
 use crate::model::{DeepseekDecoder, ModelConfig, PagedKvCache, SeqChunk, SeqId};
 
 /// Sequence id of the shared prefill.

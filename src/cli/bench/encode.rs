@@ -29,7 +29,6 @@ pub enum BenchDtype {
     Bf16,
 }
 
-
 /// Arguments of `docseek bench encode`.
 #[derive(Debug, clap::Args)]
 pub struct EncodeBenchArgs {
@@ -130,7 +129,10 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
         super::roofline::machine_line(),
         super::roofline::load_line()
     );
-    println!("{:<14} {:>6} {:>6} {:>10} {:>10} {:>12}  vs PyTorch", "mode", "views", "slots", "prep_s", "encode_s", "peak_MiB");
+    println!(
+        "{:<14} {:>6} {:>6} {:>10} {:>10} {:>12}  vs PyTorch",
+        "mode", "views", "slots", "prep_s", "encode_s", "peak_MiB"
+    );
     let hwm_resettable = reset_hwm();
     for mode in &args.modes {
         let spec = mode.spec(arch);
@@ -161,7 +163,8 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<ExitCode> {
         let vs = match &args.reference {
             Some(file) => {
                 let dt = if dtype == DType::BF16 { "bf16" } else { "f32" };
-                match super::roofline::reference(file, "vision", &[("dtype", dt.into()), ("mode", mode.name().into())])? {
+                match super::roofline::reference(file, "vision", &[("dtype", dt.into()), ("mode", mode.name().into())])?
+                {
                     Some(r) => {
                         let t = r["s_per_page"].as_f64().unwrap_or(f64::NAN);
                         format!("  {t:.2}s: docseek x{:.2} of its time", total / t)

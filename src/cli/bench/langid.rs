@@ -18,11 +18,7 @@ const LINE_CHARS: usize = 60;
 #[derive(Debug, clap::Args)]
 pub struct LangidBenchArgs {
     /// The UDHR corpus folder (one `<key>.txt` per language variety, one paragraph a line).
-    #[arg(
-        long,
-        env = "DOCSEEK_UDHR_DIR",
-        default_value = "/work/shared/corpus/udhr"
-    )]
+    #[arg(long, env = "DOCSEEK_UDHR_DIR", default_value = "/work/shared/corpus/udhr")]
     pub corpus: PathBuf,
     /// Seconds to run each measurement.
     #[arg(long, default_value_t = 2.0)]
@@ -42,34 +38,19 @@ pub fn run(args: LangidBenchArgs) -> anyhow::Result<ExitCode> {
             paragraphs.extend(p.into_iter().map(|(_, text)| text));
         }
     }
-    anyhow::ensure!(
-        !paragraphs.is_empty(),
-        "no text found in {}",
-        args.corpus.display()
-    );
+    anyhow::ensure!(!paragraphs.is_empty(), "no text found in {}", args.corpus.display());
     let lines: Vec<String> = paragraphs.iter().flat_map(|p| line_pieces(p)).collect();
     let sentences: Vec<String> = paragraphs.iter().flat_map(|p| sentences_of(p)).collect();
     let min_time = Duration::from_secs_f64(args.seconds.max(0.1));
-    for (unit, texts) in [
-        ("paragraph", &paragraphs),
-        ("sentence", &sentences),
-        ("line", &lines),
-    ] {
+    for (unit, texts) in [("paragraph", &paragraphs), ("sentence", &sentences), ("line", &lines)] {
         let bytes: usize = texts.iter().map(String::len).sum();
-        println!(
-            "per {unit}: {} texts, {:.2} MB",
-            texts.len(),
-            bytes as f64 / 1e6
-        );
+        println!("per {unit}: {} texts, {:.2} MB", texts.len(), bytes as f64 / 1e6);
         println!("| detector | MB/s | {unit}s/s |\n| --- | --- | --- |");
         let r = compare(texts, min_time);
         for t in &r {
             println!("| {} | {:.2} | {:.0} |", t.name, t.mb_per_s, t.texts_per_s);
         }
-        println!(
-            "ratio docseek-langs detect / whatlang alone: {:.2}\n",
-            r[0].mb_per_s / r[2].mb_per_s
-        );
+        println!("ratio docseek-langs detect / whatlang alone: {:.2}\n", r[0].mb_per_s / r[2].mb_per_s);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -77,8 +58,5 @@ pub fn run(args: LangidBenchArgs) -> anyhow::Result<ExitCode> {
 /// Cuts a paragraph into pieces of about [`LINE_CHARS`] characters.
 fn line_pieces(p: &str) -> Vec<String> {
     let chars: Vec<char> = p.chars().collect();
-    chars
-        .chunks(LINE_CHARS)
-        .map(|c| c.iter().collect())
-        .collect()
+    chars.chunks(LINE_CHARS).map(|c| c.iter().collect()).collect()
 }

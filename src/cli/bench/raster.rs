@@ -72,13 +72,21 @@ pub fn run(args: RasterBenchArgs) -> anyhow::Result<ExitCode> {
     }
     let ours_best = *ours.iter().min().expect("at least one round");
 
-    println!("input: {} ({n} of {total} pages, {} dpi, {:.1} MP per round)", input.display(), args.dpi, pixels as f64 / 1e6);
+    println!(
+        "input: {} ({n} of {total} pages, {} dpi, {:.1} MP per round)",
+        input.display(),
+        args.dpi,
+        pixels as f64 / 1e6
+    );
     println!("docseek (pdfium worker, RGB in memory): {}", rate(n, ours_best, &ours));
     match time_pdftoppm(&input, n, args.dpi, rounds) {
         Ok(theirs) => {
             let theirs_best = *theirs.iter().min().expect("at least one round");
             println!("pdftoppm -r {} (PPM files):          {}", args.dpi, rate(n, theirs_best, &theirs));
-            println!("ratio docseek / pdftoppm (pages/s, best rounds): {:.2}x", theirs_best.as_secs_f64() / ours_best.as_secs_f64());
+            println!(
+                "ratio docseek / pdftoppm (pages/s, best rounds): {:.2}x",
+                theirs_best.as_secs_f64() / ours_best.as_secs_f64()
+            );
         }
         Err(e) => println!("pdftoppm: not measured ({e}); install poppler-utils (scripts/test-deps.sh)"),
     }
@@ -87,7 +95,12 @@ pub fn run(args: RasterBenchArgs) -> anyhow::Result<ExitCode> {
 
 fn rate(pages: usize, best: Duration, all: &[Duration]) -> String {
     let rounds: Vec<String> = all.iter().map(|d| format!("{:.3}", d.as_secs_f64())).collect();
-    format!("{:.2} pages/s (best {:.3} s; rounds {} s)", pages as f64 / best.as_secs_f64(), best.as_secs_f64(), rounds.join(", "))
+    format!(
+        "{:.2} pages/s (best {:.3} s; rounds {} s)",
+        pages as f64 / best.as_secs_f64(),
+        best.as_secs_f64(),
+        rounds.join(", ")
+    )
 }
 
 fn time_pdftoppm(input: &Path, pages: usize, dpi: f32, rounds: usize) -> anyhow::Result<Vec<Duration>> {

@@ -31,7 +31,10 @@ pub fn read_bandwidth(device: &Device) -> anyhow::Result<(f64, f64)> {
     let mut best = f64::MAX;
     for _ in 0..3 {
         let s = Instant::now();
-        let sum: u64 = words.par_chunks(words.len().div_ceil(threads)).map(|c| c.iter().fold(0u64, |a, &w| a.wrapping_add(w))).sum();
+        let sum: u64 = words
+            .par_chunks(words.len().div_ceil(threads))
+            .map(|c| c.iter().fold(0u64, |a, &w| a.wrapping_add(w)))
+            .sum();
         anyhow::ensure!(sum == words.len() as u64, "bandwidth probe returned {sum}");
         best = best.min(s.elapsed().as_secs_f64());
     }
@@ -40,7 +43,8 @@ pub fn read_bandwidth(device: &Device) -> anyhow::Result<(f64, f64)> {
 
 /// The 1-minute load average and the CPU count, for stating the load with each figure.
 pub fn load_line() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(str::to_string));
+    let load =
+        std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(str::to_string));
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("load average {} on {cpus} CPUs", load.unwrap_or_else(|| "n/a".into()))
 }
@@ -49,9 +53,18 @@ pub fn load_line() -> String {
 pub fn machine_line() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    format!("{model}, kernels {} ({} threads)", docseek_kernels::cpu::Isa::active(), docseek_kernels::cpu::pool::threads())
+    format!(
+        "{model}, kernels {} ({} threads)",
+        docseek_kernels::cpu::Isa::active(),
+        docseek_kernels::cpu::pool::threads()
+    )
 }
 
 /// Bytes per stored parameter of a linear weight in `quant` (q8: 34 bytes per 32 values, q4:
@@ -65,7 +78,11 @@ pub fn bytes_per_param(quant: Quant, dtype: DType) -> f64 {
 }
 
 /// The last line of a refbench JSONL file with `bench` and the given fields equal.
-pub fn reference(file: &Path, bench: &str, fields: &[(&str, serde_json::Value)]) -> anyhow::Result<Option<serde_json::Value>> {
+pub fn reference(
+    file: &Path,
+    bench: &str,
+    fields: &[(&str, serde_json::Value)],
+) -> anyhow::Result<Option<serde_json::Value>> {
     let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     Ok(text
         .lines()

@@ -82,7 +82,12 @@ fn union(boxes: impl Iterator<Item = GridBox>) -> Option<GridBox> {
 /// higher-resolution rendering than the model saw); `None` for an empty box.
 fn crop(image: &RgbImage, grid: GridBox) -> Result<Option<(Vec<u8>, [u32; 4])>, RenderError> {
     let (w, h) = image.dimensions();
-    let b = [grid_to_pixels(grid[0], w), grid_to_pixels(grid[1], h), grid_to_pixels(grid[2], w), grid_to_pixels(grid[3], h)];
+    let b = [
+        grid_to_pixels(grid[0], w),
+        grid_to_pixels(grid[1], h),
+        grid_to_pixels(grid[2], w),
+        grid_to_pixels(grid[3], h),
+    ];
     let (cw, ch) = (b[2].saturating_sub(b[0]), b[3].saturating_sub(b[1]));
     if cw == 0 || ch == 0 {
         return Ok(None);

@@ -56,7 +56,8 @@ fn render_block(doc: &Document, page: &Page, block: &Block, out: &mut String) {
     out.push_str(&format!("<div class=\"{area_class}\" id=\"block_{id}\" title=\"{}\">\n", title_bbox(bbox)));
     let lines = place_lines(&rects, &block_lines(doc, block));
     if !lines.is_empty() {
-        let dir = block.language.as_ref().map(|l| if l.rtl { " dir=\"rtl\"" } else { " dir=\"ltr\"" }).unwrap_or_default();
+        let dir =
+            block.language.as_ref().map(|l| if l.rtl { " dir=\"rtl\"" } else { " dir=\"ltr\"" }).unwrap_or_default();
         out.push_str(&format!("<p class=\"ocr_par\" id=\"par_{id}\"{lang}{dir} title=\"{}\">\n", title_bbox(bbox)));
         let line_class = match block.kind {
             BlockKind::Title | BlockKind::SubTitle => "ocr_header",

@@ -121,7 +121,11 @@ fn block_attrs(block: &Block, extra_class: &str) -> String {
     }
     match &block.language {
         Some(lang) => {
-            a.push_str(&format!(" lang=\"{}\" dir=\"{}\"", escape_html(&lang.tag), if lang.rtl { "rtl" } else { "ltr" }));
+            a.push_str(&format!(
+                " lang=\"{}\" dir=\"{}\"",
+                escape_html(&lang.tag),
+                if lang.rtl { "rtl" } else { "ltr" }
+            ));
         }
         None => a.push_str(" dir=\"auto\""),
     }
@@ -207,7 +211,8 @@ mod tests {
 
     #[test]
     fn scripts_are_removed_and_math_survives_markdown() {
-        let (html, math) = markdown_html(r"Hello <script>alert(1)</script> **bold** \(a_1 * b_2\) <img src=x onerror=alert(1)>");
+        let (html, math) =
+            markdown_html(r"Hello <script>alert(1)</script> **bold** \(a_1 * b_2\) <img src=x onerror=alert(1)>");
         assert!(math);
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("onerror"), "{html}");

@@ -30,7 +30,8 @@ pub(super) fn render(doc: &Document, figures: &Figures) -> Result<Vec<u8>, Rende
         }
         document = &with_figures;
     }
-    let wrapped = JsonDocument { schema: SCHEMA, generator: format!("docseek {}", env!("CARGO_PKG_VERSION")), document };
+    let wrapped =
+        JsonDocument { schema: SCHEMA, generator: format!("docseek {}", env!("CARGO_PKG_VERSION")), document };
     let mut out = serde_json::to_vec_pretty(&wrapped)?;
     out.push(b'\n');
     Ok(out)

@@ -91,7 +91,14 @@ pub(super) fn render(doc: &Document, opts: &RenderOptions) -> Result<Vec<u8>, Re
 }
 
 /// The page's content stream: the image, then the invisible text.
-fn page_content(doc: &Document, page: &Page, opts: &RenderOptions, encoder: &mut CidEncoder, w: f32, h: f32) -> Vec<u8> {
+fn page_content(
+    doc: &Document,
+    page: &Page,
+    opts: &RenderOptions,
+    encoder: &mut CidEncoder,
+    w: f32,
+    h: f32,
+) -> Vec<u8> {
     let mut content = Content::new();
     content.save_state().transform([w, 0.0, 0.0, h, 0.0, 0.0]).x_object(IMAGE_RESOURCE).restore_state();
     content.begin_text().set_text_rendering_mode(TextRenderingMode::Invisible);

@@ -13,10 +13,8 @@ pub(super) fn render(doc: &Document, opts: &RenderOptions) -> String {
         if i > 0 {
             out.push_str(&separator(opts, page.number));
         }
-        let parts: Vec<String> = visible(page, opts)
-            .map(|b| block_lines(doc, b).join("\n"))
-            .filter(|t| !t.trim().is_empty())
-            .collect();
+        let parts: Vec<String> =
+            visible(page, opts).map(|b| block_lines(doc, b).join("\n")).filter(|t| !t.trim().is_empty()).collect();
         out.push_str(&parts.join("\n\n"));
     }
     let trimmed = out.trim_end().len();

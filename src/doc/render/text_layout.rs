@@ -107,7 +107,10 @@ pub(super) fn place_table_cells(rect: Rect, table: &crate::doc::table::Table) ->
         .map(|c| {
             let x1 = rect[0] + col_w * c.column as f32;
             let y1 = rect[1] + row_h * c.row as f32;
-            PlacedWord { rect: [x1, y1, x1 + col_w * c.column_span as f32, y1 + row_h], text: c.text.replace('\n', " ") }
+            PlacedWord {
+                rect: [x1, y1, x1 + col_w * c.column_span as f32, y1 + row_h],
+                text: c.text.replace('\n', " "),
+            }
         })
         .collect()
 }

@@ -13,15 +13,9 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to `path` atomically, creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = dir.join(format!(".{name}{TEMP_MARKER}{}-{n}", std::process::id()));
     let result = (|| {
@@ -44,9 +38,7 @@ pub fn clean_temp_files(dir: &Path) -> usize {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .flatten()
-        .filter(|e| {
-            e.file_type().is_file() && e.file_name().to_string_lossy().contains(TEMP_MARKER)
-        })
+        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().contains(TEMP_MARKER))
         .filter(|e| std::fs::remove_file(e.path()).is_ok())
         .count()
 }
@@ -62,10 +54,8 @@ mod tests {
         write_atomic(&target, b"one").unwrap();
         write_atomic(&target, b"two").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(target.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> =
+            std::fs::read_dir(target.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "no temporary file remains: {names:?}");
         let leftover = tmp.path().join(format!("a/.x.md{TEMP_MARKER}99-0"));
         std::fs::write(&leftover, b"half").unwrap();

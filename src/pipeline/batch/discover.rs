@@ -8,9 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// File extensions picked up when walking directories (case-insensitive). Files named
 /// explicitly are tried whatever their extension.
-pub const DOCUMENT_EXTENSIONS: [&str; 9] = [
-    "pdf", "png", "jpg", "jpeg", "tif", "tiff", "webp", "gif", "bmp",
-];
+pub const DOCUMENT_EXTENSIONS: [&str; 9] = ["pdf", "png", "jpg", "jpeg", "tif", "tiff", "webp", "gif", "bmp"];
 
 /// One document of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,9 +87,9 @@ fn read_list(list: Option<&Path>) -> Result<Vec<PathBuf>, DiscoverError> {
     let reader: Box<dyn BufRead> = match list {
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p == Path::new("-") => Box::new(std::io::stdin().lock()),
-        Some(p) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(p).map_err(|e| DiscoverError::List(name.clone(), e))?,
-        )),
+        Some(p) => {
+            Box::new(std::io::BufReader::new(std::fs::File::open(p).map_err(|e| DiscoverError::List(name.clone(), e))?))
+        }
     };
     let mut out = Vec::new();
     for line in reader.split(b'\n') {
@@ -116,30 +114,17 @@ fn path_from_bytes(bytes: &[u8]) -> PathBuf {
 }
 
 /// Adds the documents below `dir`, in name order, with paths relative to `dir`.
-fn walk(
-    dir: &Path,
-    exclude: Option<&Path>,
-    found: &mut Vec<(PathBuf, PathBuf)>,
-) -> Result<(), DiscoverError> {
-    let walker = walkdir::WalkDir::new(dir)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            let hidden = e.depth() > 0 && e.file_name().to_string_lossy().starts_with('.');
-            let excluded = exclude.is_some_and(|x| {
-                e.file_type().is_dir() && std::fs::canonicalize(e.path()).is_ok_and(|p| p == x)
-            });
-            !hidden && !excluded
-        });
+fn walk(dir: &Path, exclude: Option<&Path>, found: &mut Vec<(PathBuf, PathBuf)>) -> Result<(), DiscoverError> {
+    let walker = walkdir::WalkDir::new(dir).sort_by_file_name().into_iter().filter_entry(|e| {
+        let hidden = e.depth() > 0 && e.file_name().to_string_lossy().starts_with('.');
+        let excluded =
+            exclude.is_some_and(|x| e.file_type().is_dir() && std::fs::canonicalize(e.path()).is_ok_and(|p| p == x));
+        !hidden && !excluded
+    });
     for entry in walker {
-        let entry =
-            entry.map_err(|e| DiscoverError::Walk(dir.display().to_string(), e.to_string()))?;
+        let entry = entry.map_err(|e| DiscoverError::Walk(dir.display().to_string(), e.to_string()))?;
         if entry.file_type().is_file() && has_document_extension(entry.path()) {
-            let rel = entry
-                .path()
-                .strip_prefix(dir)
-                .unwrap_or(entry.path())
-                .to_path_buf();
+            let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path()).to_path_buf();
             found.push((entry.path().to_path_buf(), rel));
         }
     }
@@ -152,8 +137,7 @@ fn expand_glob(
     exclude: Option<&Path>,
     found: &mut Vec<(PathBuf, PathBuf)>,
 ) -> Result<(), DiscoverError> {
-    let paths =
-        glob::glob(pattern).map_err(|e| DiscoverError::BadGlob(pattern.into(), e.to_string()))?;
+    let paths = glob::glob(pattern).map_err(|e| DiscoverError::BadGlob(pattern.into(), e.to_string()))?;
     for path in paths.flatten() {
         if path.is_dir() {
             walk(&path, exclude, found)?;
@@ -167,17 +151,13 @@ fn expand_glob(
 
 /// Whether a path ends in one of [`DOCUMENT_EXTENSIONS`].
 pub fn has_document_extension(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        DOCUMENT_EXTENSIONS
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(e))
-    })
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| DOCUMENT_EXTENSIONS.iter().any(|d| d.eq_ignore_ascii_case(e)))
 }
 
 fn file_name(path: &Path) -> PathBuf {
-    path.file_name()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| sanitized(path))
+    path.file_name().map(PathBuf::from).unwrap_or_else(|| sanitized(path))
 }
 
 /// A path made safe to join under the output folder: no root, no `.` or `..`.
@@ -211,11 +191,7 @@ fn dedupe(found: Vec<(PathBuf, PathBuf)>) -> Vec<InputFile> {
     unique
         .into_iter()
         .map(|(path, rel)| {
-            let rel = if uses[&rel] > 1 {
-                sanitized(&path)
-            } else {
-                rel
-            };
+            let rel = if uses[&rel] > 1 { sanitized(&path) } else { rel };
             InputFile { path, rel }
         })
         .collect()
@@ -259,28 +235,10 @@ mod tests {
         assert_eq!(out[2].rel, PathBuf::from("a.pdf"));
 
         let list = root.join("list.txt");
-        std::fs::write(
-            &list,
-            format!(
-                "# comment\n{}\n\n{}\n",
-                s("in/sub/notes.txt"),
-                s("missing.pdf")
-            ),
-        )
-        .unwrap();
+        std::fs::write(&list, format!("# comment\n{}\n\n{}\n", s("in/sub/notes.txt"), s("missing.pdf"))).unwrap();
         let out = discover::<String>(&[], Some(&list), None).unwrap();
-        assert_eq!(
-            out.len(),
-            2,
-            "listed files are kept even when missing or oddly named"
-        );
-        assert!(matches!(
-            discover(&[s("nope.pdf")], None, None),
-            Err(DiscoverError::NotFound(_))
-        ));
-        assert!(matches!(
-            discover(&[s("*.nothing")], None, None),
-            Err(DiscoverError::NotFound(_))
-        ));
+        assert_eq!(out.len(), 2, "listed files are kept even when missing or oddly named");
+        assert!(matches!(discover(&[s("nope.pdf")], None, None), Err(DiscoverError::NotFound(_))));
+        assert!(matches!(discover(&[s("*.nothing")], None, None), Err(DiscoverError::NotFound(_))));
     }
 }

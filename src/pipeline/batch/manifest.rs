@@ -65,11 +65,7 @@ impl Manifest {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
         let mut text = String::new();
         file.read_to_string(&mut text)?;
         let mut latest = HashMap::new();
@@ -77,23 +73,14 @@ impl Manifest {
             if let Ok(record) = serde_json::from_str::<ManifestRecord>(line) {
                 latest.insert(record.input.clone(), record);
             } else if !line.trim().is_empty() {
-                tracing::warn!(
-                    "{}: skipping an unreadable line (from an interrupted run?)",
-                    path.display()
-                );
+                tracing::warn!("{}: skipping an unreadable line (from an interrupted run?)", path.display());
             }
         }
         if !text.is_empty() && !text.ends_with('\n') {
             file.seek(SeekFrom::End(0))?;
             file.write_all(b"\n")?;
         }
-        Ok((
-            Manifest {
-                path: path.to_path_buf(),
-                file,
-            },
-            latest,
-        ))
+        Ok((Manifest { path: path.to_path_buf(), file }, latest))
     }
 
     /// Appends one record as a single line and syncs it to disk.
@@ -180,10 +167,7 @@ mod tests {
         assert_eq!(latest["a.pdf"].status, DocumentStatus::Ok);
         m.append(&record("c.pdf", DocumentStatus::Ok)).unwrap();
         let (_, latest) = Manifest::open(&path).unwrap();
-        assert!(
-            latest.contains_key("c.pdf"),
-            "a record after a truncated line stays readable"
-        );
+        assert!(latest.contains_key("c.pdf"), "a record after a truncated line stays readable");
     }
 
     #[test]
@@ -193,10 +177,7 @@ mod tests {
         std::fs::write(&p, b"abc").unwrap();
         let (h, n) = hash_file(&p).unwrap();
         assert_eq!(n, 3);
-        assert_eq!(
-            h,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_ne!(hash_json(&("md", 1)), hash_json(&("md", 2)));
     }
 }

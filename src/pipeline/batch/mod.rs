@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::{
-    DocId, DocumentError, DocumentOutput, DocumentRequest, DocumentResult, DocumentStatus,
-    InputSource, OutputFormat, Pipeline, PipelineStats, ProgressSink, StageTimings,
+    DocId, DocumentError, DocumentOutput, DocumentRequest, DocumentResult, DocumentStatus, InputSource, OutputFormat,
+    Pipeline, PipelineStats, ProgressSink, StageTimings,
 };
 use crate::options::OcrOptions;
 
@@ -51,17 +51,11 @@ impl BatchPlan {
             formats: Vec<OutputFormat>,
             model: &'a str,
         }
-        let options = OcrOptions {
-            password: self.options.password.as_ref().map(|_| String::new()),
-            ..self.options.clone()
-        };
+        let options =
+            OcrOptions { password: self.options.password.as_ref().map(|_| String::new()), ..self.options.clone() };
         let mut formats = self.formats.clone();
         formats.sort();
-        manifest::hash_json(&Shape {
-            options: &options,
-            formats,
-            model: &self.model,
-        })
+        manifest::hash_json(&Shape { options: &options, formats, model: &self.model })
     }
 }
 
@@ -143,9 +137,7 @@ pub fn run_batch(
                   manifest: &mut Manifest,
                   summary: &mut BatchSummary|
      -> std::io::Result<()> {
-        let doc = in_flight
-            .remove(&id)
-            .expect("a result for a submitted document");
+        let doc = in_flight.remove(&id).expect("a result for a submitted document");
         let record = write_document(plan, &options_hash, doc, result);
         tally(summary, &record);
         manifest.append(&record)?;
@@ -157,11 +149,7 @@ pub fn run_batch(
         let (sha256, size) = match manifest::hash_file(&input.path) {
             Ok(h) => h,
             Err(e) => {
-                let record = failed_record(
-                    input,
-                    &options_hash,
-                    format!("cannot read {}: {e}", input.path.display()),
-                );
+                let record = failed_record(input, &options_hash, format!("cannot read {}: {e}", input.path.display()));
                 tally(&mut summary, &record);
                 manifest.append(&record)?;
                 observer.recorded(&record);
@@ -183,11 +171,7 @@ pub fn run_batch(
             .with_formats(plan.formats.clone())
             .with_sink(observer.clone());
         let tx = tx.clone();
-        let doc = InFlight {
-            input: input.clone(),
-            sha256,
-            size,
-        };
+        let doc = InFlight { input: input.clone(), sha256, size };
         // Register before submitting: an invalid request answers at once.
         let id = pipeline.submit(request, move |id, result| {
             let _ = tx.send((id, result));
@@ -207,21 +191,14 @@ pub fn run_batch(
 
 /// The manifest key of a relative path (`/`-separated).
 fn rel_key(rel: &Path) -> String {
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 /// Output stems: the file name without its extension, or the whole file name when two inputs
 /// in the same output folder share a stem (`a.pdf` and `a.png` → `a.pdf.md`, `a.png.md`).
 fn output_stems(inputs: &[InputFile]) -> Vec<String> {
     let short = |i: &InputFile| {
-        let name = i
-            .rel
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "document".into());
+        let name = i.rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "document".into());
         match name.rfind('.') {
             Some(dot) if dot > 0 => name[..dot].to_string(),
             _ => name,
@@ -229,25 +206,14 @@ fn output_stems(inputs: &[InputFile]) -> Vec<String> {
     };
     let mut seen: HashMap<(PathBuf, String), usize> = HashMap::new();
     for i in inputs {
-        *seen
-            .entry((
-                i.rel.parent().unwrap_or(Path::new("")).to_path_buf(),
-                short(i),
-            ))
-            .or_default() += 1;
+        *seen.entry((i.rel.parent().unwrap_or(Path::new("")).to_path_buf(), short(i))).or_default() += 1;
     }
     inputs
         .iter()
         .map(|i| {
-            let key = (
-                i.rel.parent().unwrap_or(Path::new("")).to_path_buf(),
-                short(i),
-            );
+            let key = (i.rel.parent().unwrap_or(Path::new("")).to_path_buf(), short(i));
             if seen[&key] > 1 {
-                i.rel
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or(key.1)
+                i.rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(key.1)
             } else {
                 key.1
             }
@@ -273,19 +239,12 @@ fn tally(summary: &mut BatchSummary, record: &ManifestRecord) {
         DocumentStatus::Failed | DocumentStatus::Cancelled => summary.failed += 1,
     }
     summary.pages += record.pages.len();
-    summary.tokens += record
-        .pages
-        .iter()
-        .map(|p| p.generated_tokens)
-        .sum::<usize>();
+    summary.tokens += record.pages.iter().map(|p| p.generated_tokens).sum::<usize>();
     summary.timings.add(&record.timings);
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn failed_record(input: &InputFile, options_hash: &str, error: String) -> ManifestRecord {
@@ -308,23 +267,15 @@ fn failed_record(input: &InputFile, options_hash: &str, error: String) -> Manife
 }
 
 /// Writes a finished document's files and builds its manifest record.
-fn write_document(
-    plan: &BatchPlan,
-    options_hash: &str,
-    doc: InFlight,
-    result: DocumentResult,
-) -> ManifestRecord {
+fn write_document(plan: &BatchPlan, options_hash: &str, doc: InFlight, result: DocumentResult) -> ManifestRecord {
     let mut record = failed_record(&doc.input, options_hash, String::new());
     record.sha256 = doc.sha256;
     record.size = doc.size;
     let output: DocumentOutput = match result {
         Ok(output) => output,
         Err(e) => {
-            record.status = if e == DocumentError::Cancelled {
-                DocumentStatus::Cancelled
-            } else {
-                DocumentStatus::Failed
-            };
+            record.status =
+                if e == DocumentError::Cancelled { DocumentStatus::Cancelled } else { DocumentStatus::Failed };
             record.error = Some(e.to_string());
             return record;
         }
@@ -336,28 +287,17 @@ fn write_document(
     record.elapsed = output.elapsed;
     record.error = output.error;
     record.languages = output.languages;
-    let folder = doc
-        .input
-        .rel
-        .parent()
-        .unwrap_or(Path::new(""))
-        .to_path_buf();
+    let folder = doc.input.rel.parent().unwrap_or(Path::new("")).to_path_buf();
     let mut written = HashSet::new();
     for file in &output.files {
         let Some(rel) = safe_relative(&folder, &file.path) else {
             record.status = DocumentStatus::Failed;
-            record.error = Some(format!(
-                "refusing an output path outside the output folder: {}",
-                file.path
-            ));
+            record.error = Some(format!("refusing an output path outside the output folder: {}", file.path));
             break;
         };
         if let Err(e) = atomic::write_atomic(&plan.out.join(&rel), &file.bytes) {
             record.status = DocumentStatus::Failed;
-            record.error = Some(format!(
-                "cannot write {}: {e}",
-                plan.out.join(&rel).display()
-            ));
+            record.error = Some(format!("cannot write {}: {e}", plan.out.join(&rel).display()));
             break;
         }
         if written.insert(rel.clone()) {

@@ -74,12 +74,7 @@ impl BatchProgress {
             multi,
             overall,
             started: Instant::now(),
-            state: Mutex::new(State {
-                total: 0,
-                finished: 0,
-                tokens: 0,
-                bars: HashMap::new(),
-            }),
+            state: Mutex::new(State { total: 0, finished: 0, tokens: 0, bars: HashMap::new() }),
         }
     }
 
@@ -236,13 +231,12 @@ impl BatchObserver for BatchProgress {
         };
         self.overall.inc(1);
         match self.mode {
-            ProgressMode::Json => self.json(
-                json!({"event": "skipped", "input": input.rel, "reason": "done in the manifest"}),
-            ),
-            ProgressMode::Lines => self.line(&format!(
-                "[{finished}/{total}] skipped {} (done in the manifest)",
-                input.rel.display()
-            )),
+            ProgressMode::Json => {
+                self.json(json!({"event": "skipped", "input": input.rel, "reason": "done in the manifest"}))
+            }
+            ProgressMode::Lines => {
+                self.line(&format!("[{finished}/{total}] skipped {} (done in the manifest)", input.rel.display()))
+            }
             _ => {}
         }
     }
@@ -289,7 +283,6 @@ fn language_note(record: &ManifestRecord) -> String {
     if record.languages.is_empty() {
         return String::new();
     }
-    let parts: Vec<String> =
-        record.languages.iter().map(|l| format!("{} {:.0}%", l.tag, l.share * 100.0)).collect();
+    let parts: Vec<String> = record.languages.iter().map(|l| format!("{} {:.0}%", l.tag, l.share * 100.0)).collect();
     format!(", languages {}", parts.join(", "))
 }

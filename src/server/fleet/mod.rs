@@ -38,7 +38,12 @@ pub struct ApiOnlyEngine;
 
 impl OcrEngine for ApiOnlyEngine {
     fn info(&self) -> EngineInfo {
-        EngineInfo { model: "none (api-only node)".into(), architecture: "none".into(), device: "none".into(), dtype: "none".into() }
+        EngineInfo {
+            model: "none (api-only node)".into(),
+            architecture: "none".into(),
+            device: "none".into(),
+            dtype: "none".into(),
+        }
     }
 
     fn recognize(&self, _job: &PageJob, _sink: &mut dyn TokenSink) -> Result<PageText, EngineError> {

@@ -71,7 +71,13 @@ pub struct PageWorker {
 
 impl PageWorker {
     /// A worker over a shared store (one with a [`WorkQueue`]).
-    pub fn new(store: Arc<dyn JobStore>, blobs: Arc<BlobStore>, engine: EngineHandle, raster: Rasterizer, config: WorkerConfig) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        blobs: Arc<BlobStore>,
+        engine: EngineHandle,
+        raster: Rasterizer,
+        config: WorkerConfig,
+    ) -> Arc<Self> {
         Arc::new(PageWorker { store, blobs, engine, raster, config, cancel: Arc::new(AtomicBool::new(false)) })
     }
 
@@ -81,7 +87,9 @@ impl PageWorker {
     }
 
     fn queue(&self) -> Result<&dyn WorkQueue, StoreError> {
-        self.store.queue().ok_or_else(|| StoreError::Invalid("a worker needs a shared store (--store postgres://…)".into()))
+        self.store
+            .queue()
+            .ok_or_else(|| StoreError::Invalid("a worker needs a shared store (--store postgres://…)".into()))
     }
 
     /// Leases and processes items until `shutdown` resolves, then stops the pages in flight and
@@ -162,7 +170,9 @@ impl PageWorker {
             let reason = e.to_string();
             let Ok(queue) = self.queue() else { return };
             match queue.fail(&self.config.id, lease, code, &reason, retry).await {
-                Ok(FailOutcome::Retry) => tracing::info!(job = %lease.job, page = ?lease.page, %reason, "attempt failed; will retry"),
+                Ok(FailOutcome::Retry) => {
+                    tracing::info!(job = %lease.job, page = ?lease.page, %reason, "attempt failed; will retry")
+                }
                 Ok(FailOutcome::GaveUp) => tracing::warn!(job = %lease.job, page = ?lease.page, %reason, "gave up"),
                 Ok(FailOutcome::LeaseLost) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot record a failed attempt"),
@@ -188,7 +198,8 @@ impl PageWorker {
         let (raster, blobs, id) = (self.raster.clone(), self.blobs.clone(), job.id.clone());
         let rt = tokio::runtime::Handle::current();
         let rendered = tokio::task::spawn_blocking(move || -> Result<Vec<PageMeta>, (ApiError, bool)> {
-            let mut doc = raster.open(&DocumentSource::bytes(upload.to_vec()), &ropts).map_err(|e| document_error(e.into()))?;
+            let mut doc =
+                raster.open(&DocumentSource::bytes(upload.to_vec()), &ropts).map_err(|e| document_error(e.into()))?;
             let mut pages = Vec::new();
             for (i, page) in (&mut doc).enumerate() {
                 let page = page.map_err(|e| document_error(e.into()))?;

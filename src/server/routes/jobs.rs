@@ -15,10 +15,10 @@ use tracing::instrument;
 
 use super::{job_id, sse_from_channel};
 use crate::server::errors::ApiError;
+use crate::server::results::{self, Postprocess, ResultRequest};
 use crate::server::routes::ocr::read_submission;
 use crate::server::runner::JobEvent;
 use crate::server::store::{JobRecord, JobState};
-use crate::server::results::{self, Postprocess, ResultRequest};
 use crate::server::AppState;
 
 /// SSE events buffered per client.
@@ -189,11 +189,18 @@ async fn finished(st: &AppState, raw: &str) -> Result<(JobRecord, Vec<crate::ser
 
 /// `GET /v1/jobs/{id}/result?format=md|json|html|hocr|txt|pdf`: the result rendered by the
 /// document model (figures linked as `figures/page-N-fig-K.png`, relative to this URL).
-pub async fn result(State(st): State<AppState>, Path(raw): Path<String>, q: Result<Query<ResultQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+pub async fn result(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+    q: Result<Query<ResultQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let format = q.format.as_deref().map(results::parse_format).transpose()?.unwrap_or(crate::doc::Format::Json);
     let (job, pages) = finished(&st, &raw).await?;
-    let post = Postprocess { hide_headers_footers: q.hide_headers.unwrap_or(false), merge_tables: q.merge_tables.unwrap_or(false) };
+    let post = Postprocess {
+        hide_headers_footers: q.hide_headers.unwrap_or(false),
+        merge_tables: q.merge_tables.unwrap_or(false),
+    };
     let request = ResultRequest { format, post, figures: true };
     let store = st.runner.blobs.clone();
     let name = format!("docseek-{}.{}", job.id, results::format_name(format));
@@ -211,7 +218,10 @@ pub async fn result(State(st): State<AppState>, Path(raw): Path<String>, q: Resu
 
 /// `GET /v1/jobs/{id}/figures/{name}`: a figure cropped from its page image (PNG), as linked
 /// from the Markdown and JSON results.
-pub async fn figure(State(st): State<AppState>, Path((raw, name)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn figure(
+    State(st): State<AppState>,
+    Path((raw, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     results::figure_page(&name).ok_or_else(|| ApiError::NotFound("no such figure".into()))?;
     let (job, pages) = finished(&st, &raw).await?;
     let store = st.runner.blobs.clone();
@@ -222,14 +232,20 @@ pub async fn figure(State(st): State<AppState>, Path((raw, name)): Path<(String,
 }
 
 /// `GET /v1/jobs/{id}/pages/{index}/image`: the rendered page (PNG), `index` 0-based.
-pub async fn page_image(State(st): State<AppState>, Path((raw, index)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn page_image(
+    State(st): State<AppState>,
+    Path((raw, index)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let job = load(&st, &raw).await?;
     let index: usize = index.parse().map_err(|_| ApiError::NotFound("no such page".into()))?;
     if job.page_count.is_none_or(|n| index >= n) {
         return Err(ApiError::NotFound("no such page".into()));
     }
     let blobs = &st.runner.blobs;
-    let bytes = blobs.get(&blobs.page_key(&job.id, index)).await?.ok_or_else(|| ApiError::NotFound("the page image is not available".into()))?;
+    let bytes = blobs
+        .get(&blobs.page_key(&job.id, index))
+        .await?
+        .ok_or_else(|| ApiError::NotFound("the page image is not available".into()))?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=3600")], bytes).into_response())
 }
 

@@ -12,9 +12,9 @@ use tracing::instrument;
 
 use crate::server::errors::ApiError;
 use crate::server::intake::{self, Upload};
+use crate::server::results::{self, Postprocess, ResultRequest};
 use crate::server::runner::{JobEvent, Runner, Submission};
 use crate::server::store::{JobId, JobState};
-use crate::server::results::{self, Postprocess, ResultRequest};
 use crate::server::{webhook, AppState};
 
 /// Fields that choose how a result is rendered (synchronous requests only).
@@ -37,9 +37,10 @@ pub async fn read_submission(st: &AppState, req: Request, ephemeral: bool) -> Re
     let mut fields = intake::query_fields(req.uri().query());
     // A slow sender cannot hold a connection open forever.
     let timeout = st.config.request_timeout;
-    let Upload { bytes, filename, fields: form } = tokio::time::timeout(timeout, intake::read_upload(req, st.config.max_upload_bytes))
-        .await
-        .map_err(|_| ApiError::Timeout(timeout.as_secs()))??;
+    let Upload { bytes, filename, fields: form } =
+        tokio::time::timeout(timeout, intake::read_upload(req, st.config.max_upload_bytes))
+            .await
+            .map_err(|_| ApiError::Timeout(timeout.as_secs()))??;
     fields.extend(form);
     let get = |k: &str| fields.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let format = get("format").map(|f| results::parse_format(&f)).transpose()?.unwrap_or(crate::doc::Format::Json);

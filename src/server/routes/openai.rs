@@ -18,8 +18,8 @@ use tracing::instrument;
 use super::sse_from_channel;
 use crate::engine::{PageJob, PageText};
 use crate::model::{PageOutcome, Task};
-use crate::server::errors::ApiError;
 use crate::pdf::{DocumentSource, RenderOptions};
+use crate::server::errors::ApiError;
 use crate::server::intake;
 use crate::server::store::now_ms;
 use crate::server::AppState;
@@ -82,7 +82,12 @@ pub fn task_for_prompt(prompt: &str) -> (Task, Option<String>) {
 
 /// The images and prompt text of the last user message.
 fn last_user_turn(req: &ChatRequest, limit: usize) -> Result<(Vec<Vec<u8>>, String), ApiError> {
-    let msg = req.messages.iter().rev().find(|m| m.role == "user").ok_or_else(|| ApiError::BadRequest("no user message".into()))?;
+    let msg = req
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .ok_or_else(|| ApiError::BadRequest("no user message".into()))?;
     let mut images = Vec::new();
     let mut text = String::new();
     let parts: Vec<Value> = match &msg.content {
@@ -142,9 +147,14 @@ fn finish_reason(outcome: PageOutcome) -> &'static str {
 pub async fn chat_completions(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let limit = st.config.max_upload_bytes * BASE64_SLACK_NUM / BASE64_SLACK_DEN + 64 * 1024;
     let body = intake::read_body(req.into_body(), limit).await?;
-    let chat: ChatRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid request: {e}")))?;
+    let chat: ChatRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid request: {e}")))?;
     let (images, prompt) = last_user_turn(&chat, st.config.max_upload_bytes)?;
-    let (task, locate) = if prompt.trim().is_empty() { (st.config.defaults.task, st.config.defaults.locate.clone()) } else { task_for_prompt(&prompt) };
+    let (task, locate) = if prompt.trim().is_empty() {
+        (st.config.defaults.task, st.config.defaults.locate.clone())
+    } else {
+        task_for_prompt(&prompt)
+    };
     let mut opts = st.config.defaults.clone();
     opts.task = task;
     opts.locate = locate;
@@ -156,10 +166,7 @@ pub async fn chat_completions(State(st): State<AppState>, req: Request) -> Resul
     for part in images {
         rendered.extend(render_part(&st, part).await?);
     }
-    let pages: Vec<PageJob> = rendered
-        .into_iter()
-        .map(|img| PageJob::new(Arc::new(img), &opts))
-        .collect();
+    let pages: Vec<PageJob> = rendered.into_iter().map(|img| PageJob::new(Arc::new(img), &opts)).collect();
     let model = st.runner.engine.info().model.clone();
     let id = format!("chatcmpl-{}", crate::server::store::JobId::generate());
     let created = now_ms() / 1000;
@@ -184,8 +191,11 @@ pub async fn chat_completions(State(st): State<AppState>, req: Request) -> Resul
     let engine = st.runner.engine.clone();
     tokio::spawn(async move {
         let chunk = |delta: Value, reason: Option<&str>| {
-            Event::default().data(json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{ "index": 0, "delta": delta, "finish_reason": reason }] }).to_string())
+            Event::default().data(
+                json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{ "index": 0, "delta": delta, "finish_reason": reason }] })
+                .to_string(),
+            )
         };
         if tx.send(chunk(json!({ "role": "assistant", "content": "" }), None)).await.is_err() {
             return;
@@ -208,7 +218,12 @@ pub async fn chat_completions(State(st): State<AppState>, req: Request) -> Resul
                 Ok(Ok(text)) => reason = finish_reason(text.outcome),
                 Ok(Err(err)) => {
                     let (_, code) = ApiError::from(err).status_and_code();
-                    let _ = tx.send(Event::default().data(json!({ "error": { "code": code, "message": "generation failed" } }).to_string())).await;
+                    let _ = tx
+                        .send(
+                            Event::default()
+                                .data(json!({ "error": { "code": code, "message": "generation failed" } }).to_string()),
+                        )
+                        .await;
                     return;
                 }
                 Err(_) => return,
@@ -226,7 +241,9 @@ pub async fn chat_completions(State(st): State<AppState>, req: Request) -> Resul
 /// `GET /v1/models`: the one served model.
 pub async fn models(State(st): State<AppState>) -> impl IntoResponse {
     let info = st.runner.engine.info();
-    Json(json!({ "object": "list", "data": [{ "id": info.model, "object": "model", "created": 0, "owned_by": "docseek" }] }))
+    Json(
+        json!({ "object": "list", "data": [{ "id": info.model, "object": "model", "created": 0, "owned_by": "docseek" }] }),
+    )
 }
 
 #[cfg(test)]
@@ -240,6 +257,9 @@ mod tests {
         assert_eq!(task_for_prompt("Parse the figure.").0, Task::Figure);
         assert_eq!(task_for_prompt("Describe this image in detail.").0, Task::Describe);
         assert_eq!(task_for_prompt("<|grounding|>OCR this image.").0, Task::Ocr);
-        assert_eq!(task_for_prompt("Locate <|ref|>the title<|/ref|> in the image."), (Task::Locate, Some("the title".into())));
+        assert_eq!(
+            task_for_prompt("Locate <|ref|>the title<|/ref|> in the image."),
+            (Task::Locate, Some("the title".into()))
+        );
     }
 }

@@ -19,8 +19,8 @@ use crate::engine::PageTimings;
 use crate::options::OcrOptions;
 use crate::server::errors::ApiError;
 
-pub mod postgres;
 mod pg_queue;
+pub mod postgres;
 pub mod sqlite;
 
 pub use postgres::PgStore;
@@ -158,7 +158,6 @@ pub struct PageRecord {
     /// Error message when the page failed.
     pub error: Option<String>,
 }
-
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -350,7 +349,14 @@ pub trait WorkQueue: Send + Sync {
 
     /// Records a failed attempt: retried while attempts remain (`retry`), else given up on
     /// (a page is committed as failed with `reason`; a document fails its job with `code`).
-    async fn fail(&self, worker: &str, lease: &Lease, code: &str, reason: &str, retry: bool) -> Result<FailOutcome, StoreError>;
+    async fn fail(
+        &self,
+        worker: &str,
+        lease: &Lease,
+        code: &str,
+        reason: &str,
+        retry: bool,
+    ) -> Result<FailOutcome, StoreError>;
 
     /// Jobs accepted but not yet rasterized by any worker (for admission: `429` past
     /// `--max-queue`).
@@ -375,7 +381,8 @@ pub trait WorkQueue: Send + Sync {
 pub async fn open(url: &str, max_attempts: u32) -> Result<std::sync::Arc<dyn JobStore>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = std::path::Path::new(path);
-        let db = if path.extension().is_some_and(|e| e == "db") { path.to_path_buf() } else { path.join(sqlite::DB_FILE) };
+        let db =
+            if path.extension().is_some_and(|e| e == "db") { path.to_path_buf() } else { path.join(sqlite::DB_FILE) };
         return Ok(std::sync::Arc::new(SqliteStore::open_file(&db)?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {

@@ -13,7 +13,9 @@ use std::time::Duration;
 use tokio_postgres::GenericClient;
 
 use super::postgres::{insert_job, insert_page, notify, PgStore};
-use super::{now_ms, FailOutcome, JobId, JobRecord, Lease, PageMeta, PageRecord, QueueStats, StoreError, WorkQueue, WorkerStatus};
+use super::{
+    now_ms, FailOutcome, JobId, JobRecord, Lease, PageMeta, PageRecord, QueueStats, StoreError, WorkQueue, WorkerStatus,
+};
 
 /// The `idx` of a job's document item.
 const DOCUMENT: i32 = -1;
@@ -134,7 +136,9 @@ impl WorkQueue for PgStore {
             let (job, idx, attempts): (&str, i32, i32) = (row.get(0), row.get(1), row.get(3));
             let last: Option<&str> = row.get(4);
             let reason = match last {
-                Some(e) => format!("gave up after {attempts} attempts (the last worker stopped answering); earlier: {e}"),
+                Some(e) => {
+                    format!("gave up after {attempts} attempts (the last worker stopped answering); earlier: {e}")
+                }
                 None => format!("gave up after {attempts} attempts (the last worker stopped answering)"),
             };
             give_up(&*tx, job, idx, row.get(2), "worker_lost", &reason, None).await?;
@@ -205,7 +209,11 @@ impl WorkQueue for PgStore {
             return Ok(false);
         }
         if lock_job(&*tx, job).await?.is_some_and(|s| s == "queued" || s == "running") {
-            tx.execute("UPDATE jobs SET page_count = $2, state = 'running' WHERE id = $1", &[&job, &(pages.len() as i32)]).await?;
+            tx.execute(
+                "UPDATE jobs SET page_count = $2, state = 'running' WHERE id = $1",
+                &[&job, &(pages.len() as i32)],
+            )
+            .await?;
             let indices: Vec<i32> = (0..pages.len() as i32).collect();
             let metas: Vec<String> = pages.iter().map(|p| serde_json::to_string(p).unwrap_or_default()).collect();
             tx.execute(
@@ -247,7 +255,14 @@ impl WorkQueue for PgStore {
         Ok(committed)
     }
 
-    async fn fail(&self, worker: &str, lease: &Lease, code: &str, reason: &str, retry: bool) -> Result<FailOutcome, StoreError> {
+    async fn fail(
+        &self,
+        worker: &str,
+        lease: &Lease,
+        code: &str,
+        reason: &str,
+        retry: bool,
+    ) -> Result<FailOutcome, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let job = lease.job.as_str();

@@ -83,7 +83,11 @@ fn row_to_page(r: &Row) -> PageRecord {
         outcome: r.get(7),
         tokens: r.get::<_, i32>(8) as usize,
         prompt_tokens: r.get::<_, i32>(9) as usize,
-        timings: PageTimings { encode: duration_ms(r.get(10)), prefill: duration_ms(r.get(11)), decode: duration_ms(r.get(12)) },
+        timings: PageTimings {
+            encode: duration_ms(r.get(10)),
+            prefill: duration_ms(r.get(11)),
+            decode: duration_ms(r.get(12)),
+        },
         error: r.get(13),
     }
 }
@@ -130,11 +134,9 @@ impl PgStore {
     /// Connects, applies pending migrations and starts listening for job changes.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Invalid(format!("--store: {e}")))?;
-        let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .build()
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(POOL_SIZE).build().map_err(|e| StoreError::Pool(e.to_string()))?;
         migrate(&pool).await?;
         let (changes, _) = broadcast::channel(CHANGES_BUFFER);
         let listener = tokio::spawn(listen(config, changes.clone()));
@@ -244,7 +246,10 @@ impl JobStore for PgStore {
     async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_ms, id"), &[])
+            .query(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_ms, id"),
+                &[],
+            )
             .await?;
         Ok(rows.iter().map(row_to_job).collect())
     }
@@ -270,14 +275,18 @@ impl JobStore for PgStore {
 
     async fn save_page(&self, id: &JobId, page: &PageRecord) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client.execute("DELETE FROM pages WHERE job_id = $1 AND idx = $2", &[&id.as_str(), &(page.index as i32)]).await?;
+        client
+            .execute("DELETE FROM pages WHERE job_id = $1 AND idx = $2", &[&id.as_str(), &(page.index as i32)])
+            .await?;
         insert_page(&**client, id, page, None, None).await?;
         notify(&**client, id).await
     }
 
     async fn pages(&self, id: &JobId) -> Result<Vec<PageRecord>, StoreError> {
         let client = self.client().await?;
-        let rows = client.query(&format!("SELECT {PAGE_COLUMNS} FROM pages WHERE job_id = $1 ORDER BY idx"), &[&id.as_str()]).await?;
+        let rows = client
+            .query(&format!("SELECT {PAGE_COLUMNS} FROM pages WHERE job_id = $1 ORDER BY idx"), &[&id.as_str()])
+            .await?;
         Ok(rows.iter().map(row_to_page).collect())
     }
 
@@ -289,7 +298,9 @@ impl JobStore for PgStore {
 
     async fn expired_jobs(&self, cutoff_ms: i64) -> Result<Vec<JobId>, StoreError> {
         let client = self.client().await?;
-        let rows = client.query("SELECT id FROM jobs WHERE finished_ms IS NOT NULL AND finished_ms < $1", &[&cutoff_ms]).await?;
+        let rows = client
+            .query("SELECT id FROM jobs WHERE finished_ms IS NOT NULL AND finished_ms < $1", &[&cutoff_ms])
+            .await?;
         Ok(rows.iter().map(|r| JobId(r.get(0))).collect())
     }
 }
@@ -301,7 +312,16 @@ pub(super) async fn insert_job(client: &impl tokio_postgres::GenericClient, job:
         .execute(
             "INSERT INTO jobs(id, created_ms, state, filename, media, options, webhook, ephemeral)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[&job.id.as_str(), &job.created_ms, &job.state.name(), &job.filename, &job.media, &options, &job.webhook, &job.ephemeral],
+            &[
+                &job.id.as_str(),
+                &job.created_ms,
+                &job.state.name(),
+                &job.filename,
+                &job.media,
+                &options,
+                &job.webhook,
+                &job.ephemeral,
+            ],
         )
         .await?;
     Ok(())

@@ -102,7 +102,16 @@ impl SqliteStore {
         self.conn().execute(
             "INSERT INTO jobs(id, created_ms, state, filename, media, options, webhook, ephemeral)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![job.id.as_str(), job.created_ms, job.state.name(), job.filename, job.media, options, job.webhook, job.ephemeral],
+            params![
+                job.id.as_str(),
+                job.created_ms,
+                job.state.name(),
+                job.filename,
+                job.media,
+                options,
+                job.webhook,
+                job.ephemeral
+            ],
         )?;
         Ok(())
     }
@@ -153,7 +162,11 @@ impl JobStore for SqliteStore {
     async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         Ok(self
             .conn()
-            .query_row(&format!("SELECT {} FROM jobs WHERE id = ?1", Self::JOB_COLUMNS), [id.as_str()], Self::row_to_job)
+            .query_row(
+                &format!("SELECT {} FROM jobs WHERE id = ?1", Self::JOB_COLUMNS),
+                [id.as_str()],
+                Self::row_to_job,
+            )
             .optional()?)
     }
 
@@ -295,9 +308,18 @@ mod tests {
             store.set_state(&id, JobState::Running, None).await.unwrap();
             store.set_page_count(&id, 3).await.unwrap();
             let page = PageRecord {
-                index: 1, page_number: 2, width: 10, height: 20, width_pt: 5.0, height_pt: 10.0, raw: Some("hi".into()),
-                outcome: Some("finished".into()), tokens: 1, prompt_tokens: 7,
-                timings: PageTimings { encode: std::time::Duration::from_millis(3), ..Default::default() }, error: None,
+                index: 1,
+                page_number: 2,
+                width: 10,
+                height: 20,
+                width_pt: 5.0,
+                height_pt: 10.0,
+                raw: Some("hi".into()),
+                outcome: Some("finished".into()),
+                tokens: 1,
+                prompt_tokens: 7,
+                timings: PageTimings { encode: std::time::Duration::from_millis(3), ..Default::default() },
+                error: None,
             };
             store.save_page(&id, &page).await.unwrap();
         }
@@ -333,7 +355,11 @@ mod tests {
                 [id.as_str()],
             )
             .unwrap();
-            conn.execute("INSERT INTO pages VALUES (?1, 0, 1, 300, 200, 'old text', 'finished', 4, NULL)", [id.as_str()]).unwrap();
+            conn.execute(
+                "INSERT INTO pages VALUES (?1, 0, 1, 300, 200, 'old text', 'finished', 4, NULL)",
+                [id.as_str()],
+            )
+            .unwrap();
         }
         let store = SqliteStore::open(dir.path()).unwrap();
         let page = &store.pages(&id).await.unwrap()[0];
