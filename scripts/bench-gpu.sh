@@ -7,7 +7,7 @@
 #   2. docseek parity on the fixtures, on cuda, f32 and bf16;
 #   3. full-size random checkpoint (docseek dev random-checkpoint, official shapes, bf16);
 #   4. docseek bench decode, bf16: batch 1 with the kernels, without them, with FP8 experts; and
-#      batch 64 / 256 when this docseek has the batched path (`bench decode --batch`);
+#      the batched path at 1 / 64 / 256 sequences (`bench decode --batch 1,64,256`);
 #   5. docseek bench encode (random full-size encoder, bf16, base and gundam);
 #   6. docseek ocr over 50 pages (the samples rendered and repeated), bf16, mode base;
 #   7. peak GPU memory of each step (nvidia-smi sampled every 200 ms).
@@ -83,11 +83,10 @@ for variant in kernels generic fp8; do
     --dtype bf16 --prompt-tokens 903 --new-tokens "$NEW"
 done
 if "$DOCSEEK" bench decode --help 2>/dev/null | grep -q -- "--batch"; then
-  for b in 64 256; do
-    mark "decode-b$b"
-    mstep "decode-b$b-bf16" 120 "$DOCSEEK" bench decode --model "$CK" --device "$DEV" --dtype bf16 \
-      --prompt-tokens 903 --new-tokens "$NEW" --batch "$b"
-  done
+  # One run: the prompt is prefilled once and forked; batch 1 is the baseline of the ratios.
+  mark decode-batch
+  mstep decode-batch-bf16 180 "$DOCSEEK" bench decode --model "$CK" --device "$DEV" --dtype bf16 \
+    --prompt-tokens 903 --new-tokens "$NEW" --batch 1,64,256
 else
   echo "decode batch 64/256: skipped, this docseek has no batched decode (bench decode --batch)" | tee -a "$STEPS"
 fi
@@ -150,7 +149,13 @@ for dt in ("f32", "bf16"):
     s = text.get(f"parity-{dt}", "")
     m = re.findall(r"(\d+) passed, (\d+) failed", s)
     res[f"parity_{dt}"] = {"passed": int(m[-1][0]), "failed": int(m[-1][1])} if m else None
-for key in [k for k in text if k.startswith("decode-")]:
+batched = {}
+for m in re.finditer(r"batch\s+(\d+)\s+([\d.]+) tok/s aggregate, per-sequence latency ([\d.]+) ms/token", text.get("decode-batch", "")):
+    batched[int(m.group(1))] = {"tok_s": float(m.group(2)), "median_ms_per_step": float(m.group(3))}
+for m in re.finditer(r"batch\s+(\d+)\s+sequence 1's greedy ids equal batch \d+'s for the first (\d+) of (\d+)", text.get("decode-batch", "")):
+    batched.setdefault(int(m.group(1)), {})["seq1_ids_equal"] = f"{m.group(2)}/{m.group(3)}"
+res["decode_batched"] = batched
+for key in [k for k in text if k.startswith("decode-") and k != "decode-batch"]:
     s = text[key]
     d = {
         "prefill_tok_s": num(r"prefill\s+\d+ tokens in [\d.]+s = ([\d.]+) tok/s", s),
@@ -193,10 +198,13 @@ rows.append(("kernel tests", f"{kt['passed']} passed, {kt['failed']} failed"))
 for dt in ("f32", "bf16"):
     p = res[f"parity_{dt}"]
     rows.append((f"parity {dt} cuda", f"{p['passed']} passed, {p['failed']} failed" if p else "no result"))
-for key in sorted(k for k in res if k.startswith("decode_")):
+for key in sorted(k for k in res if k.startswith("decode_") and k != "decode_batched"):
     d = res[key]
     share = f", {100 * d['share_of_bound']:.1f}% of 4.8 TB/s bound" if d.get("share_of_bound") else ""
     rows.append((key.replace("_", " "), f"{d['decode_tok_s']} tok/s{share}; prefill {d['prefill_tok_s']} tok/s"))
+for b, d in sorted(batched.items()):
+    same = f"; seq 1 ids equal batch 1's: {d['seq1_ids_equal']}" if d.get("seq1_ids_equal") else ""
+    rows.append((f"decode batch {b} bf16", f"{d.get('tok_s')} tok/s aggregate, {d.get('median_ms_per_step')} ms/step{same}"))
 for mode, e in enc.items():
     rows.append((f"encode {mode} (1 page)", f"{e['encode_s']} s = {e['pages_per_s']} pages/s"))
 o = res["ocr"]

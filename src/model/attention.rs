@@ -116,7 +116,15 @@ impl MhaAttention {
         let mut outs = Vec::with_capacity(plan.groups.len());
         for group in &plan.groups {
             match group {
-                Group::Kernel { chunks, row, rows } => {
+                Group::Kernel { row, rows, device: Some(t), .. } => {
+                    let qk = q.narrow(1, *row, *rows)?.transpose(0, 1)?.contiguous()?; // [rows, H, hd]
+                    let scale = (1.0 / (hd as f64).sqrt()) as f32;
+                    let o = docseek_kernels::ops::attention::paged_attention_mha(
+                        &qk, k_pool, v_pool, &t.tables, &t.lens, scale,
+                    )?;
+                    outs.push(o.reshape((*rows, heads * hd))?);
+                }
+                Group::Kernel { chunks, row, rows, device: None } => {
                     let op = PagedAttention {
                         chunks: chunks.clone(),
                         heads,

@@ -12,6 +12,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use docseek_kernels::paged::{supports_dtype, PagedAttention, PagedChunk};
 
+use super::cache::CacheLayout;
 use super::paged_cache::{PagedKvCache, RowSlots, SeqId};
 
 /// Longest chunk that goes through the paged kernel when it is available.
@@ -64,9 +65,43 @@ pub enum Group {
         row: usize,
         /// Rows.
         rows: usize,
+        /// On a GPU: the chunks' block tables `[chunks, max_blocks]` and context lengths
+        /// `[chunks]` (u32, on the device) for the device's decode kernel (one row per chunk),
+        /// built once per forward and shared by every layer.
+        device: Option<DeviceTables>,
     },
     /// One chunk through gather + matrix products.
     Gather(usize),
+}
+
+/// Block tables and context lengths on the device (see [`Group::Kernel`]).
+#[derive(Debug, Clone)]
+pub struct DeviceTables {
+    /// u32 `[chunks, max_blocks]`, rows padded with block 0 (never read past the length).
+    pub tables: Tensor,
+    /// u32 `[chunks]`: tokens each chunk's row attends to (its position + 1).
+    pub lens: Tensor,
+}
+
+impl DeviceTables {
+    fn new(chunks: &[PagedChunk], device: &Device) -> Result<Self> {
+        let width = chunks.iter().map(|c| c.block_table.len()).max().unwrap_or(1).max(1);
+        let mut tables = vec![0u32; chunks.len() * width];
+        for (i, c) in chunks.iter().enumerate() {
+            tables[i * width..i * width + c.block_table.len()].copy_from_slice(&c.block_table);
+        }
+        let lens: Vec<u32> = chunks.iter().map(|c| (c.start + c.rows) as u32).collect();
+        Ok(DeviceTables {
+            tables: Tensor::from_vec(tables, (chunks.len(), width), device)?,
+            lens: Tensor::from_vec(lens, chunks.len(), device)?,
+        })
+    }
+}
+
+/// Whether `device` has the decode kernel of [`docseek_kernels::ops::attention`] for this cache
+/// layout: CUDA builds on a GPU, MHA (the released checkpoints' attention; MLA batches gather).
+fn device_decode_kernel(device: &Device, layout: CacheLayout) -> bool {
+    cfg!(feature = "cuda") && device.is_cuda() && matches!(layout, CacheLayout::Mha { .. })
 }
 
 /// What every layer of one batched forward shares.
@@ -86,14 +121,18 @@ impl BatchPlan {
     /// Plans `chunks` over `cache` (every chunk's blocks already reserved).
     pub fn new(chunks: &[SeqChunk], cache: &PagedKvCache, path: AttentionPath, dtype: DType) -> Result<Self> {
         let device = cache.device();
-        let kernel = path == AttentionPath::Auto && PagedAttention::is_supported(device) && supports_dtype(dtype);
+        let host_kernel = PagedAttention::is_supported(device) && supports_dtype(dtype);
+        let device_kernel = !host_kernel && device_decode_kernel(device, cache.layout());
+        let kernel = path == AttentionPath::Auto && (host_kernel || device_kernel);
+        // The device kernel takes one query row per sequence (decode steps).
+        let max_rows = if device_kernel { 1 } else { KERNEL_MAX_ROWS };
         let mut planned = Vec::with_capacity(chunks.len());
         let mut rows = Vec::new();
         let mut positions = Vec::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut row = 0;
         for (i, c) in chunks.iter().enumerate() {
-            let short = kernel && c.len <= KERNEL_MAX_ROWS;
+            let short = kernel && c.len <= max_rows;
             let mask = if c.len > 1 && !short { Some(causal_mask(c.len, c.start, dtype, device)?) } else { None };
             planned.push(PlannedChunk { seq: c.seq, start: c.start, len: c.len, row, mask });
             rows.extend((c.start..c.start + c.len).map(|p| (c.seq, p)));
@@ -105,12 +144,19 @@ impl BatchPlan {
                         chunks.push(pc);
                         *rows += c.len;
                     }
-                    _ => groups.push(Group::Kernel { chunks: vec![pc], row, rows: c.len }),
+                    _ => groups.push(Group::Kernel { chunks: vec![pc], row, rows: c.len, device: None }),
                 }
             } else {
                 groups.push(Group::Gather(i));
             }
             row += c.len;
+        }
+        if device_kernel {
+            for g in &mut groups {
+                if let Group::Kernel { chunks, device: tables, .. } = g {
+                    *tables = Some(DeviceTables::new(chunks, device)?);
+                }
+            }
         }
         Ok(BatchPlan { chunks: planned, slots: cache.slots(&rows)?, groups, positions })
     }

@@ -196,7 +196,7 @@ impl MlaAttention {
         let mut outs = Vec::with_capacity(plan.groups.len());
         for group in &plan.groups {
             match group {
-                Group::Kernel { chunks, row, rows } => {
+                Group::Kernel { chunks, row, rows, .. } => {
                     let op = PagedAttention {
                         chunks: chunks.clone(),
                         heads: self.heads,

@@ -108,6 +108,10 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         prefill.as_secs_f64()
     );
     let mut rows = Vec::new();
+    // Sequence 1 has the same context and first token at every batch size: its greedy ids are
+    // a cheap check that batching does not change the computation (bf16 products of other
+    // shapes may round differently, so a late divergence on a random model is not an error).
+    let mut first_seq_ids: Option<Vec<u32>> = None;
     for &batch in &args.batch {
         let seqs: Vec<SeqId> = (1..=batch as SeqId).collect();
         for &s in &seqs {
@@ -116,6 +120,7 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         // Distinct first tokens, so the sequences route to different experts as real pages do.
         let mut next: Vec<u32> = seqs.iter().map(|&s| ((first as u64 + s * 7919) % vocab) as u32).collect();
         let mut steps = Vec::with_capacity(args.new_tokens);
+        let mut seq1 = Vec::with_capacity(args.new_tokens);
         for step in 0..args.new_tokens {
             let chunks: Vec<SeqChunk> =
                 seqs.iter().map(|&seq| SeqChunk { seq, start: args.prompt_tokens + step, len: 1 }).collect();
@@ -123,6 +128,7 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
             let logits = dec.forward_batch(&dec.embed(&next)?, &chunks, &mut cache)?;
             next = argmax_rows(&logits)?;
             steps.push(s.elapsed());
+            seq1.push(next[0]);
         }
         for &s in &seqs {
             cache.release(s);
@@ -137,6 +143,18 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
             "  batch {:>3}          {:>7.2} tok/s aggregate, per-sequence latency {:.0} ms/token (median step; p90 {:.0} ms)",
             row.batch, row.tok_s, row.median_ms, row.p90_ms
         );
+        match &first_seq_ids {
+            None => first_seq_ids = Some(seq1),
+            Some(want) => {
+                let same = want.iter().zip(&seq1).take_while(|(a, b)| a == b).count();
+                println!(
+                    "  batch {:>3}          sequence 1's greedy ids equal batch {}'s for the first {same} of {} tokens",
+                    row.batch,
+                    args.batch[0],
+                    want.len()
+                );
+            }
+        }
         rows.push(row);
     }
     if let Some(one) = rows.iter().find(|r| r.batch == 1) {
@@ -157,7 +175,11 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Greedy ids of every row of `[rows, vocab]` f32 logits.
+/// Greedy ids of every row of `[rows, vocab]` f32 logits. On a GPU the argmax runs there and
+/// only the ids come back (not `rows x vocab` floats per step).
 fn argmax_rows(logits: &Tensor) -> anyhow::Result<Vec<u32>> {
+    if !logits.device().is_cpu() {
+        return Ok(logits.argmax(candle_core::D::Minus1)?.to_vec1::<u32>()?);
+    }
     Ok(logits.to_vec2::<f32>()?.iter().map(|r| crate::model::generation::argmax(r)).collect())
 }
