@@ -36,7 +36,8 @@ fn fused_attention_matches_the_reference() {
     let h_t = Tensor::from_vec(h.clone(), (n, lq, kh), &dev).unwrap();
     let w_t = Tensor::from_vec(w.clone(), (n, lq, kw), &dev).unwrap();
     let scale = 1.0 / (d as f64).sqrt();
-    let cases: [(Option<AttnBias>, Box<dyn Fn(usize, usize, usize) -> f64>); 3] = [
+    type BiasFn<'a> = Box<dyn Fn(usize, usize, usize) -> f64 + 'a>;
+    let cases: [(Option<AttnBias>, BiasFn); 3] = [
         (None, Box::new(|_, _, _| 0.0)),
         (Some(AttnBias::Full(&full_t)), Box::new(|_, r, c| full[r * lk + c] as f64)),
         (

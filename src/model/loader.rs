@@ -254,7 +254,7 @@ pub fn load_decoder(
             "quantizing the decoder to {quant} at load (`docseek quantize` saves the result for fast loads)"
         );
     }
-    let ctx = Arc::new(LoadContext::new(store, quant, saved));
+    let ctx = std::rc::Rc::new(LoadContext::new(store, quant, saved));
     Ok(ctx.run(|| DeepseekDecoder::load(cfg, vb))?)
 }
 
@@ -272,7 +272,7 @@ pub fn quantize_to_file(
     }
     let (vb, store) = open_shared(dir, DType::BF16, &Device::Cpu)?;
     let fingerprint = store.fingerprint().to_string();
-    let ctx = Arc::new(LoadContext::new(store, quant, None).recording());
+    let ctx = std::rc::Rc::new(LoadContext::new(store, quant, None).recording());
     let decoder = ctx.run(|| DeepseekDecoder::load(cfg, vb))?;
     drop(decoder);
     let weights = ctx.recorded();

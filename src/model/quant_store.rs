@@ -19,6 +19,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Result};
@@ -151,7 +152,7 @@ pub struct LoadContext {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<LoadContext>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Rc<LoadContext>>> = const { RefCell::new(None) };
 }
 
 impl LoadContext {
@@ -167,8 +168,8 @@ impl LoadContext {
     }
 
     /// Runs `f` (a model load) with this context installed on the current thread.
-    pub fn run<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
-        struct Reset(Option<Arc<LoadContext>>);
+    pub fn run<R>(self: &Rc<Self>, f: impl FnOnce() -> R) -> R {
+        struct Reset(Option<Rc<LoadContext>>);
         impl Drop for Reset {
             fn drop(&mut self) {
                 let prev = self.0.take();

@@ -103,7 +103,7 @@ pub struct ModeSpec {
 impl ModeSpec {
     /// Checks the settings are usable.
     pub fn validate(&self) -> crate::error::Result<()> {
-        let side_ok = |s: u32| s >= 16 && s <= 4096;
+        let side_ok = |s: u32| (16..=4096).contains(&s);
         if !side_ok(self.base_size) || !side_ok(self.image_size) || !side_ok(self.tile_size) {
             return Err(VisionError::Unsupported(format!("view sizes out of range: {self:?}")));
         }

@@ -349,6 +349,6 @@ impl SamEncoder {
         let y = self.neck2.forward(&y)?;
         let y = self.neck3.forward(&y.permute((0, 2, 3, 1))?.contiguous()?)?.permute((0, 3, 1, 2))?.contiguous()?;
         let y = self.net2.forward(&y)?;
-        Ok(self.net3.forward(&y)?)
+        self.net3.forward(&y)
     }
 }

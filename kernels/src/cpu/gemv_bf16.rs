@@ -11,6 +11,8 @@
 // intrinsic work whose safety contract is the function's own (stated on each), so the lint that
 // asks for an inner `unsafe` block on every operation is off for this module.
 #![allow(unsafe_op_in_unsafe_fn)]
+// Register-tiled loops index several arrays by the same lane or row counter.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
 use std::borrow::Cow;
 

@@ -87,7 +87,7 @@ fn worker(s: &Shared) {
         while s.epoch.load(Ordering::Acquire) == seen {
             std::hint::spin_loop();
             spins += 1;
-            if spins % 1024 == 0 && start.elapsed() > SPIN_LIMIT {
+            if spins.is_multiple_of(1024) && start.elapsed() > SPIN_LIMIT {
                 let mut g = s.slot.lock().expect("pool lock");
                 while s.epoch.load(Ordering::Acquire) == seen {
                     g = s.wake.wait(g).expect("pool lock");

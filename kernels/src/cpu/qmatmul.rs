@@ -16,6 +16,8 @@
 // intrinsic work whose safety contract is the function's own (stated on each), so the lint that
 // asks for an inner `unsafe` block on every operation is off for this module.
 #![allow(unsafe_op_in_unsafe_fn)]
+// Register-tiled loops index several arrays by the same lane or row counter.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
 use std::ops::Range;
 
@@ -78,7 +80,7 @@ impl PanelSource for QPanels<'_> {
                 }
                 QFormat::Q4 => {
                     let bytes = &row[(bi / 2) * QBLOCK..(bi / 2 + 1) * QBLOCK];
-                    let sh = if bi % 2 == 0 { 0 } else { 4 };
+                    let sh = if bi.is_multiple_of(2) { 0 } else { 4 };
                     for (o, q) in dst.iter_mut().zip(bytes) {
                         *o = (((q >> sh) & 0x0F) as i32 - 8) as f32 * d;
                     }
@@ -171,7 +173,7 @@ mod x86 {
             ),
             QFormat::Q4 => {
                 let v = _mm256_loadu_si256(row.add((b / 2) * QBLOCK) as *const _);
-                let v = if b % 2 == 0 { v } else { _mm256_srli_epi16(v, 4) };
+                let v = if b.is_multiple_of(2) { v } else { _mm256_srli_epi16(v, 4) };
                 let u = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
                 _mm512_sub_epi16(_mm512_cvtepu8_epi16(u), _mm512_set1_epi16(8))
             }
@@ -388,7 +390,7 @@ mod x86 {
             ),
             QFormat::Q4 => {
                 let v = _mm_loadu_si128(row.add((b / 2) * QBLOCK + 16 * h) as *const _);
-                let v = if b % 2 == 0 { v } else { _mm_srli_epi16(v, 4) };
+                let v = if b.is_multiple_of(2) { v } else { _mm_srli_epi16(v, 4) };
                 let u = _mm_and_si128(v, _mm_set1_epi8(0x0F));
                 _mm256_sub_epi16(_mm256_cvtepu8_epi16(u), _mm256_set1_epi16(8))
             }

@@ -1,6 +1,8 @@
-//! Reference attention (the vision encoder's dense SDPA): `softmax(q kᵀ · scale + bias) v` per batch item and query row, f64.
+//! Reference attention (the vision encoder's dense SDPA): `softmax(q kᵀ · scale + bias) v` per
+//! batch item and query row, in f64.
 
 /// `q` `[n, lq, d]`, `k`, `v` `[n, lk, d]`, `bias(b, row, col)`: `[n, lq, d]`.
+#[allow(clippy::too_many_arguments)]
 pub fn sdpa(
     q: &[f32],
     k: &[f32],

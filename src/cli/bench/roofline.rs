@@ -87,9 +87,7 @@ pub fn reference(
     Ok(text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["bench"] == bench && v["smoke"] != true)
-        .filter(|v| fields.iter().all(|(k, want)| &v[*k] == want))
-        .last())
+        .rfind(|v| v["bench"] == bench && v["smoke"] != true && fields.iter().all(|(k, want)| &v[*k] == want)))
 }
 
 /// CPU time (user + system) this process has used, in seconds.

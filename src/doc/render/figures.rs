@@ -78,9 +78,12 @@ fn union(boxes: impl Iterator<Item = GridBox>) -> Option<GridBox> {
     boxes.reduce(|a, b| [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])])
 }
 
+/// PNG bytes of a crop and its pixel box.
+type Crop = (Vec<u8>, [u32; 4]);
+
 /// Crops a grid box from the image (sized from the image itself, so a caller may pass a
 /// higher-resolution rendering than the model saw); `None` for an empty box.
-fn crop(image: &RgbImage, grid: GridBox) -> Result<Option<(Vec<u8>, [u32; 4])>, RenderError> {
+fn crop(image: &RgbImage, grid: GridBox) -> Result<Option<Crop>, RenderError> {
     let (w, h) = image.dimensions();
     let b = [
         grid_to_pixels(grid[0], w),

@@ -212,7 +212,7 @@ mod tests {
             last = tag;
             let off = u32::from_be_bytes(rec[8..12].try_into().unwrap()) as usize;
             let len = u32::from_be_bytes(rec[12..16].try_into().unwrap()) as usize;
-            assert!(off % 4 == 0 && off + len <= font.len());
+            assert!(off.is_multiple_of(4) && off + len <= font.len());
         }
     }
 }
