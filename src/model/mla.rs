@@ -113,7 +113,7 @@ impl MlaAttention {
             QueryProj::LoRa { a, norm, b } => b.forward(&norm.forward(&a.forward(x)?)?)?,
         };
         let q = q.reshape((n, heads, qhd))?.transpose(0, 1)?.contiguous()?; // [H, n, qhd]
-        let q_nope = q.narrow(2, 0, self.nope)?;
+        let q_nope = q.narrow(2, 0, self.nope)?.contiguous()?; // cuBLAS takes contiguous batched operands
         let q_pe = q.narrow(2, self.nope, self.rope_dim)?.contiguous()?;
         let q_pe = rope.apply(&q_pe, &cos_sin.0, &cos_sin.1)?;
 
