@@ -27,6 +27,18 @@ pub mod storage;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 
+/// Free and total memory of a GPU in bytes (`None` on the CPU and in CPU-only builds).
+pub fn device_memory(device: &candle_core::Device) -> Option<(usize, usize)> {
+    #[cfg(feature = "cuda")]
+    {
+        if let candle_core::Device::Cuda(d) = device {
+            return d.cuda_stream().context().mem_get_info().ok();
+        }
+    }
+    let _ = device;
+    None
+}
+
 /// What this build of the kernels targets, for `--version`: `"cpu"` or
 /// `"cuda 13.0, PTX for sm_90"`.
 pub fn build_info() -> &'static str {

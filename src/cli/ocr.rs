@@ -75,9 +75,10 @@ pub struct OcrCommand {
     pub jobs: Option<usize>,
 
     /// Pages decoding together, across documents (token-level batching: pages join and leave
-    /// the batch at every step; every page streams its tokens).
-    #[arg(long, env = "DOCSEEK_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE)]
-    pub batch_size: usize,
+    /// the batch at every step; every page streams its tokens) [default: 8 on the CPU, 128 on
+    /// a GPU].
+    #[arg(long, env = "DOCSEEK_BATCH_SIZE")]
+    pub batch_size: Option<usize>,
 
     /// KV cache budget of the batched decoder in MiB [default: half the free memory].
     #[arg(long, env = "DOCSEEK_KV_CACHE_MB")]
@@ -147,9 +148,10 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
         };
         return crate::cli::submit::run(inputs, plan);
     }
-    let config = PipelineConfig {
+    let jobs = args.jobs.unwrap_or_else(|| PipelineConfig::default().jobs);
+    let config_for = |engine: &Arc<dyn crate::engine::OcrEngine>| PipelineConfig {
         kv_cache_bytes: args.kv_cache_mb.map(|mb| mb << 20),
-        ..PipelineConfig::new(args.jobs.unwrap_or_else(|| PipelineConfig::default().jobs), args.batch_size)
+        ..PipelineConfig::new(jobs, crate::engine::default_batch(args.batch_size, &engine.info(), DEFAULT_BATCH_SIZE))
     };
     let progress = Arc::new(BatchProgress::new(mode));
 
@@ -161,11 +163,13 @@ pub fn run(args: OcrCommand) -> anyhow::Result<ExitCode> {
             anyhow::bail!("writing to stdout takes a single format; use --out DIR for several");
         }
         let engine = crate::engine::load(&args.model).context("cannot load the model")?;
+        let config = config_for(&engine);
         let pipeline = Pipeline::new(engine, config);
         return to_stdout(&pipeline, &inputs[0].path, formats[0], args.options, progress);
     };
 
     let engine = crate::engine::load(&args.model).context("cannot load the model")?;
+    let config = config_for(&engine);
     let pipeline = Pipeline::new(engine, config);
     let plan = BatchPlan {
         manifest: args.manifest.clone().unwrap_or_else(|| out.join(MANIFEST_FILE)),

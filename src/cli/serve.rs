@@ -54,9 +54,10 @@ pub struct ServeArgs {
     #[arg(long, env = "DOCSEEK_MAX_QUEUE", default_value_t = DEFAULT_MAX_QUEUE)]
     max_queue: usize,
 
-    /// Most pages decoding together (token-level batching across jobs).
-    #[arg(long, env = "DOCSEEK_MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH)]
-    max_batch: usize,
+    /// Most pages decoding together (token-level batching across jobs) [default: 4 on the CPU,
+    /// 128 on a GPU].
+    #[arg(long, env = "DOCSEEK_MAX_BATCH")]
+    max_batch: Option<usize>,
 
     /// KV cache budget of the batched decoder in MiB [default: half the free memory].
     #[arg(long, env = "DOCSEEK_KV_CACHE_MB")]
@@ -162,7 +163,7 @@ impl ServeArgs {
         c.api_key = self.api_key.clone().filter(|k| !k.is_empty());
         c.concurrency = self.concurrency.max(1);
         c.max_queued_jobs = self.max_queue;
-        c.max_batch = self.max_batch.max(1);
+        c.max_batch = self.max_batch.unwrap_or(DEFAULT_MAX_BATCH).max(1);
         c.kv_cache_mb = self.kv_cache_mb;
         c.engine_queue_pages = engine_queue_pages(c.max_batch, c.concurrency);
         c.raster.limits.max_pages = self.max_pages;
@@ -186,7 +187,7 @@ impl ServeArgs {
 
 /// Runs `docseek serve` until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = args.config()?;
+    let mut config = args.config()?;
     let lease = args.fleet.lease()?;
     // `--model fake` honours DOCSEEK_FAKE_TOKEN_DELAY_MS and DOCSEEK_FAKE_SCRIPT_FILE (tests, demos).
     let engine: std::sync::Arc<dyn crate::engine::OcrEngine> = if args.api_only {
@@ -194,6 +195,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         crate::engine::load(&args.model)?
     };
+    config.max_batch = crate::engine::default_batch(args.max_batch, &engine.info(), DEFAULT_MAX_BATCH);
+    config.engine_queue_pages = engine_queue_pages(config.max_batch, config.concurrency);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))

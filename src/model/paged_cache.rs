@@ -31,12 +31,18 @@ const MIN_DEFAULT_BUDGET: usize = 64 << 20;
 const MAX_DEFAULT_BUDGET: usize = 16 << 30;
 /// Default budget on devices whose free memory is not known here.
 const DEVICE_DEFAULT_BUDGET: usize = 2 << 30;
+/// Largest default budget on a GPU.
+const MAX_DEVICE_BUDGET: usize = 64 << 30;
 
 /// The default KV budget: half of the memory available now (Linux `MemAvailable`) on the CPU,
-/// clamped to 64 MiB..16 GiB; 2 GiB on other devices.
+/// clamped to 64 MiB..16 GiB; on a GPU half of its free memory now (the weights are loaded by
+/// then; the other half is for activations), clamped to 64 MiB..64 GiB, or 2 GiB where the
+/// free memory is not known.
 pub fn default_budget_bytes(device: &Device) -> usize {
     if !device.is_cpu() {
-        return DEVICE_DEFAULT_BUDGET;
+        return docseek_kernels::device_memory(device)
+            .map_or(DEVICE_DEFAULT_BUDGET, |(free, _)| free / 2)
+            .clamp(MIN_DEFAULT_BUDGET, MAX_DEVICE_BUDGET);
     }
     let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
         m.lines()
