@@ -149,8 +149,12 @@ mod tests {
         use clap::Parser;
         let cli = Cli::try_parse_from(["docseek"]).unwrap();
         assert_eq!(cli.options, OcrOptions::default());
-        assert_eq!(cli.model.device, DeviceSpec::Cpu);
+        assert_eq!(cli.model.device, DeviceSpec::Auto);
         assert_eq!(cli.model.dtype, None);
+        assert_eq!(cli.model.quant, None);
+        let cli = Cli::try_parse_from(["docseek", "--quant", "q8"]).unwrap();
+        assert_eq!(cli.model.quant, Some(Quant::Q8));
+        assert!(Cli::try_parse_from(["docseek", "--quant", "q3"]).is_err());
         let cli = Cli::try_parse_from(["docseek", "--dtype", "bf16", "--device", "cuda:1"]).unwrap();
         assert_eq!((cli.model.dtype, cli.model.device), (Some(Dtype::Bf16), DeviceSpec::Cuda(1)));
         assert!(Cli::try_parse_from(["docseek", "--dtype", "int3"]).is_err());
