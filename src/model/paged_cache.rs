@@ -54,6 +54,24 @@ pub fn default_budget_bytes(device: &Device) -> usize {
     available.map_or(MIN_DEFAULT_BUDGET * 16, |a| a / 2).clamp(MIN_DEFAULT_BUDGET, MAX_DEFAULT_BUDGET)
 }
 
+/// A zero tensor whose pages the OS maps on first write. candle's CPU `zeros` fills 16-bit
+/// floats element by element (`vec![bf16::ZERO; n]`), which touches the whole KV budget at
+/// start-up (half the free memory by default); zeroed `u16` memory comes from `calloc` and is
+/// reinterpreted without a copy. Other dtypes and devices use `Tensor::zeros`.
+pub fn untouched_zeros<S: Into<candle_core::Shape>>(shape: S, dtype: DType, device: &Device) -> Result<Tensor> {
+    use half::vec::HalfBitsVecExt;
+    let shape = shape.into();
+    if !device.is_cpu() {
+        return Tensor::zeros(shape, dtype, device);
+    }
+    let n = shape.elem_count();
+    match dtype {
+        DType::BF16 => Tensor::from_vec(vec![0u16; n].reinterpret_into::<half::bf16>(), shape, device),
+        DType::F16 => Tensor::from_vec(vec![0u16; n].reinterpret_into::<half::f16>(), shape, device),
+        _ => Tensor::zeros(shape, dtype, device),
+    }
+}
+
 /// Hands out block ids; a freed block is reused first.
 #[derive(Debug, Clone)]
 pub struct BlockAllocator {
@@ -149,7 +167,7 @@ impl PagedKvCache {
     }
 
     /// A cache of `num_blocks` blocks per layer. Pools are zero-filled lazily by the OS on
-    /// the CPU, so memory is touched as blocks are first written.
+    /// the CPU ([`untouched_zeros`]), so memory is touched as blocks are first written.
     pub fn new(
         layout: CacheLayout,
         num_layers: usize,
@@ -161,12 +179,12 @@ impl PagedKvCache {
             .map(|_| {
                 Ok(match layout {
                     CacheLayout::Mha { kv_heads, head_dim } => PoolLayer::Mha {
-                        k: Tensor::zeros((num_blocks, kv_heads, BLOCK_SIZE, head_dim), dtype, device)?,
-                        v: Tensor::zeros((num_blocks, kv_heads, BLOCK_SIZE, head_dim), dtype, device)?,
+                        k: untouched_zeros((num_blocks, kv_heads, BLOCK_SIZE, head_dim), dtype, device)?,
+                        v: untouched_zeros((num_blocks, kv_heads, BLOCK_SIZE, head_dim), dtype, device)?,
                     },
                     CacheLayout::Mla { rank, rope_dim } => PoolLayer::Mla {
-                        latent: Tensor::zeros((num_blocks, BLOCK_SIZE, rank), dtype, device)?,
-                        k_pe: Tensor::zeros((num_blocks, BLOCK_SIZE, rope_dim), dtype, device)?,
+                        latent: untouched_zeros((num_blocks, BLOCK_SIZE, rank), dtype, device)?,
+                        k_pe: untouched_zeros((num_blocks, BLOCK_SIZE, rope_dim), dtype, device)?,
                     },
                 })
             })
@@ -418,6 +436,29 @@ impl PagedKvCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rss_bytes() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let kb = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap();
+        kb.parse::<usize>().unwrap() * 1024
+    }
+
+    #[test]
+    fn pools_are_zero_and_not_touched_until_written() {
+        for dtype in [DType::BF16, DType::F16, DType::F32] {
+            let t = untouched_zeros((3, 5, 7), dtype, &Device::Cpu).unwrap();
+            assert_eq!((t.dims(), t.dtype()), (&[3, 5, 7][..], dtype));
+            let sum: f32 = t.to_dtype(DType::F32).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+            assert_eq!(sum, 0.0);
+        }
+        // A 1 GiB bf16 pool raises the resident set by far less than its size (other tests
+        // running beside this one allocate too, hence the wide margin).
+        let before = rss_bytes();
+        let pool = untouched_zeros((1 << 29,), DType::BF16, &Device::Cpu).unwrap();
+        let grown = rss_bytes().saturating_sub(before);
+        assert!(grown < 256 << 20, "a 1 GiB pool made {grown} bytes resident");
+        drop(pool);
+    }
 
     #[test]
     fn allocator_budget_and_release() {
