@@ -55,9 +55,7 @@ fn print_marker_evidence(set: &[eval::ShortTextLanguage]) {
                     let words = &markers[key];
                     let n = sentences
                         .iter()
-                        .filter(|s| {
-                            s.to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|w| words.contains(&w))
-                        })
+                        .filter(|s| s.to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|w| words.contains(&w)))
                         .count();
                     format!("{key} {n}")
                 })
@@ -150,8 +148,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "(after `langs/data/fetch-lingua.sh`). `und` counts as wrong everywhere. The model is trained on the UDHR"
     );
     println!(
-        "paragraphs that are not held out and on the lingua crates' n-gram tables; no evaluated line was trained on.\n"
+        "paragraphs that are not held out, the lingua crates' n-gram tables and the marker words of `data/markers.tsv`;"
     );
+    println!("no evaluated line was trained on. To rerun from scratch:\n");
+    println!("```sh");
+    println!("langs/data/fetch-lingua.sh                     # once: the lingua crates into the cargo registry");
+    println!("cargo run -p docseek-langs --release --example tune -- /work/shared/corpus/udhr            # settings, dev data");
+    println!("cargo run -p docseek-langs --release --example build-profiles -- /work/shared/corpus/udhr  # data/profiles.bin");
+    println!("cargo run -p docseek-langs --release --example evaluate -- /work/shared/corpus/udhr > langs/ACCURACY.md");
+    println!("cargo run --release -- bench langid            # throughput on one core (sentences/s)");
+    println!("```\n");
     println!("## Short text: held-out third-party set\n");
     println!(
         "The test data shipped in the 75 lingua model crates (`testdata/`: sentences, word pairs and single words"
@@ -237,9 +243,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\"Or alternative\": the right language is the answer or one of its `alternatives` (texts that fit two).");
     println!("Caveats: much of lingua's Malay test data reads as Indonesian, and its Bokmål data holds Nynorsk lines");
     println!("(see the marker words below); Bosnian, Croatian and Serbian news text differs in a few words per");
-    println!("sentence at most. In the UDHR corpus, `hrv.txt` splits the heading into two paragraphs, so from index 9 on");
-    println!("its paragraph i is paragraph i-1 of `bos_latn.txt` and `srp_latn.txt`: Croatian is trained on the articles");
-    println!("Bosnian and Serbian hold out (index 14, 24) and the reverse, which favours the other variety on those.\n");
+    println!(
+        "sentence at most. In the UDHR corpus, `hrv.txt` splits the heading into two paragraphs, so from index 9 on"
+    );
+    println!(
+        "its paragraph i is paragraph i-1 of `bos_latn.txt` and `srp_latn.txt`: Croatian is trained on the articles"
+    );
+    println!(
+        "Bosnian and Serbian hold out (index 14, 24) and the reverse, which favours the other variety on those.\n"
+    );
     println!("| language | sentences | or alternative | source | UDHR paragraphs | UDHR lines |\n| --- | --- | --- | --- | --- | --- |");
     let mut neighbour_keys: Vec<String> = NEIGHBOURS
         .iter()
