@@ -20,6 +20,9 @@ use docseek_langs::training::{is_held_out, read_paragraphs, train_with, TrainCon
 use docseek_langs::{LanguageDetector, ProfileDetector};
 use eval::{lines_of, ratio, short_text_set, Tally};
 
+/// The close neighbours whose development sentences are reported per setting.
+const NEIGHBOURS: [&str; 8] = ["bos", "hrv", "srp", "zlm", "ind", "nob", "nno", "dan"];
+
 fn is_dev(i: usize) -> bool {
     i % 5 == 3
 }
@@ -30,6 +33,7 @@ fn grid() -> Vec<(&'static str, TrainConfig)> {
     let mut v = vec![("default", d)];
     v.push(("prior 0", TrainConfig { external_prior: 0.0, ..d }));
     v.push(("prior 2", TrainConfig { external_prior: 2.0, ..d }));
+    v.push(("prior 4", TrainConfig { external_prior: 4.0, ..d }));
     v.push(("floor 0.1", TrainConfig { truncated_floor: 0.1, ..d }));
     v.push((
         "word weight 0.6",
@@ -43,6 +47,12 @@ fn grid() -> Vec<(&'static str, TrainConfig)> {
         },
     ));
     v.push(("ngram weights x1.3", TrainConfig { weights: d.weights.map(|w| w * 1.3), ..d }));
+    v.push(("no markers", TrainConfig { marker_share: 0.0, marker_penalty: 0.0, ..d }));
+    v.push(("marker penalty 0", TrainConfig { marker_penalty: 0.0, ..d }));
+    v.push(("marker penalty 2", TrainConfig { marker_penalty: 2.0, ..d }));
+    v.push(("marker penalty 8", TrainConfig { marker_penalty: 8.0, ..d }));
+    v.push(("marker penalty 4", TrainConfig { marker_penalty: 4.0, ..d }));
+    v.push(("udhr share 0.5", TrainConfig { udhr_share: 0.5, ..d }));
     v.push(("tokens 1e7", TrainConfig { external_tokens: 1e7, ..d }));
     v
 }
@@ -62,6 +72,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| settings | T | und below | sentences | word pairs | single words | und pairs | und words | UDHR paragraphs | UDHR rows all right | UDHR lines | bytes |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let thresholds = [0.0f32, 0.1, 0.15, 0.2];
+    // Per setting, sentence accuracy of the close neighbours at the default temperature.
+    let mut neighbours: Vec<String> = Vec::new();
     for (name, cfg) in grid().into_iter().filter(|(n, _)| only.as_deref().is_none_or(|o| o == *n)) {
         let model = train_with(&corpus, inv, cfg, &|i| is_held_out(i) || is_dev(i), &external)?;
         let bytes = model.to_bytes().len();
@@ -70,7 +82,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Per threshold: per kind macro accuracy and und rate.
             let mut acc = [[0.0f64; 3]; 4];
             let mut und = [[0.0f64; 3]; 4];
+            let mut close = Vec::new();
             for lang in &short {
+                if t == docseek_langs::detector::TEMPERATURE && NEIGHBOURS.contains(&lang.row.code) {
+                    let right = lang.lines[0].iter().filter(|l| det.detect(l).code == lang.row.code).count();
+                    close.push(format!("{} {:.1}%", lang.row.code, 100.0 * ratio(right, lang.lines[0].len())));
+                }
                 for (k, lines) in lang.lines.iter().enumerate() {
                     let mut ok = [0usize; 4];
                     let mut u = [0usize; 4];
@@ -102,6 +119,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             let all_right = rows_right.values().filter(|v| **v).count();
+            if !close.is_empty() {
+                neighbours.push(format!("| {name} | {} |", close.join(" | ")));
+            }
             for (j, th) in thresholds.iter().enumerate() {
                 println!(
                     "| {name} | {t} | {th} | {:.2}% | {:.2}% | {:.2}% | {:.2}% | {:.2}% | {:.2}% | {all_right}/{} | {:.2}% | {bytes} |",
@@ -116,6 +136,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
         }
+    }
+    println!("\nSentences of the close neighbours (development half, T = {}):\n", docseek_langs::detector::TEMPERATURE);
+    println!("| settings | {} |", NEIGHBOURS.map(|_| "").join(" | "));
+    println!("| --- |{}", " --- |".repeat(NEIGHBOURS.len()));
+    for n in neighbours {
+        println!("{n}");
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ pub mod detector;
 pub mod document;
 pub mod han;
 pub mod inventory;
+pub mod markers;
 pub mod model;
 pub mod ngram;
 pub mod normalize;

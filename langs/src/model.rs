@@ -123,6 +123,36 @@ impl ClassModel {
         }
     }
 
+    /// The quantised gain of every row for feature `hash` (0 where it has none).
+    pub fn gains_of(&self, hash: u32) -> Vec<u8> {
+        let mut out = vec![0u8; self.rows.len()];
+        if let Some(&(start, len)) = self.index.get(&hash) {
+            for (row, g) in self.entry_postings(start, len) {
+                out[row as usize] = g;
+            }
+        }
+        out
+    }
+
+    /// Replaces the gains of feature `hash` (one per row), adding the feature if new. For
+    /// training: the old postings stay in the arrays, unreferenced, until the model is
+    /// serialised and read back.
+    pub fn set_gains(&mut self, hash: u32, gains: &[u8]) {
+        let n = self.rows.len();
+        let list: Vec<(u8, u8)> =
+            gains.iter().enumerate().filter(|(_, &g)| g > 0).map(|(r, &g)| (r as u8, g)).collect();
+        if list.len() >= DENSE_MIN_POSTINGS {
+            let start = self.dense.len();
+            self.dense.extend((0..n).map(|r| gains.get(r).copied().unwrap_or(0)));
+            self.index.insert(hash, ((start / n.max(1)) as u32, DENSE));
+        } else if list.is_empty() {
+            self.index.remove(&hash);
+        } else {
+            self.index.insert(hash, (self.postings.len() as u32, list.len() as u16));
+            self.postings.extend(list);
+        }
+    }
+
     /// The log prior of each row.
     pub fn priors(&self) -> &[f32] {
         &self.priors

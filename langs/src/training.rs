@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::inventory::{Inventory, LanguageRow};
 use crate::model::{ClassModel, ProfileModel, GAIN_STEP, MAX_ROWS};
-use crate::ngram::{for_each_feature, KINDS, KIND_EDGE, KIND_WORD, MAX_ORDER};
+use crate::ngram::{for_each_feature, hash_word, KINDS, KIND_EDGE, KIND_WORD, MAX_ORDER};
 use crate::LangsError;
 
 /// Every `HOLDOUT_EVERY`-th paragraph (index 4, 9, 14, ... counting from 0) is held out for
@@ -48,6 +48,15 @@ pub struct TrainConfig {
     /// one (the rest is the external distribution): it keeps the formal register of the
     /// UDHR known to the rows trained mostly on news and web text.
     pub udhr_share: f64,
+    /// Count of each marker word of a row (`data/markers.tsv`, see [`crate::markers`]) as a
+    /// share of the row's word count: a frequent word, as function words and common spellings
+    /// are. 0 leaves the markers out.
+    pub marker_share: f64,
+    /// Nats a marker word takes from the rows of its group (`data/markers.tsv`) that do not
+    /// list it: `tko` speaks against Bosnian and Serbian as much as for Croatian. Only the
+    /// group's rows are affected (every other row gets the same amount back), so a word that
+    /// is also a word elsewhere (`ko` in Maori) does not pull text into the group.
+    pub marker_penalty: f32,
 }
 
 impl Default for TrainConfig {
@@ -58,8 +67,10 @@ impl Default for TrainConfig {
             weights: [0.3, 0.35, 0.45, 0.55, 0.6, 0.6, 1.0],
             external_tokens: 1e6,
             truncated_floor: 0.3,
-            external_prior: 2.0,
+            external_prior: 3.0,
             udhr_share: 0.3,
+            marker_share: 0.004,
+            marker_penalty: 12.0,
         }
     }
 }
@@ -156,6 +167,7 @@ pub fn train_with(
                     c.totals[k] += 1.0;
                 });
             }
+            add_markers(&mut c, &row.key(), config.marker_share);
             if let Some(ext) = external.get(&row.key()) {
                 c.external = true;
                 c.prior = ext.prior;
@@ -176,9 +188,47 @@ pub fn train_with(
             }
             counts.push(c);
         }
-        classes.push(build_class(class, &rows, &counts, &config)?);
+        let mut model = build_class(class, &rows, &counts, &config)?;
+        apply_marker_penalties(&mut model, &rows, config.marker_penalty);
+        classes.push(model);
     }
     Ok(ProfileModel { classes })
+}
+
+/// Counts the marker words of row `key` as words seen `share` of its word count each (words it
+/// already shows more often keep their count).
+fn add_markers(c: &mut RowCounts, key: &str, share: f64) {
+    let Some(words) = crate::markers::markers().get(key).filter(|_| share > 0.0) else {
+        return;
+    };
+    let count = share * c.totals[KIND_WORD];
+    for w in words {
+        let chars: Vec<char> = w.chars().collect();
+        let seen = c.counts[KIND_WORD].entry(hash_word(&chars)).or_insert(0.0);
+        if *seen < count {
+            c.totals[KIND_WORD] += count - *seen;
+            *seen = count;
+        }
+    }
+}
+
+/// Takes [`TrainConfig::marker_penalty`] from the rows of a marker group that do not list a
+/// marker word, by giving it to every other row of the class.
+fn apply_marker_penalties(model: &mut ClassModel, rows: &[&LanguageRow], penalty: f32) {
+    let step = (penalty / GAIN_STEP).round().clamp(0.0, u8::MAX as f32) as u32;
+    if step == 0 {
+        return;
+    }
+    let keys: Vec<String> = rows.iter().map(|r| r.key()).collect();
+    for (word, penalised) in crate::markers::group_words(&keys) {
+        let chars: Vec<char> = word.chars().collect();
+        let h = hash_word(&chars);
+        let mut gains = model.gains_of(h);
+        for (g, _) in gains.iter_mut().zip(&penalised).filter(|(_, &p)| !p) {
+            *g = (*g as u32 + step).min(u8::MAX as u32) as u8;
+        }
+        model.set_gains(h, &gains);
+    }
 }
 
 /// Smooths, truncates and quantises the counts of a class's rows.
