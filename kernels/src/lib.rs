@@ -17,6 +17,7 @@
 
 pub mod attention_op;
 pub mod cpu;
+pub mod decode_attention_op;
 pub mod linear;
 pub mod moe_op;
 pub mod ops;

@@ -66,6 +66,12 @@ impl MhaAttention {
         let q = rope.apply(&q, &cos_sin.0, &cos_sin.1)?;
         let k = rope.apply(&k, &cos_sin.0, &cos_sin.1)?;
         let (k_all, v_all) = cache.append_mha(layer, &k, &v)?;
+        if n == 1 && docseek_kernels::decode_attention_op::supports(&q, &k_all, &v_all) {
+            // One decode row over the bf16 cache, read in place.
+            let scale = (1.0 / (hd as f64).sqrt()) as f32;
+            let out = docseek_kernels::decode_attention_op::attend_one(&q, &k_all, &v_all, scale)?;
+            return self.o_proj.forward(&out);
+        }
         let out = self.attend(&q, &k_all, &v_all, mask)?;
         self.o_proj.forward(&out)
     }

@@ -13,6 +13,9 @@
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
+use docseek_kernels::linear::LinearWeight;
+use docseek_kernels::storage::Storage;
+use half::bf16;
 
 use super::attention::MhaAttention;
 use super::batch::{causal_mask, AttentionPath, BatchPlan, SeqChunk};
@@ -54,11 +57,39 @@ struct DecoderLayer {
     ffn: FeedForward,
 }
 
+/// The token embeddings: a tensor, or (bf16 on the CPU) rows read straight from the
+/// memory-mapped checkpoint, so loading neither reads nor copies the table.
+#[derive(Debug, Clone)]
+enum Embedding {
+    Tensor(Tensor),
+    Mapped { data: Storage<bf16>, rows: usize, cols: usize },
+}
+
+impl Embedding {
+    fn lookup(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        match self {
+            Embedding::Tensor(t) => t.index_select(&Tensor::from_slice(ids, ids.len(), device)?, 0),
+            Embedding::Mapped { data, rows, cols } => {
+                let table = data.as_slice();
+                let mut out = Vec::with_capacity(ids.len() * cols);
+                for &id in ids {
+                    let id = id as usize;
+                    if id >= *rows {
+                        candle_core::bail!("token id {id} outside the vocabulary of {rows}");
+                    }
+                    out.extend_from_slice(&table[id * cols..(id + 1) * cols]);
+                }
+                Tensor::from_vec(out, (ids.len(), *cols), device)
+            }
+        }
+    }
+}
+
 /// The decoder with its weights.
 #[derive(Debug, Clone)]
 pub struct DeepseekDecoder {
     cfg: DeepseekV2Config,
-    embed: Tensor,
+    embed: Embedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     lm_head: Linear,
@@ -73,7 +104,11 @@ impl DeepseekDecoder {
     pub fn load(cfg: &DeepseekV2Config, vb: VarBuilder) -> Result<Self> {
         let m = vb.pp("model");
         let h = cfg.hidden_size;
-        let embed = m.pp("embed_tokens").get((cfg.vocab_size, h), "weight")?;
+        let embed_name = format!("{}.weight", m.pp("embed_tokens").prefix());
+        let embed = match super::quant_store::mapped_bf16(&embed_name, cfg.vocab_size, h, vb.dtype(), vb.device()) {
+            Some(data) => Embedding::Mapped { data, rows: cfg.vocab_size, cols: h },
+            None => Embedding::Tensor(m.pp("embed_tokens").get((cfg.vocab_size, h), "weight")?),
+        };
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let l = m.pp("layers").pp(i);
@@ -95,7 +130,12 @@ impl DeepseekDecoder {
         }
         let norm = RmsNorm::load(m.pp("norm"), h, cfg.rms_norm_eps)?;
         let lm_head = if cfg.tie_word_embeddings && !vb.contains_tensor("lm_head.weight") {
-            Linear::from_weight(embed.clone(), None)
+            match &embed {
+                Embedding::Tensor(t) => Linear::from_weight(t.clone(), None),
+                Embedding::Mapped { data, rows, cols } => {
+                    Linear::from_kernel_weight(LinearWeight::Bf16 { data: data.clone(), rows: *rows, cols: *cols })?
+                }
+            }
         } else {
             Linear::load(vb.pp("lm_head"), h, cfg.vocab_size, false)?
         };
@@ -152,8 +192,7 @@ impl DeepseekDecoder {
 
     /// Embeddings `[ids, hidden]` of token ids.
     pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
-        let ids = Tensor::from_slice(ids, ids.len(), &self.device)?;
-        self.embed.index_select(&ids, 0)
+        self.embed.lookup(ids, &self.device)
     }
 
     /// Runs `embeds` `[n, hidden]` (positions `cache.len()..+n`) through the decoder, appends

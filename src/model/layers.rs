@@ -37,6 +37,11 @@ impl Linear {
         }
     }
 
+    /// A bias-free layer over an already built kernel-format weight.
+    pub fn from_kernel_weight(weight: LinearWeight) -> Result<Self> {
+        Ok(Linear(KernelLinear::from_weight(weight, None)?))
+    }
+
     /// The kernels' layer.
     pub fn inner(&self) -> &KernelLinear {
         &self.0

@@ -250,6 +250,22 @@ impl LoadContext {
     }
 }
 
+/// The bf16 tensor `name` (`[rows, cols]`) as a view of the memory-mapped checkpoint, when a
+/// load context is installed, the model is bf16 on the CPU and the file stores it as bf16; for
+/// tables read a few rows at a time (the embeddings), so nothing is read or faulted in now.
+pub fn mapped_bf16(name: &str, rows: usize, cols: usize, dtype: DType, device: &Device) -> Option<Storage<half::bf16>> {
+    let ctx = CURRENT.with(|c| c.borrow().clone())?;
+    if !device.is_cpu() || dtype != DType::BF16 {
+        return None;
+    }
+    let (stored, shape) = ctx.store.info(name)?;
+    if stored != DType::BF16 || shape != [rows, cols] {
+        return None;
+    }
+    let m = ctx.store.mapped(name)?;
+    Storage::mapped(m.map, m.offset, rows * cols)
+}
+
 /// Values of a weight converted to f32 at once while quantizing (16 MB).
 const QUANTIZE_CHUNK_VALUES: usize = 4 << 20;
 

@@ -220,6 +220,9 @@ mod x86 {
                 }
                 for r in 0..NB {
                     if r < nb {
+                        // The same line of the next pass's rows, which follow these in memory
+                        // (as in the quantized GEMV); past the weight's end it is harmless.
+                        _mm_prefetch::<_MM_HINT_T0>(wr[r].wrapping_add(c * 32 + NB * k) as *const i8);
                         let wv = _mm512_loadu_si512(wr[r].add(c * 32) as *const _);
                         for m in 0..MB {
                             acc[r][m] = _mm512_dpbf16_ps(acc[r][m], cast_bh(wv), cast_bh(x[m]));

@@ -6,9 +6,11 @@
 //!   activations (VNNI dot products).
 //! - [`matmul`]: one entry point over every format; [`moe`]: a whole MoE layer in one call.
 //! - [`pool`]: the work splitting they share.
-//! - [`attention`]: paged decode attention.
+//! - [`attention`]: paged decode attention; [`decode_attention`]: one query row over a
+//!   contiguous KV cache.
 
 pub mod attention;
+pub mod decode_attention;
 pub mod gemm_bf16;
 pub mod gemv_bf16;
 pub mod isa;

@@ -328,6 +328,7 @@ mod x86 {
             QFormat::Q4 => 8,
         });
         let wrow: [*const u8; NB] = std::array::from_fn(|r| w.qs.as_ptr().add((n0 + r) * rb));
+        let chunk_bytes = rb / (kp / QCHUNK);
         let wsc: [*const u16; NB] = std::array::from_fn(|r| w.scales.as_ptr().add((n0 + r) * bpr) as *const u16);
         let hrow: [*const i8; MB] = std::array::from_fn(|i| a.hi.as_ptr().add((m0 + i) * kp));
         let lrow: [*const u8; MB] = std::array::from_fn(|i| a.lo.as_ptr().add((m0 + i) * kp));
@@ -359,6 +360,10 @@ mod x86 {
                 );
             }
             for r in 0..NB {
+                // The same bytes of the next pass's rows (they follow these rows in memory):
+                // decode streams each weight once, and the loads alone leave the core waiting
+                // on memory. A prefetch past the end of the weight is harmless.
+                _mm_prefetch::<_MM_HINT_T0>(wrow[r].wrapping_add(c * chunk_bytes + NB * rb) as *const i8);
                 let wu = chunk_u8(w.format, wrow[r], c);
                 let ws = match w.format {
                     QFormat::Q8 => _mm512_xor_si512(wu, offset),
