@@ -264,7 +264,7 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
     );
     if device.is_cpu() {
         println!(
-            "  decode roofline    {:.2} tok/s at {:.1} GB/s (probes: candle sum {:.1}, threaded sum {:.1} GB/s): {:.0}% of roofline",
+            "  decode roofline    {:.2} tok/s at {:.1} GB/s (probes: candle sum {:.1}, threaded read {:.1} GB/s): {:.0}% of roofline",
             roof_tps,
             bw / 1e9,
             bw_candle / 1e9,
