@@ -146,10 +146,11 @@ fn gemm_on(
         PreparedActs::Bf16(v) => assert!(v.len() >= m_rows * k),
         PreparedActs::F32(v) => assert!(v.len() >= m_rows * k),
     }
-    // Without native bf16 products the activations are read as f32.
+    // Without native bf16 products (or where f32 FMAs are faster) the activations are read
+    // as f32.
     let widened;
     let a = match a {
-        PreparedActs::Bf16(v) if !(isa == Isa::Avx512Bf16 && Isa::Avx512Bf16.is_supported()) => {
+        PreparedActs::Bf16(v) if !super::dot_choice::native_dot(isa) => {
             widened = PreparedActs::F32(std::borrow::Cow::Owned(v[..m_rows * k].iter().map(|x| x.to_f32()).collect()));
             &widened
         }
@@ -723,7 +724,7 @@ pub fn gemm_packed_limited(
     assert!(ldc >= n_lim && (m_rows == 0 || (m_rows - 1) * ldc + n_lim <= out.len()), "output too small");
     let widened;
     let a = match a {
-        PreparedActs::Bf16(v) if !(isa == Isa::Avx512Bf16 && Isa::Avx512Bf16.is_supported()) => {
+        PreparedActs::Bf16(v) if !super::dot_choice::native_dot(isa) => {
             widened = PreparedActs::F32(std::borrow::Cow::Owned(v[..m_rows * k].iter().map(|x| x.to_f32()).collect()));
             &widened
         }
