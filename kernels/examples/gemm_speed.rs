@@ -1,8 +1,8 @@
 //! The bf16 GEMM against the machine's peak (not a test; run with
 //! `cargo run -p docseek-kernels --release --example gemm_speed [isa]`).
 //!
-//! Peak: a tight loop of independent `vdpbf16ps` (16 lanes x 2 products x 2 flops each) on one
-//! thread and on every pool thread at once. Then the GEMM at the decoder's prefill shapes (903
+//! Peak: tight loops of independent `vdpbf16ps` (16 lanes x 2 products x 2 flops each) and of f32
+//! FMAs (16 x 2), on one thread and on every pool thread at once; shares are of the larger. Then the GEMM at the decoder's prefill shapes (903
 //! tokens) and the vision encoder's (SAM-B at 1024 px and 640 px, CLIP-L), each as GFLOP/s and
 //! as a share of the measured all-thread peak.
 
@@ -31,9 +31,11 @@ fn main() {
     let isa = std::env::args().nth(1).and_then(|s| Isa::parse(&s)).unwrap_or_else(Isa::active);
     let threads = pool::threads();
     println!("isa {isa}, {threads} threads");
-    let one = peak_gflops(1);
-    let all = peak_gflops(threads);
-    println!("peak vdpbf16ps: {one:.0} GFLOP/s on 1 thread, {all:.0} GFLOP/s on {threads}");
+    let one = peak_gflops(1, false);
+    let dp = peak_gflops(threads, false);
+    let fma = peak_gflops(threads, true);
+    println!("peak vdpbf16ps: {one:.0} GFLOP/s on 1 thread, {dp:.0} GFLOP/s on {threads}; f32 FMA {fma:.0} GFLOP/s on {threads}");
+    let all = dp.max(fma);
     for (name, m, k, n) in SHAPES {
         let a: Vec<bf16> = (0..m * k).map(|i| bf16::from_f32((i % 11) as f32 * 0.01)).collect();
         let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32((i % 5) as f32 * 0.01)).collect();
@@ -51,19 +53,26 @@ fn main() {
     }
 }
 
-/// GFLOP/s of independent `vdpbf16ps` chains on `threads` threads at once.
-fn peak_gflops(threads: usize) -> f64 {
+/// GFLOP/s of independent `vdpbf16ps` (or f32 FMA) chains on `threads` threads at once.
+fn peak_gflops(threads: usize, fma: bool) -> f64 {
     const ITERS: u64 = 200_000_000;
     let t = Instant::now();
     let flops: f64 = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..threads).map(|_| s.spawn(|| dp_loop(ITERS / 8))).collect();
+        let hs: Vec<_> = (0..threads).map(|_| s.spawn(move || dp_loop(ITERS / 8, fma))).collect();
         hs.into_iter().map(|h| h.join().expect("peak thread")).sum()
     });
     flops / t.elapsed().as_secs_f64() / 1e9
 }
 
-/// Flops done by `iters` rounds of 24 independent `vdpbf16ps` (0 without the instruction).
-fn dp_loop(iters: u64) -> f64 {
+/// Flops done by `iters` rounds of 24 independent `vdpbf16ps` or f32 FMAs (0 without them).
+fn dp_loop(iters: u64, fma: bool) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if fma && Isa::Avx512.is_supported() {
+        // SAFETY: the CPU has AVX-512 F.
+        let sink = unsafe { x86::fma_chains(iters) };
+        std::hint::black_box(sink);
+        return iters as f64 * 24.0 * 32.0;
+    }
     #[cfg(target_arch = "x86_64")]
     if Isa::Avx512Bf16.is_supported() {
         // SAFETY: the CPU has AVX-512 BF16.
@@ -71,7 +80,7 @@ fn dp_loop(iters: u64) -> f64 {
         std::hint::black_box(sink);
         return iters as f64 * 24.0 * 64.0;
     }
-    let _ = iters;
+    let _ = (iters, fma);
     0.0
 }
 
@@ -95,5 +104,17 @@ mod x86 {
             s = _mm512_add_ps(s, v);
         }
         _mm512_reduce_add_ps(s)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn fma_chains(iters: u64) -> f32 {
+        let (a, b) = (_mm512_set1_ps(1.0), _mm512_set1_ps(1e-3));
+        let mut acc = [_mm512_setzero_ps(); 24];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(a, b, *v);
+            }
+        }
+        acc.iter().fold(0.0, |s, v| s + _mm512_reduce_add_ps(*v))
     }
 }
