@@ -43,7 +43,7 @@ fn f32_values(t: &Tensor) -> Result<Vec<f32>> {
     t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
 }
 
-fn with_bf16<R>(t: &Tensor, f: impl FnOnce(&[bf16]) -> Result<R>) -> Result<R> {
+pub(crate) fn with_bf16<R>(t: &Tensor, f: impl FnOnce(&[bf16]) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout): (_, &Layout) = t.storage_and_layout();
     let (start, end) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("not contiguous".into()))?;
@@ -146,7 +146,7 @@ pub fn sdpa_bf16(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<AttnBias>, sca
 }
 
 /// bf16 activations as the level's GEMM reads them.
-fn prepared(isa: Isa, a: &[bf16]) -> PreparedActs<'_> {
+pub(crate) fn prepared(isa: Isa, a: &[bf16]) -> PreparedActs<'_> {
     crate::cpu::gemv_bf16::prepare(isa, crate::cpu::gemv_bf16::Acts::Bf16(a))
 }
 

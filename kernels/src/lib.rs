@@ -13,9 +13,11 @@
 //! - [`linear`]: the one linear layer type of the decoder and the vision encoder, holding its
 //!   weight as a candle tensor (any device) or in a kernel format (CPU: bf16, q8, q4), run as
 //!   a candle custom op; [`moe_op`]: the fused CPU MoE layer; [`attention_op`]: the vision
-//!   encoder's bf16 attention; [`storage`]: owned or memory-mapped weight bytes.
+//!   encoder's bf16 attention; [`causal_attention_op`]: the decoder prefill's causal bf16
+//!   attention; [`storage`]: owned or memory-mapped weight bytes.
 
 pub mod attention_op;
+pub mod causal_attention_op;
 pub mod cpu;
 pub mod decode_attention_op;
 pub mod linear;

@@ -60,3 +60,52 @@ fn fused_attention_matches_the_reference() {
         assert!(e < 2e-2, "{}: rel err {e}", if bias.is_some() { "bias" } else { "no bias" });
     }
 }
+
+#[test]
+fn causal_attention_matches_the_reference_with_gqa_and_a_cached_prefix() {
+    use docseek_kernels::causal_attention_op::sdpa_causal_bf16;
+    // Two query heads per KV head; a cached prefix so the first row block's keys end inside
+    // the first packed k block and the second's past it; odd head size.
+    let (heads, kvh, n, start, d) = (4, 2, ROWS + 77, 400, 40);
+    let total = start + n;
+    let dev = Device::Cpu;
+    let (q, k, v) = (
+        bf16_round(&rand(heads * n * d, 7)),
+        bf16_round(&rand(kvh * total * d, 8)),
+        bf16_round(&rand(kvh * total * d, 9)),
+    );
+    let t = |x: &[f32], h: usize, l: usize| {
+        Tensor::from_vec(x.to_vec(), (h, l, d), &dev).unwrap().to_dtype(DType::BF16).unwrap()
+    };
+    let scale = 1.0 / (d as f64).sqrt();
+    let got: Vec<f32> = sdpa_causal_bf16(&t(&q, heads, n), &t(&k, kvh, total), &t(&v, kvh, total), scale)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    // The reference per query head over its KV head's rows, causal mask as a bias.
+    let rep = heads / kvh;
+    let expand = |x: &[f32]| -> Vec<f32> {
+        (0..heads).flat_map(|h| x[(h / rep) * total * d..(h / rep + 1) * total * d].to_vec()).collect()
+    };
+    let want = sdpa(&q, &expand(&k), &expand(&v), heads, n, total, d, scale, |_, r, c| {
+        if c > start + r {
+            f64::NEG_INFINITY
+        } else {
+            0.0
+        }
+    });
+    let m = want.iter().fold(0f32, |a, x| a.max(x.abs()));
+    let mut e = 0f32;
+    for h in 0..heads {
+        for r in 0..n {
+            for i in 0..d {
+                e = e.max((got[(r * heads + h) * d + i] - want[(h * n + r) * d + i]).abs());
+            }
+        }
+    }
+    assert!(e / m < 2e-2, "causal: rel err {}", e / m);
+}

@@ -44,6 +44,16 @@ const SHAPES: [(usize, usize, usize); 9] = [
 
 #[test]
 fn bf16_products_match_the_reference_on_every_level() {
+    // Both product kinds of the AVX-512 BF16 level (vdpbf16ps, f32 FMAs), whichever this CPU
+    // prefers; concurrent tests stay correct under either.
+    for forced in [Some(true), Some(false)] {
+        docseek_kernels::cpu::dot_choice::force(forced);
+        bf16_products_on_every_level();
+    }
+    docseek_kernels::cpu::dot_choice::force(None);
+}
+
+fn bf16_products_on_every_level() {
     for isa in Isa::supported() {
         for (i, &(m, k, n)) in SHAPES.iter().enumerate() {
             let a = values(m * k, i as u64);

@@ -72,6 +72,13 @@ impl MhaAttention {
             let out = docseek_kernels::decode_attention_op::attend_one(&q, &k_all, &v_all, scale)?;
             return self.o_proj.forward(&out);
         }
+        // A bf16 prefill on the CPU: the causal kernel computes only the visible scores (the
+        // mask here is always the causal one of these positions).
+        if n > 1 && mask.is_some() && docseek_kernels::causal_attention_op::supports(&q, &k_all, &v_all) {
+            let scale = 1.0 / (hd as f64).sqrt();
+            let out = docseek_kernels::causal_attention_op::sdpa_causal_bf16(&q, &k_all, &v_all, scale)?;
+            return self.o_proj.forward(&out);
+        }
         let out = self.attend(&q, &k_all, &v_all, mask)?;
         self.o_proj.forward(&out)
     }

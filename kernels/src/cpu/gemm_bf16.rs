@@ -36,6 +36,11 @@ pub trait PanelSource: Sync {
     fn cols(&self) -> usize;
     /// Writes row `n`, columns `k0..k0 + out.len()`, as f32-exact bf16 values.
     fn row_slice(&self, n: usize, k0: usize, out: &mut [bf16]);
+    /// The weight as row-major bf16 `[rows, cols]`, when it is stored so (packing then reads
+    /// it directly).
+    fn bf16_rows(&self) -> Option<&[bf16]> {
+        None
+    }
 }
 
 /// A row-major bf16 weight as a [`PanelSource`].
@@ -58,15 +63,40 @@ impl PanelSource for Bf16Rows<'_> {
     fn row_slice(&self, n: usize, k0: usize, out: &mut [bf16]) {
         out.copy_from_slice(&self.data[n * self.cols + k0..n * self.cols + k0 + out.len()]);
     }
+    fn bf16_rows(&self) -> Option<&[bf16]> {
+        Some(self.data)
+    }
 }
 
 /// Packs rows `n0..n0 + nc` and columns `k0..k0 + kc` of `w` into `buf`: panel p, pair j,
 /// row r at `((p * pairs + j) * NR + r) * 2`; missing rows and the odd half pair are zero.
-fn pack(w: &dyn PanelSource, n0: usize, nc: usize, k0: usize, kc: usize, buf: &mut Vec<bf16>, row: &mut Vec<bf16>) {
+fn pack(
+    isa: Isa,
+    w: &dyn PanelSource,
+    n0: usize,
+    nc: usize,
+    k0: usize,
+    kc: usize,
+    buf: &mut Vec<bf16>,
+    row: &mut Vec<bf16>,
+) {
     let pairs = kc.div_ceil(2);
     let panels = nc.div_ceil(NR);
     buf.clear();
     buf.resize(panels * pairs * NR * 2, bf16::ZERO);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(data) = w.bf16_rows() {
+        let k = w.cols();
+        assert!(data.len() >= (n0 + nc) * k && k0 + kc <= k);
+        if isa >= Isa::Avx512 && Isa::Avx512.is_supported() && k * 2 * 16 < i32::MAX as usize {
+            // SAFETY: AVX-512 is present; rows n0..n0 + nc, columns k0..k0 + kc lie in `data`
+            // (checked above) and `buf` holds every panel.
+            unsafe {
+                x86::pack_rows(data.as_ptr().add(n0 * k + k0) as *const u16, k, nc, kc, buf.as_mut_ptr() as *mut u16)
+            };
+            return;
+        }
+    }
     // One slot past the row so an odd row ends in a zero half pair.
     row.resize(2 * pairs, bf16::ZERO);
     for i in 0..nc {
@@ -116,26 +146,32 @@ fn gemm_on(
         PreparedActs::Bf16(v) => assert!(v.len() >= m_rows * k),
         PreparedActs::F32(v) => assert!(v.len() >= m_rows * k),
     }
-    // Without native bf16 products the activations are read as f32.
+    // Without native bf16 products (or where f32 FMAs are faster) the activations are read
+    // as f32.
     let widened;
     let a = match a {
-        PreparedActs::Bf16(v) if !(isa == Isa::Avx512Bf16 && Isa::Avx512Bf16.is_supported()) => {
+        PreparedActs::Bf16(v) if !super::dot_choice::native_dot(isa) => {
             widened = PreparedActs::F32(std::borrow::Cow::Owned(v[..m_rows * k].iter().map(|x| x.to_f32()).collect()));
             &widened
         }
         _ => a,
     };
     let out_ptr = SendPtr(out.as_mut_ptr());
-    let tasks = n.div_ceil(NC);
+    // Blocks of at most NC rows, as many per thread (so threads finish together): 896 rows
+    // on 2 threads are 8 blocks of 96-128 rows, not 7 of 128.
+    let threads = if threaded { pool::threads() } else { 1 };
+    let per_round = threads * NC;
+    let ranges = pool::split_aligned(n, threads * n.div_ceil(per_round), NR);
+    let tasks = ranges.len();
     let run = |t: usize| {
-        let n0 = t * NC;
-        let nc = NC.min(n - n0);
+        let n0 = ranges[t].start;
+        let nc = ranges[t].len();
         PACK.with(|cell| {
             let (buf, row) = &mut *cell.borrow_mut();
             let mut k0 = 0;
             while k0 < k {
                 let kc = KC.min(k - k0);
-                pack(w, n0, nc, k0, kc, buf, row);
+                pack(isa, w, n0, nc, k0, kc, buf, row);
                 // SAFETY: tasks write disjoint column ranges n0..n0 + nc of `out`, whose
                 // extent was checked above.
                 unsafe { block(isa, a, k, m_rows, k0, kc, buf, n0, nc, out_ptr.get(), ldc) };
@@ -268,6 +304,48 @@ mod x86 {
         };
     }
 
+    /// Packs `nc` rows of `kc` values (row stride `ld`) at `src` into the panels at `dst`
+    /// (the layout of [`super::pack`], every slot written): 16 rows' pair `j` at a time with
+    /// one gather; missing rows and the odd half pair are zero.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn pack_rows(src: *const u16, ld: usize, nc: usize, kc: usize, dst: *mut u16) {
+        let pairs = kc.div_ceil(2);
+        let full = kc / 2;
+        let stride = (ld * 2) as i32;
+        let lanes = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(stride),
+        );
+        for p in 0..nc.div_ceil(NR) {
+            let panel = dst.add(p * pairs * NR * 2) as *mut i32;
+            for half in 0..2 {
+                let r0 = p * NR + half * 16;
+                let rows = nc.saturating_sub(r0).min(16);
+                let mask: __mmask16 = if rows == 16 { 0xFFFF } else { ((1u32 << rows) - 1) as u16 };
+                let base = src.add(r0.min(nc) * ld) as *const u8;
+                for j in 0..full {
+                    let v = if rows == 0 {
+                        _mm512_setzero_si512()
+                    } else {
+                        _mm512_mask_i32gather_epi32::<1>(
+                            _mm512_setzero_si512(),
+                            mask,
+                            lanes,
+                            base.add(4 * j) as *const _,
+                        )
+                    };
+                    _mm512_storeu_si512(panel.add(j * NR + half * 16) as *mut _, v);
+                }
+                if kc % 2 == 1 {
+                    for r in 0..16 {
+                        let lo = if r < rows { *src.add((r0 + r) * ld + 2 * full) as i32 } else { 0 };
+                        *panel.add(full * NR + half * 16 + r) = lo;
+                    }
+                }
+            }
+        }
+    }
+
     #[inline(always)]
     fn col_mask(cols: usize, half: usize) -> __mmask16 {
         let n = cols.saturating_sub(half * 16).min(16);
@@ -291,9 +369,11 @@ mod x86 {
         cols: usize,
         first: bool,
     ) {
+        // Tiles of even height: 85 rows are 8 tiles of 10-11, not 7 of 12 and one lone row.
+        let tiles = m_rows.div_ceil(MR512);
         let mut m = 0;
-        while m < m_rows {
-            let mr = (m_rows - m).min(MR512);
+        for t in 0..tiles {
+            let mr = (m_rows - m).div_ceil(tiles - t);
             dispatch_mr12!(
                 tile_dpbf16,
                 mr,
@@ -613,7 +693,7 @@ impl PackedWeight {
             let nc = NC.min(n - n0);
             for k0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - k0);
-                pack(w, n0, nc, k0, kc, &mut buf, &mut row);
+                pack(Isa::active(), w, n0, nc, k0, kc, &mut buf, &mut row);
                 debug_assert_eq!(buf.len(), block_len(nc, kc));
                 self.data.extend_from_slice(&buf);
             }
@@ -623,11 +703,28 @@ impl PackedWeight {
 
 /// [`gemm_serial`] against a weight packed by [`PackedWeight::pack`].
 pub fn gemm_packed(isa: Isa, w: &PackedWeight, a: &PreparedActs, m_rows: usize, out: &mut [f32], ldc: usize) {
+    gemm_packed_limited(isa, w, a, m_rows, out, ldc, w.rows, w.cols)
+}
+
+/// [`gemm_packed`] over the first `n_lim` weight rows and the k blocks that start below
+/// `k_lim` (whole blocks: the activations must hold zeros from `k_lim` to the end of its
+/// block). `a` keeps the row stride `w.cols`; only columns `..n_lim` of `out` are written.
+pub fn gemm_packed_limited(
+    isa: Isa,
+    w: &PackedWeight,
+    a: &PreparedActs,
+    m_rows: usize,
+    out: &mut [f32],
+    ldc: usize,
+    n_lim: usize,
+    k_lim: usize,
+) {
     let (n, k) = (w.rows, w.cols);
-    assert!(ldc >= n && (m_rows == 0 || (m_rows - 1) * ldc + n <= out.len()), "output too small");
+    let n_lim = n_lim.min(n);
+    assert!(ldc >= n_lim && (m_rows == 0 || (m_rows - 1) * ldc + n_lim <= out.len()), "output too small");
     let widened;
     let a = match a {
-        PreparedActs::Bf16(v) if !(isa == Isa::Avx512Bf16 && Isa::Avx512Bf16.is_supported()) => {
+        PreparedActs::Bf16(v) if !super::dot_choice::native_dot(isa) => {
             widened = PreparedActs::F32(std::borrow::Cow::Owned(v[..m_rows * k].iter().map(|x| x.to_f32()).collect()));
             &widened
         }
@@ -643,8 +740,25 @@ pub fn gemm_packed(isa: Isa, w: &PackedWeight, a: &PreparedActs, m_rows: usize, 
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             let len = block_len(nc, kc);
-            // SAFETY: the output extent was checked above; this call writes columns n0..n0+nc.
-            unsafe { block(isa, a, k, m_rows, k0, kc, &w.data[at..at + len], n0, nc, out.as_mut_ptr(), ldc) };
+            if n0 < n_lim && k0 < k_lim {
+                // SAFETY: the output extent was checked above; this call writes columns
+                // n0..n0 + nc' (nc' <= n_lim - n0).
+                unsafe {
+                    block(
+                        isa,
+                        a,
+                        k,
+                        m_rows,
+                        k0,
+                        kc,
+                        &w.data[at..at + len],
+                        n0,
+                        nc.min(n_lim - n0),
+                        out.as_mut_ptr(),
+                        ldc,
+                    )
+                };
+            }
             at += len;
         }
     }

@@ -1,7 +1,8 @@
 //! CPU kernels with runtime dispatch on the instruction set ([`isa`]).
 //!
 //! - [`gemv_bf16`] / [`gemm_bf16`]: bf16 weights x bf16 (or bf16-rounded f32) activations, f32
-//!   accumulation; the GEMV for a few rows (decode), the packed GEMM beyond (prefill, vision).
+//!   accumulation; the GEMV for a few rows (decode), the packed GEMM beyond (prefill, vision);
+//!   [`dot_choice`]: whether the GEMM uses `vdpbf16ps` or f32 FMAs on this CPU.
 //! - [`quant`] / [`qmatmul`]: q8 and q4 block-quantized weights x per-block quantized
 //!   activations (VNNI dot products).
 //! - [`matmul`]: one entry point over every format; [`moe`]: a whole MoE layer in one call.
@@ -11,6 +12,7 @@
 
 pub mod attention;
 pub mod decode_attention;
+pub mod dot_choice;
 pub mod gemm_bf16;
 pub mod gemv_bf16;
 pub mod isa;

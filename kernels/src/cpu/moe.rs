@@ -6,16 +6,20 @@
 //! Small groups (decode: one token, or a few in a batch) run in two threaded passes over all
 //! of them together: gate+up rows split across threads, then down rows split across threads
 //! with each thread owning its output columns, so nothing is allocated per expert and no two
-//! threads write the same value. Large groups (prefill) run one expert at a time through the
-//! threaded GEMM.
+//! threads write the same value. Large groups (prefill) run whole experts one per thread (a
+//! group that is a large share of the work, the shared experts of a long prompt, runs alone on
+//! the threaded GEMM), then their outputs are added by column ranges.
 
 use std::ops::Range;
 
-use super::gemv_bf16::Acts;
+use super::gemm_bf16::{self, Bf16Rows, PanelSource};
+use super::gemv_bf16::{prepare, Acts, PreparedActs};
 use super::isa::Isa;
-use super::matmul::{matmul_prepared, rows_kernel, Prepared, WeightRef, GEMV_MAX_ROWS};
+use super::matmul::{rows_kernel, Prepared, WeightRef, GEMV_MAX_ROWS};
 use super::pool;
+use super::qmatmul::QPanels;
 use super::quant::QActs;
+use super::vmath::{self, Activation};
 
 /// Rows per task in the small-group passes.
 const ROWS_PER_TASK: usize = 64;
@@ -87,9 +91,7 @@ pub fn moe_forward(
         groups.push(Group { expert: s, tokens: (0..t).collect(), weights: vec![1.0; t] });
     }
     let (small, large): (Vec<Group>, Vec<Group>) = groups.into_iter().partition(|g| g.tokens.len() <= GEMV_MAX_ROWS);
-    for g in &large {
-        run_large(isa, g, x, hidden, out);
-    }
+    run_large_groups(isa, &large, x, hidden, out);
     if !small.is_empty() {
         run_small(isa, &small, x, hidden, out);
     }
@@ -121,25 +123,83 @@ impl GatheredActs {
     }
 }
 
-/// One expert on many tokens through the GEMM.
-fn run_large(isa: Isa, g: &Group, x: Acts, hidden: usize, out: &mut [f32]) {
+/// The large groups (prefill): a group worth more than [`THREADED_SHARE`] of a thread's share
+/// runs alone on the threaded GEMM; the others run whole, one per thread at a time (largest
+/// first), so threads never wait on each other inside an expert and each weight block is
+/// packed once. Their outputs are added to `out` afterwards, threads owning column ranges.
+fn run_large_groups(isa: Isa, groups: &[Group], x: Acts, hidden: usize, out: &mut [f32]) {
+    if groups.is_empty() {
+        return;
+    }
+    let work = |g: &Group| g.tokens.len() * g.expert.inter();
+    let total: usize = groups.iter().map(work).sum();
+    let threads = pool::threads();
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(work(&groups[i])));
+    let big =
+        order.iter().take_while(|&&i| threads == 1 || work(&groups[i]) * threads * THREADED_SHARE > total).count();
+    let mut ys: Vec<Vec<f32>> = vec![Vec::new(); groups.len()];
+    for &i in &order[..big] {
+        ys[i] = expert_output(isa, &groups[i], x, hidden, true);
+    }
+    let rest = &order[big..];
+    let slots: Vec<std::sync::Mutex<Vec<f32>>> = rest.iter().map(|_| std::sync::Mutex::new(Vec::new())).collect();
+    pool::for_each_task(rest.len(), |t| {
+        let y = expert_output(isa, &groups[rest[t]], x, hidden, false);
+        *slots[t].lock().expect("expert output") = y;
+    });
+    for (t, slot) in rest.iter().zip(slots) {
+        ys[*t] = slot.into_inner().expect("expert output");
+    }
+    let col_tasks: Vec<Range<usize>> = chunks(hidden).collect();
+    let op = SendPtr(out.as_mut_ptr());
+    pool::for_each_task(col_tasks.len(), |ti| {
+        let r = col_tasks[ti].clone();
+        for (g, y) in groups.iter().zip(&ys) {
+            for (i, (&tok, &w)) in g.tokens.iter().zip(&g.weights).enumerate() {
+                // SAFETY: this task alone writes columns r of every token row.
+                let o = unsafe { std::slice::from_raw_parts_mut(op.get().add(tok * hidden + r.start), r.len()) };
+                o.iter_mut().zip(&y[i * hidden + r.start..i * hidden + r.end]).for_each(|(o, y)| *o += w * y);
+            }
+        }
+    });
+}
+
+/// A group above `1 / THREADED_SHARE` of one thread's share of the work runs threaded.
+const THREADED_SHARE: usize = 2;
+
+/// One expert on its tokens through the GEMM (threaded or on this thread): `[m, hidden]`.
+fn expert_output(isa: Isa, g: &Group, x: Acts, hidden: usize, threaded: bool) -> Vec<f32> {
     let m = g.tokens.len();
     let inter = g.expert.inter();
     let xg = gather(x, &g.tokens, hidden);
-    let p = Prepared::new(isa, &g.expert.gate, xg.acts(), m);
+    let a = prepare(isa, xg.acts());
     let mut gate = vec![0f32; m * inter];
     let mut up = vec![0f32; m * inter];
-    matmul_prepared(isa, &g.expert.gate, &p, m, &mut gate, inter);
-    let p_up = if same_prep(&g.expert.gate, &g.expert.up) { p } else { Prepared::new(isa, &g.expert.up, xg.acts(), m) };
-    matmul_prepared(isa, &g.expert.up, &p_up, m, &mut up, inter);
-    gate.iter_mut().zip(&up).for_each(|(g, u)| *g = silu_mul(*g, *u));
-    let h = Prepared::new(isa, &g.expert.down, Acts::F32(&gate), m);
+    gemm_weight(isa, &g.expert.gate, &a, m, &mut gate, inter, threaded);
+    gemm_weight(isa, &g.expert.up, &a, m, &mut up, inter, threaded);
+    // silu(g) * u, as `silu_mul`, vectorised.
+    vmath::apply(isa, Activation::Silu, &mut gate);
+    gate.iter_mut().zip(&up).for_each(|(g, u)| *g *= u);
+    let h = prepare(isa, Acts::F32(&gate));
     let mut y = up;
     y.resize(m * hidden, 0.0);
-    matmul_prepared(isa, &g.expert.down, &h, m, &mut y, hidden);
-    for (i, (&tok, &w)) in g.tokens.iter().zip(&g.weights).enumerate() {
-        let o = &mut out[tok * hidden..(tok + 1) * hidden];
-        o.iter_mut().zip(&y[i * hidden..(i + 1) * hidden]).for_each(|(o, y)| *o += w * y);
+    gemm_weight(isa, &g.expert.down, &h, m, &mut y, hidden, threaded);
+    y
+}
+
+/// The packed GEMM on a bf16 or quantized weight.
+fn gemm_weight(isa: Isa, w: &WeightRef, a: &PreparedActs, m: usize, out: &mut [f32], ldc: usize, threaded: bool) {
+    let mut run = |src: &dyn PanelSource| {
+        if threaded {
+            gemm_bf16::gemm(isa, src, a, m, out, ldc)
+        } else {
+            gemm_bf16::gemm_serial(isa, src, a, m, out, ldc)
+        }
+    };
+    match w {
+        WeightRef::Bf16 { data, rows, cols } => run(&Bf16Rows { data, rows: *rows, cols: *cols }),
+        WeightRef::Quant(q) => run(&QPanels(*q)),
     }
 }
 
@@ -239,11 +299,6 @@ fn prepare_rows<'a>(isa: Isa, w: &WeightRef, x: Acts<'a>, t: usize, hidden: usiz
         (WeightRef::Quant(_), Acts::Bf16(v)) => Prepared::Quant(QActs::quantize_bf16(&v[..t * hidden], t, hidden)),
         _ => Prepared::new(isa, w, x, t),
     }
-}
-
-/// Whether activations prepared for `a` serve `b` (both bf16 or both quantized).
-fn same_prep(a: &WeightRef, b: &WeightRef) -> bool {
-    matches!((a, b), (WeightRef::Bf16 { .. }, WeightRef::Bf16 { .. }) | (WeightRef::Quant(_), WeightRef::Quant(_)))
 }
 
 fn chunks(n: usize) -> impl Iterator<Item = Range<usize>> {

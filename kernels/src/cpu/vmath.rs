@@ -1,6 +1,6 @@
 //! Vectorised elementwise functions for the kernels' f32 epilogues: `exp`, and the
 //! activations applied to a linear layer's output before it is rounded
-//! ([`Activation`]: exact GELU, CLIP's quick GELU).
+//! ([`Activation`]: exact GELU, CLIP's quick GELU, SiLU).
 
 // The SIMD bodies are `unsafe fn`s with `#[target_feature]`: every line is raw-pointer and
 // intrinsic work whose safety contract is the function's own (stated on each), so the lint that
@@ -18,6 +18,8 @@ pub enum Activation {
     GeluErf,
     /// `x · σ(1.702 x)` (CLIP's `quick_gelu`).
     QuickGelu,
+    /// `x · σ(x)` (SwiGLU's gate).
+    Silu,
 }
 
 /// `erf` by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
@@ -36,6 +38,7 @@ pub fn apply_scalar(act: Activation, v: &mut [f32]) {
             v.iter_mut().for_each(|x| *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2)))
         }
         Activation::QuickGelu => v.iter_mut().for_each(|x| *x /= 1.0 + (-1.702 * *x).exp()),
+        Activation::Silu => v.iter_mut().for_each(|x| *x /= 1.0 + (-*x).exp()),
     }
 }
 
@@ -121,6 +124,10 @@ mod x86 {
                 let e = exp16(_mm512_mul_ps(x, _mm512_set1_ps(-1.702)));
                 _mm512_div_ps(x, _mm512_add_ps(one, e))
             }
+            Activation::Silu => {
+                let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+                _mm512_div_ps(x, _mm512_add_ps(one, e))
+            }
         }
     }
 
@@ -176,8 +183,13 @@ mod tests {
         let xs: Vec<f32> = (0..101).map(|i| (i as f32 - 50.0) * 0.13).collect();
         let gelu = |x: f64| 0.5 * x * (1.0 + libm_erf(x / std::f64::consts::SQRT_2));
         let quick = |x: f64| x / (1.0 + (-1.702 * x).exp());
+        let silu = |x: f64| x / (1.0 + (-x).exp());
         for isa in Isa::supported() {
-            for (act, f) in [(Activation::GeluErf, &gelu as &dyn Fn(f64) -> f64), (Activation::QuickGelu, &quick)] {
+            for (act, f) in [
+                (Activation::GeluErf, &gelu as &dyn Fn(f64) -> f64),
+                (Activation::QuickGelu, &quick),
+                (Activation::Silu, &silu),
+            ] {
                 let mut v = xs.clone();
                 apply(isa, act, &mut v);
                 for (x, y) in xs.iter().zip(&v) {
