@@ -181,6 +181,7 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         dcfg.max_position_embeddings
     );
     let load_before = load_line();
+    let (warm_bytes, warm_s) = super::roofline::warm_page_cache(&args.model)?;
     let (bw_candle, bw_threads) = read_bandwidth(&device)?;
     // The threaded probe reads host memory: on a GPU only the device probe (a candle sum, a
     // lower bound of the device's bandwidth) says anything about the weights' memory.
@@ -244,6 +245,7 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  machine            {}; {load_before} before, {} after", machine_line(), load_line());
     println!("  weights            {} ({params} params), active per decode token {}", gb(wbytes), gb(active));
+    println!("  page cache         warmed: {} read in {warm_s:.1}s before the load", gb(warm_bytes as f64));
     println!(
         "  load               {:.2}s, RSS after load {} (peak {})",
         load.as_secs_f64(),
