@@ -4,7 +4,7 @@
 //! Peak: tight loops of independent `vdpbf16ps` (16 lanes x 2 products x 2 flops each) and of f32
 //! FMAs (16 x 2), on one thread and on every pool thread at once; shares are of the larger. Then the GEMM at the decoder's prefill shapes (903
 //! tokens) and the vision encoder's (SAM-B at 1024 px and 640 px, CLIP-L), each as GFLOP/s and
-//! as a share of the measured all-thread peak.
+//! as a share of the measured all-thread peak; where the CPU has AMX, with the tiles off and on.
 
 use std::time::Instant;
 
@@ -36,6 +36,16 @@ fn main() {
     let fma = peak_gflops(threads, true);
     println!("peak vdpbf16ps: {one:.0} GFLOP/s on 1 thread, {dp:.0} GFLOP/s on {threads}; f32 FMA {fma:.0} GFLOP/s on {threads}");
     let all = dp.max(fma);
+    let tiles = docseek_kernels::cpu::amx::active(isa);
+    for amx in if tiles { vec![false, true] } else { vec![false] } {
+        docseek_kernels::cpu::amx::force(Some(amx));
+        println!("AMX tiles {}", if amx { "on" } else { "off" });
+        shapes(isa, all);
+    }
+}
+
+/// The GEMM at every shape of [`SHAPES`], as GFLOP/s and as a share of `peak`.
+fn shapes(isa: Isa, all: f64) {
     for (name, m, k, n) in SHAPES {
         let a: Vec<bf16> = (0..m * k).map(|i| bf16::from_f32((i % 11) as f32 * 0.01)).collect();
         let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32((i % 5) as f32 * 0.01)).collect();

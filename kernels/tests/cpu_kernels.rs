@@ -53,6 +53,34 @@ fn bf16_products_match_the_reference_on_every_level() {
     docseek_kernels::cpu::dot_choice::force(None);
 }
 
+/// Shapes past the AMX path's 32 x 32 output blocks and 32-column k steps, with every kind of
+/// remainder (rows, columns, k columns, an odd k).
+const TILE_SHAPES: [(usize, usize, usize); 5] =
+    [(32, 64, 32), (50, 96, 257), (70, 545, 161), (96, 1280, 96), (65, 31, 40)];
+
+#[test]
+fn bf16_products_match_the_reference_with_and_without_amx_tiles() {
+    // With the tiles forced on, the top level uses them where this CPU has them (elsewhere the
+    // force is a no-op and both rounds test the same kernels).
+    for forced in [Some(true), Some(false)] {
+        docseek_kernels::cpu::amx::force(forced);
+        for isa in Isa::supported() {
+            for (i, &(m, k, n)) in TILE_SHAPES.iter().chain(SHAPES.iter()).enumerate() {
+                let a: Vec<bf16> = values(m * k, 7 + i as u64).iter().map(|&v| bf16::from_f32(v)).collect();
+                let w: Vec<bf16> = values(n * k, 300 + i as u64).iter().map(|&v| bf16::from_f32(v)).collect();
+                let af: Vec<f32> = a.iter().map(|v| v.to_f32()).collect();
+                let want = reference::matmul::matmul_bf16(&af, &w, m, k, n);
+                let wr = WeightRef::Bf16 { data: &w, rows: n, cols: k };
+                let mut got = vec![f32::NAN; m * n];
+                matmul(isa, &wr, Acts::Bf16(&a), m, &mut got);
+                let e = rel_err(&got, &want);
+                assert!(e < 1e-5, "{isa} amx={forced:?} m={m} k={k} n={n}: rel err {e}");
+            }
+        }
+    }
+    docseek_kernels::cpu::amx::force(None);
+}
+
 fn bf16_products_on_every_level() {
     for isa in Isa::supported() {
         for (i, &(m, k, n)) in SHAPES.iter().enumerate() {

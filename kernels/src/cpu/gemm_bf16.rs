@@ -150,7 +150,7 @@ fn gemm_on(
     // as f32.
     let widened;
     let a = match a {
-        PreparedActs::Bf16(v) if !super::dot_choice::native_dot(isa) => {
+        PreparedActs::Bf16(v) if !super::dot_choice::native_dot(isa) && !super::amx::active(isa) => {
             widened = PreparedActs::F32(std::borrow::Cow::Owned(v[..m_rows * k].iter().map(|x| x.to_f32()).collect()));
             &widened
         }
@@ -218,6 +218,24 @@ unsafe fn block(
     let first = k0 == 0;
     let pairs = kc.div_ceil(2);
     let panels = nc.div_ceil(NR);
+    #[cfg(target_arch = "x86_64")]
+    if let PreparedActs::Bf16(v) = a {
+        if super::amx::active(isa) {
+            debug_assert!(packed.len() >= panels * pairs * NR * 2);
+            super::amx::block(
+                v.as_ptr().add(k0) as *const u16,
+                k,
+                m_rows,
+                kc,
+                packed.as_ptr() as *const u16,
+                nc,
+                out.add(n0),
+                ldc,
+                first,
+            );
+            return;
+        }
+    }
     for p in 0..panels {
         let cols = NR.min(nc - p * NR);
         let panel = &packed[p * pairs * NR * 2..(p + 1) * pairs * NR * 2];
@@ -247,6 +265,28 @@ unsafe fn block(
             }
         }
     }
+}
+
+/// The `vdpbf16ps` kernel over one panel (the AMX path's last k columns): see [`block`].
+///
+/// # Safety
+/// As `block`'s: AVX-512 BF16 is present, `a` holds `m_rows` rows of stride `lda` with `kc`
+/// values, `panel` the `kc.div_ceil(2)` pairs, `c` `m_rows` rows of stride `ldc` with `cols`
+/// writable values.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn panel_dpbf16_tail(
+    a: *const u16,
+    lda: usize,
+    m_rows: usize,
+    kc: usize,
+    panel: &[bf16],
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    first: bool,
+) {
+    x86::panel_dpbf16(a, lda, m_rows, kc, panel, c, ldc, cols, first)
 }
 
 /// Scalar micro-kernel over one panel: rows of `a` (f32, stride `lda`) against `kc` packed
@@ -724,7 +764,7 @@ pub fn gemm_packed_limited(
     assert!(ldc >= n_lim && (m_rows == 0 || (m_rows - 1) * ldc + n_lim <= out.len()), "output too small");
     let widened;
     let a = match a {
-        PreparedActs::Bf16(v) if !super::dot_choice::native_dot(isa) => {
+        PreparedActs::Bf16(v) if !super::dot_choice::native_dot(isa) && !super::amx::active(isa) => {
             widened = PreparedActs::F32(std::borrow::Cow::Owned(v[..m_rows * k].iter().map(|x| x.to_f32()).collect()));
             &widened
         }
