@@ -16,11 +16,11 @@ use crate::ngram::{for_each_feature, hash_word, KINDS, KIND_EDGE, KIND_WORD, MAX
 use crate::LangsError;
 
 /// Every `HOLDOUT_EVERY`-th paragraph (index 4, 9, 14, ... counting from 0) is held out for
-/// evaluation in every corpus file (translations are aligned, so the same content is held out
-/// across the varieties of a language).
+/// evaluation in every corpus file. The index is the aligned one ([`crate::alignment`]), so the
+/// same articles are held out across close neighbours whose files split the heading differently.
 pub const HOLDOUT_EVERY: usize = 5;
 
-/// True when paragraph `index` (0-based line number in a corpus file) is held out.
+/// True when aligned paragraph `index` (see [`read_paragraphs`]) is held out.
 pub fn is_held_out(index: usize) -> bool {
     index % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
 }
@@ -88,12 +88,19 @@ pub struct ExternalRow {
     pub prior: bool,
 }
 
-/// The paragraphs of a corpus file, with their 0-based indices.
+/// The paragraphs of a corpus file, with their aligned 0-based indices: the line number,
+/// corrected by `data/alignment.tsv` where the file splits a paragraph its close neighbours keep
+/// whole ([`crate::alignment::paragraph_index`]; two lines can share an index).
 pub fn read_paragraphs(dir: &Path, source: &str) -> Result<Vec<(usize, String)>, LangsError> {
     let path = dir.join(format!("{source}.txt"));
-    let text =
-        std::fs::read_to_string(&path).map_err(|source| LangsError::Io { path: path.display().to_string(), source })?;
-    Ok(text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i, l.to_string())).collect())
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| LangsError::Io { path: path.display().to_string(), source: e })?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (crate::alignment::paragraph_index(source, i), l.to_string()))
+        .collect())
 }
 
 /// The training paragraphs of a row: all its sources, without the paragraphs `exclude` names.
