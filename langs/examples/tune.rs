@@ -40,6 +40,8 @@ fn grid() -> Vec<(&'static str, TrainConfig)> {
     v.push(("prior 2", TrainConfig { external_prior: 2.0, ..d }));
     v.push(("prior 4", TrainConfig { external_prior: 4.0, ..d }));
     v.push(("floor 0.1", TrainConfig { truncated_floor: 0.1, ..d }));
+    v.push(("floor 0.05", TrainConfig { truncated_floor: 0.05, ..d }));
+    v.push(("floor 0.2", TrainConfig { truncated_floor: 0.2, ..d }));
     v.push((
         "word weight 0.6",
         TrainConfig {
@@ -59,6 +61,9 @@ fn grid() -> Vec<(&'static str, TrainConfig)> {
     v.push(("marker penalty 4", TrainConfig { marker_penalty: 4.0, ..d }));
     v.push(("udhr share 0.5", TrainConfig { udhr_share: 0.5, ..d }));
     v.push(("tokens 1e7", TrainConfig { external_tokens: 1e7, ..d }));
+    v.push(("marker share 0.008", TrainConfig { marker_share: 0.008, ..d }));
+    v.push(("marker share 0.002", TrainConfig { marker_share: 0.002, ..d }));
+    v.push(("transliterated prior", TrainConfig { transliterated_prior: d.external_prior, ..d }));
     v
 }
 
@@ -164,7 +169,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for lang in &short {
                 if t == docseek_langs::detector::TEMPERATURE && NEIGHBOURS.contains(&lang.row.code) {
                     let right = lang.lines[0].iter().filter(|l| det.detect(l).code == lang.row.code).count();
-                    close.push(format!("{} {:.1}%", lang.row.code, 100.0 * ratio(right, lang.lines[0].len())));
+                    close.push(format!("{} {:.1}%", lang.row.key(), 100.0 * ratio(right, lang.lines[0].len())));
+                    if lang.row.key() == "srp-Cyrl" {
+                        let latin = lang.lines[0].iter().map(|l| lingua::serbian_to_latin(l));
+                        let right = latin.filter(|l| det.detect(l).code == "srp").count();
+                        close.push(format!("srp-Latn {:.1}%", 100.0 * ratio(right, lang.lines[0].len())));
+                    }
                 }
                 for (k, lines) in lang.lines.iter().enumerate() {
                     let mut ok = [0usize; 4];
@@ -217,7 +227,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("\nSentences of the close neighbours (development half, T = {}):\n", docseek_langs::detector::TEMPERATURE);
     println!("| settings | {} |", NEIGHBOURS.map(|_| "").join(" | "));
-    println!("| --- |{}", " --- |".repeat(NEIGHBOURS.len()));
+    println!("| --- |{}", " --- |".repeat(NEIGHBOURS.len() + 1));
     for n in neighbours {
         println!("{n}");
     }
