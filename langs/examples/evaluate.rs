@@ -256,7 +256,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "\"... proclaims\" / \"The General Assembly\" heading, which reads the same in several languages: Italian and"
     );
-    println!("Asturian both have \"proclama\"); a few files hold a placeholder (`[missing]`) there. Paragraph numbers are");
+    println!(
+        "Asturian both have \"proclama\"); a few files hold a placeholder (`[missing]`) there. Paragraph numbers are"
+    );
     println!("the aligned indices (`data/alignment.tsv`, see below).\n");
     println!("| row | paragraph | characters | answer | opening |\n| --- | --- | --- | --- | --- |");
     for (row, at, chars, answer, opening) in &missed {

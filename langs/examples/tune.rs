@@ -72,7 +72,7 @@ const FULL_LETTERS: [usize; 8] = [0, 20, 40, 60, 80, 120, 200, 400];
 
 /// `tune context`: per setting of the context floor, the development paragraphs decided in
 /// their file's context (leave-one-out): micro accuracy and rows (distinct languages) right on
-/// >= 95% of them; and decided in a foreign context (the paragraphs of the next file of the
+/// at least 95% of them; and decided in a foreign context (the paragraphs of the next file of the
 /// same script in another language, as an English caption on a German page), where they
 /// should keep their own language.
 fn tune_context(det: &ProfileDetector, files: &[(&LanguageRow, Vec<String>)]) {

@@ -100,8 +100,8 @@ pub struct ExternalRow {
 /// whole ([`crate::alignment::paragraph_index`]; two lines can share an index).
 pub fn read_paragraphs(dir: &Path, source: &str) -> Result<Vec<(usize, String)>, LangsError> {
     let path = dir.join(format!("{source}.txt"));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| LangsError::Io { path: path.display().to_string(), source: e })?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| LangsError::Io { path: path.display().to_string(), source: e })?;
     Ok(text
         .lines()
         .enumerate()

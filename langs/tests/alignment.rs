@@ -48,7 +48,8 @@ fn neighbours_hold_out_the_same_articles() {
     }
     assert!(compared >= 8, "{compared} paragraphs compared");
     // The raw line numbers pair different articles (the alignment matters).
-    let raw_hrv: Vec<String> = std::fs::read_to_string(dir.join("hrv.txt")).unwrap().lines().map(String::from).collect();
+    let raw_hrv: Vec<String> =
+        std::fs::read_to_string(dir.join("hrv.txt")).unwrap().lines().map(String::from).collect();
     let raw_bos: Vec<String> =
         std::fs::read_to_string(dir.join("bos_latn.txt")).unwrap().lines().map(String::from).collect();
     assert!(overlap(&raw_hrv[14], &raw_bos[14]) < SAME_ARTICLE_OVERLAP, "{} / {}", raw_hrv[14], raw_bos[14]);
