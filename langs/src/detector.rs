@@ -267,7 +267,8 @@ impl Posterior {
     }
 
     /// The same candidates reweighted by a context prior (Bayes: probability times the prior's
-    /// weight of the row, renormalised). A prior with nothing for this class changes nothing.
+    /// weight of the row, renormalised; the fewer the letters, the more the context counts, see
+    /// [`crate::context`]). A prior with nothing for this class changes nothing.
     pub fn with_prior(&self, prior: &ContextPrior) -> Posterior {
         let mut out = self.clone();
         if !prior.covers(self.class) || out.ranked.is_empty() {
@@ -275,7 +276,7 @@ impl Posterior {
         }
         let before: f32 = out.ranked.iter().map(|r| r.1).sum();
         for (row, p) in &mut out.ranked {
-            *p *= prior.weight(self.class, row);
+            *p *= prior.weight(self.class, row, self.letters);
         }
         let after: f32 = out.ranked.iter().map(|r| r.1).sum();
         if after > 0.0 {

@@ -18,6 +18,7 @@
 //! assert_eq!(d.code, "ukr");
 //! ```
 
+pub mod alignment;
 pub mod context;
 pub mod detection;
 pub mod detector;

@@ -17,6 +17,35 @@ pub fn markers() -> &'static HashMap<&'static str, Vec<&'static str>> {
     MARKERS.get_or_init(|| parse(MARKERS_TSV))
 }
 
+/// The weight of each marker word written `word:weight` (a word that also appears in the other
+/// rows of its group, only more often in its own: `sa` in Bosnian and Serbian, `će` in Croatian);
+/// 1 for the others. Training scales the word's share and penalty by it.
+pub fn weights() -> &'static HashMap<&'static str, f32> {
+    static WEIGHTS: OnceLock<HashMap<&'static str, f32>> = OnceLock::new();
+    WEIGHTS.get_or_init(|| parse_weights(MARKERS_TSV))
+}
+
+/// The weight of a marker word (see [`weights`]).
+pub fn weight(word: &str) -> f32 {
+    weights().get(word).copied().unwrap_or(1.0)
+}
+
+/// The `word:weight` entries of a marker table.
+pub fn parse_weights(tsv: &str) -> HashMap<&str, f32> {
+    let mut out = HashMap::new();
+    for line in tsv.lines().filter(|l| !l.starts_with(['#', '=']) && !l.trim().is_empty()) {
+        let Some((_, words)) = line.split_once('\t') else {
+            continue;
+        };
+        for (w, weight) in words.split_whitespace().filter_map(|w| w.split_once(':')) {
+            if let Ok(x) = weight.parse::<f32>() {
+                out.entry(w).or_insert(x);
+            }
+        }
+    }
+    out
+}
+
 /// The marker groups (`=group` lines): rows whose markers speak against each other.
 pub fn groups() -> &'static [Vec<&'static str>] {
     static GROUPS: OnceLock<Vec<Vec<&'static str>>> = OnceLock::new();
@@ -55,7 +84,8 @@ pub fn group_words(keys: &[String]) -> Vec<(&'static str, Vec<bool>)> {
     out
 }
 
-/// Parses a marker table: `row<TAB>words` lines, `#` comments, `=group` lines skipped.
+/// Parses a marker table: `row<TAB>words` lines (a word may carry a `:weight`, left out here),
+/// `#` comments, `=group` lines skipped.
 pub fn parse(tsv: &str) -> HashMap<&str, Vec<&str>> {
     let mut out: HashMap<&str, Vec<&str>> = HashMap::new();
     for line in tsv.lines().filter(|l| !l.starts_with(['#', '=']) && !l.trim().is_empty()) {
@@ -63,7 +93,7 @@ pub fn parse(tsv: &str) -> HashMap<&str, Vec<&str>> {
             continue;
         };
         let list = out.entry(row.trim()).or_default();
-        for w in words.split_whitespace() {
+        for w in words.split_whitespace().map(|w| w.split_once(':').map_or(w, |(w, _)| w)) {
             if !list.contains(&w) {
                 list.push(w);
             }
@@ -105,6 +135,16 @@ mod tests {
         assert_eq!(against("vrijeme"), Some(vec![false, false, false, true]));
         assert_eq!(against("vreme"), Some(vec![true, false, true, false]));
         assert_eq!(against("the"), None);
+    }
+
+    #[test]
+    fn weighted_words_keep_their_word_and_weight() {
+        let tsv = "xxx-Latn\ta sa:0.25 b\nyyy-Latn\tsa:0.25\n";
+        assert_eq!(parse(tsv)["xxx-Latn"], ["a", "sa", "b"]);
+        assert_eq!(parse_weights(tsv).get("sa"), Some(&0.25));
+        assert_eq!(parse_weights(tsv).get("a"), None);
+        assert!(weight("sa") < 1.0 && weight("tko") == 1.0);
+        assert!(markers()["bos-Latn"].contains(&"sa"));
     }
 
     #[test]

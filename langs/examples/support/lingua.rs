@@ -108,6 +108,25 @@ const CYRL_LATN: [(char, &str); 30] = [
     ('ш', "š"),
 ];
 
+/// Serbian Cyrillic text in Gaj's Latin alphabet (other characters as they are; an upper-case
+/// letter becomes an upper-case first letter: `Љ` is `Lj`).
+pub fn serbian_to_latin(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let lower = c.to_lowercase().next().unwrap_or(c);
+        match CYRL_LATN.iter().find(|(k, _)| *k == lower) {
+            Some((_, latin)) if lower != c => {
+                let mut l = latin.chars();
+                out.extend(l.next().into_iter().flat_map(char::to_uppercase));
+                out.extend(l);
+            }
+            Some((_, latin)) => out.push_str(latin),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 /// Transliterates an n-gram between the two scripts of Serbo-Croatian (`None`: a letter with
 /// no counterpart).
 fn transliterate(s: &str, usage: &str) -> Option<String> {
