@@ -16,10 +16,11 @@ use candle_core::{CpuStorage, DType, Layout, Module, Result, Shape, Tensor};
 use half::{bf16, f16};
 
 use crate::cpu::gemv_bf16::Acts;
-use crate::cpu::matmul::{finish_bf16, finish_f32, matmul, WeightRef};
+use crate::cpu::epilogue::{self, Epilogue};
+use crate::cpu::matmul::{matmul, WeightRef};
 use crate::cpu::qmatmul::QMatRef;
 use crate::cpu::quant::{blocks_per_row, quantize_row, QFormat};
-use crate::cpu::vmath::{self, Activation};
+use crate::cpu::vmath::Activation;
 use crate::cpu::Isa;
 use crate::storage::Storage;
 
@@ -281,7 +282,21 @@ impl Linear {
         self.forward_kernel(x, Some(act))
     }
 
+    /// `x Wᵀ + b + residual` (`residual` of the output's shape and dtype), the residual added
+    /// to the f32 result before it is rounded; a `Dense` layer (or a residual of another
+    /// dtype) adds it with candle's op.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        if !self.is_kernel() || residual.dtype() != x.dtype() || !matches!(x.dtype(), DType::F32 | DType::BF16) {
+            return self.forward(x)? + residual;
+        }
+        self.forward_kernel_with(x, None, Some(residual))
+    }
+
     fn forward_kernel(&self, x: &Tensor, act: Option<Activation>) -> Result<Tensor> {
+        self.forward_kernel_with(x, act, None)
+    }
+
+    fn forward_kernel_with(&self, x: &Tensor, act: Option<Activation>, residual: Option<&Tensor>) -> Result<Tensor> {
         let w = self.weight.kernel_ref().expect("kernel format");
         if !x.device().is_cpu() {
             candle_core::bail!("a {} linear weight runs on the CPU only", self.weight.format_name());
@@ -298,9 +313,18 @@ impl Linear {
         };
         let x2 = x2.contiguous()?;
         let op = LinearOp { w, bias: self.bias_f32.as_deref(), act, isa: Isa::active() };
-        let y = x2.apply_op1_no_bwd(&op)?;
         let mut out_dims = dims;
         *out_dims.last_mut().expect("rank >= 1") = w.rows();
+        let y = match residual {
+            Some(r) => {
+                if r.dims() != out_dims.as_slice() {
+                    candle_core::bail!("residual of shape {:?} for an output of shape {:?}", r.dims(), out_dims);
+                }
+                let r2 = r.reshape(((), w.rows()))?.contiguous()?;
+                x2.apply_op2_no_bwd(&r2, &LinearResidualOp(op))?
+            }
+            None => x2.apply_op1_no_bwd(&op)?,
+        };
         y.reshape(out_dims)?.to_dtype(dtype)
     }
 }
@@ -339,18 +363,34 @@ pub(crate) fn acts_of<'s>(storage: &'s CpuStorage, layout: &Layout) -> Result<(A
     })
 }
 
-/// f32 results `[m, n]` as the storage of the input's dtype.
-pub(crate) fn storage_like(input: &CpuStorage, mut acc: Vec<f32>, n: usize, bias: Option<&[f32]>) -> CpuStorage {
+/// f32 results `[m, n]` after `e`, as the storage of the input's dtype.
+pub(crate) fn storage_like(input: &CpuStorage, isa: Isa, mut acc: Vec<f32>, n: usize, e: &Epilogue) -> CpuStorage {
     match input {
-        CpuStorage::BF16(_) => {
-            let mut out = vec![bf16::ZERO; acc.len()];
-            finish_bf16(&mut acc, n, bias, &mut out);
-            CpuStorage::BF16(out)
-        }
+        CpuStorage::BF16(_) => CpuStorage::BF16(epilogue::finish_bf16(isa, e, &mut acc, n)),
         _ => {
-            finish_f32(&mut acc, n, bias);
+            epilogue::finish_f32(isa, e, &mut acc, n);
             CpuStorage::F32(acc)
         }
+    }
+}
+
+impl LinearOp<'_> {
+    fn run(&self, storage: &CpuStorage, layout: &Layout, residual: Option<Acts>) -> Result<(CpuStorage, Shape)> {
+        let (a, m, k) = acts_of(storage, layout)?;
+        if k != self.w.cols() {
+            candle_core::bail!("linear op: {} inputs, weight takes {}", k, self.w.cols());
+        }
+        let n = self.w.rows();
+        if let Some(r) = residual {
+            if r.len() != m * n {
+                candle_core::bail!("linear op: residual of {} values for a [{m}, {n}] output", r.len());
+            }
+        }
+        // Calloc'd: zero pages on first touch, no pass of their own; the product writes all.
+        let mut acc = vec![0f32; m * n];
+        matmul(self.isa, &self.w, a, m, &mut acc);
+        let e = Epilogue { bias: self.bias, act: self.act, residual };
+        Ok((storage_like(storage, self.isa, acc, n, &e), Shape::from((m, n))))
     }
 }
 
@@ -360,18 +400,30 @@ impl candle_core::CustomOp1 for LinearOp<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (a, m, k) = acts_of(storage, layout)?;
-        if k != self.w.cols() {
-            candle_core::bail!("linear op: {} inputs, weight takes {}", k, self.w.cols());
+        self.run(storage, layout, None)
+    }
+}
+
+/// [`LinearOp`] with a residual `[m, n]` (the second operand, of the input's dtype) added to
+/// the f32 result before it is rounded.
+pub struct LinearResidualOp<'a>(pub LinearOp<'a>);
+
+impl candle_core::CustomOp2 for LinearResidualOp<'_> {
+    fn name(&self) -> &'static str {
+        "docseek-linear-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (r, _, _) = acts_of(s2, l2)?;
+        if s1.dtype() != s2.dtype() {
+            candle_core::bail!("linear op: residual {:?} for activations {:?}", s2.dtype(), s1.dtype());
         }
-        let n = self.w.rows();
-        let mut acc = vec![0f32; m * n];
-        matmul(self.isa, &self.w, a, m, &mut acc);
-        if let Some(act) = self.act {
-            finish_f32(&mut acc, n, self.bias);
-            vmath::apply(self.isa, act, &mut acc);
-            return Ok((storage_like(storage, acc, n, None), Shape::from((m, n))));
-        }
-        Ok((storage_like(storage, acc, n, self.bias), Shape::from((m, n))))
+        self.0.run(s1, l1, Some(r))
     }
 }

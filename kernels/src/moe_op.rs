@@ -56,7 +56,7 @@ impl candle_core::CustomOp1 for MoeOp<'_> {
         }
         let mut acc = vec![0f32; t * hidden];
         moe_forward(Isa::active(), &self.experts, self.shared.as_ref(), a, t, self.ids, self.weights, self.k, &mut acc);
-        Ok((storage_like(storage, acc, hidden, None), Shape::from((t, hidden))))
+        Ok((storage_like(storage, Isa::active(), acc, hidden, &Default::default()), Shape::from((t, hidden))))
     }
 }
 

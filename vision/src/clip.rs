@@ -89,15 +89,14 @@ impl ClipLayer {
         let v = qkv.get(2)?.reshape((b * nh, l, hd))?;
         let a = sdpa(&q, &k, &v, None, 1.0 / (hd as f64).sqrt())?;
         let a = a.reshape((b, nh, l, hd))?.transpose(1, 2)?.reshape((b, l, w))?;
-        let x = (x + self.out.forward(&a)?)?;
+        let x = self.out.forward_residual(&a, x)?;
         let xn = self.ln2.forward(&x)?;
         let hidden = if self.fc1.is_kernel() {
             self.fc1.forward_act(&xn, Activation::QuickGelu)?
         } else {
             quick_gelu(&self.fc1.forward(&xn)?)?
         };
-        let m = self.fc2.forward(&hidden)?;
-        Ok((x + m)?)
+        Ok(self.fc2.forward_residual(&hidden, &x)?)
     }
 }
 

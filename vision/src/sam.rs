@@ -141,8 +141,9 @@ impl SamAttention {
         (f(&self.rel_h), f(&self.rel_w))
     }
 
-    /// `x: [B, H, W, C]` → `[B, H, W, C]`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x: [B, H, W, C]` → the heads' outputs `[B, H, W, C]` before the output projection
+    /// (the block projects after un-windowing, with its residual).
+    fn forward_heads(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, c) = x.dims4()?;
         let (nh, hd) = (self.heads, self.head_dim);
         let qkv = self.qkv.forward(x)?.reshape((b, h * w, 3, nh, hd))?.permute((2, 0, 3, 1, 4))?;
@@ -170,8 +171,7 @@ impl SamAttention {
         let rel_w = rel_w.reshape((bn, h * w, w))?;
         let scale = 1.0 / (hd as f64).sqrt();
         let out = sdpa(&q, &k, &v, Some(Bias::Decomposed { h: &rel_h, w: &rel_w }), scale)?;
-        let out = out.reshape((b, nh, h, w, hd))?.permute((0, 2, 3, 1, 4))?.reshape((b, h, w, c))?;
-        Ok(self.proj.forward(&out)?)
+        Ok(out.reshape((b, nh, h, w, hd))?.permute((0, 2, 3, 1, 4))?.reshape((b, h, w, c))?)
     }
 }
 
@@ -209,24 +209,25 @@ impl SamBlock {
             let (nh, nw) = (hp / ws, wp / ws);
             let win =
                 xp.reshape((b, nh, ws, nw, ws, c))?.permute((0, 1, 3, 2, 4, 5))?.reshape((b * nh * nw, ws, ws, c))?;
-            let y = self.attn.forward(&win)?;
+            let y = self.attn.forward_heads(&win)?;
             y.reshape((b, nh, nw, ws, ws, c))?
                 .permute((0, 1, 3, 2, 4, 5))?
                 .reshape((b, hp, wp, c))?
                 .narrow(1, 0, h)?
                 .narrow(2, 0, w)?
         } else {
-            self.attn.forward(&xn)?
+            self.attn.forward_heads(&xn)?
         };
-        let x = (x + a)?;
+        // The projection is per token, so it runs after un-windowing (on the kept tokens
+        // only), with the residual added to its f32 result.
+        let x = self.attn.proj.forward_residual(&a.contiguous()?, x)?;
         let xn = self.norm2.forward(&x)?;
         let hidden = if self.lin1.is_kernel() {
             self.lin1.forward_act(&xn, Activation::GeluErf)?
         } else {
             self.lin1.forward(&xn)?.gelu_erf()?
         };
-        let m = self.lin2.forward(&hidden)?;
-        Ok((x + m)?)
+        Ok(self.lin2.forward_residual(&hidden, &x)?)
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`quant`] / [`qmatmul`]: q8 and q4 block-quantized weights x per-block quantized
 //!   activations (VNNI dot products).
 //! - [`matmul`]: one entry point over every format; [`moe`]: a whole MoE layer in one call.
+//! - [`epilogue`]: bias, activation, residual and rounding after a product, threaded.
 //! - [`pool`]: the work splitting they share.
 //! - [`attention`]: paged decode attention; [`decode_attention`]: one query row over a
 //!   contiguous KV cache.
@@ -15,6 +16,7 @@ pub mod amx;
 pub mod attention;
 pub mod decode_attention;
 pub mod dot_choice;
+pub mod epilogue;
 pub mod gemm_bf16;
 pub mod gemv_bf16;
 pub mod isa;
