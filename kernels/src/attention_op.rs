@@ -84,7 +84,8 @@ pub fn sdpa_bf16(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<AttnBias>, sca
     };
     let isa = Isa::active();
     let scale = scale as f32;
-    let mut out = vec![bf16::ZERO; n * lq * d];
+    // Every value is written by the tasks (item b, rows r0..r0 + rl) before the length is set.
+    let mut out = Vec::<bf16>::with_capacity(n * lq * d);
     with_bf16(q, |qv| {
         with_bf16(k, |kv| {
             with_bf16(v, |vv| {
@@ -134,14 +135,15 @@ pub fn sdpa_bf16(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<AttnBias>, sca
                         let pa = prepared(isa, &probs[..rl * lk]);
                         gemm_packed(isa, &vp, &pa, rl, &mut ctx, d);
                         // SAFETY: item b alone writes rows b * lq .. (b + 1) * lq of `out`.
-                        let o = unsafe { std::slice::from_raw_parts_mut(optr.get().add((b * lq + r0) * d), rl * d) };
-                        crate::cpu::vmath::to_bf16(isa, &ctx[..rl * d], o);
+                        unsafe { crate::cpu::vmath::to_bf16_raw(isa, &ctx[..rl * d], optr.get().add((b * lq + r0) * d)) };
                     }
                 });
                 Ok(())
             })
         })
     })?;
+    // SAFETY: the tasks above wrote all n * lq * d values.
+    unsafe { out.set_len(n * lq * d) };
     Tensor::from_vec(out, (n, lq, d), q.device())
 }
 

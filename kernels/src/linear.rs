@@ -374,6 +374,10 @@ pub(crate) fn storage_like(input: &CpuStorage, isa: Isa, mut acc: Vec<f32>, n: u
     }
 }
 
+thread_local! {
+    static ACC: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl LinearOp<'_> {
     fn run(&self, storage: &CpuStorage, layout: &Layout, residual: Option<Acts>) -> Result<(CpuStorage, Shape)> {
         let (a, m, k) = acts_of(storage, layout)?;
@@ -386,10 +390,23 @@ impl LinearOp<'_> {
                 candle_core::bail!("linear op: residual of {} values for a [{m}, {n}] output", r.len());
             }
         }
-        // Calloc'd: zero pages on first touch, no pass of their own; the product writes all.
+        let e = Epilogue { bias: self.bias, act: self.act, residual };
+        if let CpuStorage::BF16(_) = storage {
+            // The f32 accumulators of a bf16 output live in a buffer kept per thread: the
+            // vision encoder's are 20-50 MB per product, which fresh allocations would zero
+            // (or fault in) every time.
+            return ACC.with(|cell| {
+                let mut acc = cell.borrow_mut();
+                if acc.len() < m * n {
+                    acc.resize(m * n, 0.0);
+                }
+                let acc = &mut acc[..m * n];
+                matmul(self.isa, &self.w, a, m, acc);
+                Ok((CpuStorage::BF16(epilogue::finish_bf16(self.isa, &e, acc, n)), Shape::from((m, n))))
+            });
+        }
         let mut acc = vec![0f32; m * n];
         matmul(self.isa, &self.w, a, m, &mut acc);
-        let e = Epilogue { bias: self.bias, act: self.act, residual };
         Ok((storage_like(storage, self.isa, acc, n, &e), Shape::from((m, n))))
     }
 }

@@ -33,14 +33,15 @@ pub fn finish_f32(isa: Isa, e: &Epilogue, acc: &mut [f32], n: usize) {
 
 /// Applies `e` and rounds to bf16 into a new `[m, n]` buffer.
 pub fn finish_bf16(isa: Isa, e: &Epilogue, acc: &mut [f32], n: usize) -> Vec<bf16> {
-    use half::vec::HalfBitsVecExt;
-    // Zeroed pages from the allocator (no pass of its own); every value is written below.
-    let mut out = vec![0u16; acc.len()].reinterpret_into::<bf16>();
-    run(isa, e, acc, n, Some(&mut out));
+    // Written in full by the tasks before its length is set: no zeroing pass of its own.
+    let mut out = Vec::<bf16>::with_capacity(acc.len());
+    run(isa, e, acc, n, Some(out.as_mut_ptr()));
+    // SAFETY: `run` wrote all `acc.len()` values (every row task converts its whole range).
+    unsafe { out.set_len(acc.len()) };
     out
 }
 
-fn run(isa: Isa, e: &Epilogue, acc: &mut [f32], n: usize, out: Option<&mut [bf16]>) {
+fn run(isa: Isa, e: &Epilogue, acc: &mut [f32], n: usize, out: Option<*mut bf16>) {
     if n == 0 || acc.is_empty() {
         return;
     }
@@ -52,12 +53,9 @@ fn run(isa: Isa, e: &Epilogue, acc: &mut [f32], n: usize, out: Option<&mut [bf16
     if let Some(r) = e.residual {
         assert_eq!(r.len(), acc.len(), "residual shape");
     }
-    if let Some(o) = &out {
-        assert_eq!(o.len(), acc.len(), "output length");
-    }
     let tasks = m.div_ceil(ROWS_PER_TASK);
     let acc_ptr = SendPtr(acc.as_mut_ptr() as *mut u8);
-    let out_ptr = out.map(|o| SendPtr(o.as_mut_ptr() as *mut u8));
+    let out_ptr = out.map(|o| SendPtr(o as *mut u8));
     pool::for_each_task(tasks, |t| {
         let r0 = t * ROWS_PER_TASK;
         let rows = ROWS_PER_TASK.min(m - r0);
@@ -79,9 +77,9 @@ fn run(isa: Isa, e: &Epilogue, acc: &mut [f32], n: usize, out: Option<&mut [bf16
             None => {}
         }
         if let Some(o) = out_ptr {
-            // SAFETY: as above.
-            let o = unsafe { std::slice::from_raw_parts_mut((o.get() as *mut bf16).add(span.start), span.len()) };
-            vmath::to_bf16(isa, a, o);
+            // SAFETY: `out` has room for `acc.len()` values (the caller's contract); tasks
+            // write disjoint ranges.
+            unsafe { vmath::to_bf16_raw(isa, a, (o.get() as *mut bf16).add(span.start)) };
         }
     });
 }

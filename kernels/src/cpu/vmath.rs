@@ -54,6 +54,22 @@ pub fn apply(isa: Isa, act: Activation, v: &mut [f32]) {
     apply_scalar(act, v);
 }
 
+/// [`to_bf16`] into `src.len()` values at `dst`, which may be uninitialised.
+///
+/// # Safety
+/// `dst` is valid for `src.len()` writes and overlaps nothing `src` covers.
+pub unsafe fn to_bf16_raw(isa: Isa, src: &[f32], dst: *mut half::bf16) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512Bf16 && Isa::Avx512Bf16.is_supported() {
+        x86::to_bf16_ptr(src, dst);
+        return;
+    }
+    let _ = isa;
+    for (i, &v) in src.iter().enumerate() {
+        dst.add(i).write(half::bf16::from_f32(v));
+    }
+}
+
 /// Rounds `src` to bf16 (nearest even) into `dst`.
 pub fn to_bf16(isa: Isa, src: &[f32], dst: &mut [half::bf16]) {
     assert_eq!(src.len(), dst.len());
@@ -133,7 +149,12 @@ mod x86 {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
     pub unsafe fn to_bf16(src: &[f32], dst: &mut [half::bf16]) {
-        let (s, d) = (src.as_ptr(), dst.as_mut_ptr() as *mut u16);
+        to_bf16_ptr(src, dst.as_mut_ptr())
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+    pub unsafe fn to_bf16_ptr(src: &[f32], dst: *mut half::bf16) {
+        let (s, d) = (src.as_ptr(), dst as *mut u16);
         let full = src.len() / 16;
         for c in 0..full {
             let v: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(s.add(c * 16))));
