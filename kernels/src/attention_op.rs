@@ -135,7 +135,9 @@ pub fn sdpa_bf16(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<AttnBias>, sca
                         let pa = prepared(isa, &probs[..rl * lk]);
                         gemm_packed(isa, &vp, &pa, rl, &mut ctx, d);
                         // SAFETY: item b alone writes rows b * lq .. (b + 1) * lq of `out`.
-                        unsafe { crate::cpu::vmath::to_bf16_raw(isa, &ctx[..rl * d], optr.get().add((b * lq + r0) * d)) };
+                        unsafe {
+                            crate::cpu::vmath::to_bf16_raw(isa, &ctx[..rl * d], optr.get().add((b * lq + r0) * d))
+                        };
                     }
                 });
                 Ok(())

@@ -15,8 +15,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Module, Result, Shape, Tensor};
 use half::{bf16, f16};
 
-use crate::cpu::gemv_bf16::Acts;
 use crate::cpu::epilogue::{self, Epilogue};
+use crate::cpu::gemv_bf16::Acts;
 use crate::cpu::matmul::{matmul, WeightRef};
 use crate::cpu::qmatmul::QMatRef;
 use crate::cpu::quant::{blocks_per_row, quantize_row, QFormat};
@@ -430,13 +430,7 @@ impl candle_core::CustomOp2 for LinearResidualOp<'_> {
         "docseek-linear-residual"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (r, _, _) = acts_of(s2, l2)?;
         if s1.dtype() != s2.dtype() {
             candle_core::bail!("linear op: residual {:?} for activations {:?}", s2.dtype(), s1.dtype());
