@@ -181,7 +181,7 @@ pub(crate) unsafe fn block(
                 panels.add((p * pairs + k_main / 2) * NR * 2) as *const half::bf16,
                 (pairs - k_main / 2) * NR * 2,
             );
-            super::gemm_bf16::panel_dpbf16_tail(
+            super::gemm_bf16::x86::panel_dpbf16(
                 a.add(k_main),
                 lda,
                 m_rows,

@@ -267,28 +267,6 @@ unsafe fn block(
     }
 }
 
-/// The `vdpbf16ps` kernel over one panel (the AMX path's last k columns): see [`block`].
-///
-/// # Safety
-/// As `block`'s: AVX-512 BF16 is present, `a` holds `m_rows` rows of stride `lda` with `kc`
-/// values, `panel` the `kc.div_ceil(2)` pairs, `c` `m_rows` rows of stride `ldc` with `cols`
-/// writable values.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn panel_dpbf16_tail(
-    a: *const u16,
-    lda: usize,
-    m_rows: usize,
-    kc: usize,
-    panel: &[bf16],
-    c: *mut f32,
-    ldc: usize,
-    cols: usize,
-    first: bool,
-) {
-    x86::panel_dpbf16(a, lda, m_rows, kc, panel, c, ldc, cols, first)
-}
-
 /// Scalar micro-kernel over one panel: rows of `a` (f32, stride `lda`) against `kc` packed
 /// columns; accumulates into (or, when `first`, overwrites) `cols` columns of `c`.
 #[allow(clippy::too_many_arguments)]
@@ -321,7 +299,7 @@ unsafe fn panel_portable(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use std::arch::x86_64::*;
 
     use half::bf16;

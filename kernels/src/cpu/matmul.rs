@@ -2,7 +2,7 @@
 //! (q8/q4). Up to [`GEMV_MAX_ROWS`] activation rows stream the weight with the GEMV kernels
 //! (bf16, or 16-bit quantized activations against the quantized weight); more rows run the
 //! packed bf16 GEMM (quantized weights dequantized into its panels). The output is f32;
-//! [`finish_bf16`] / [`finish_f32`] add the bias and narrow.
+//! [`super::epilogue`] adds the bias (and more) and narrows.
 
 use std::ops::Range;
 
@@ -176,20 +176,5 @@ impl SendPtr {
     /// The pointer (a method, so closures capture the whole `Send` wrapper).
     fn get(self) -> *mut f32 {
         self.0
-    }
-}
-
-/// Adds the bias (per column) and rounds `[m, n]` f32 values to bf16.
-pub fn finish_bf16(acc: &mut [f32], n: usize, bias: Option<&[f32]>, out: &mut [bf16]) {
-    finish_f32(acc, n, bias);
-    super::vmath::to_bf16(Isa::active(), acc, out);
-}
-
-/// Adds the bias (per column) in place.
-pub fn finish_f32(acc: &mut [f32], n: usize, bias: Option<&[f32]>) {
-    if let Some(b) = bias {
-        for row in acc.chunks_mut(n) {
-            row.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-        }
     }
 }
